@@ -1,0 +1,191 @@
+"""Clocks: the only place pumpctl reads time or waits.
+
+Everything that waits (poll intervals, reply timeouts, pause limits) goes through a `Clock`, so the
+same supervisor runs a 5-day program in seconds on a virtual clock, in minutes on a scaled clock
+for hardware-in-the-loop rehearsals, and in real time against a pump.
+
+The virtual clock is an asyncio event loop whose `time()` jumps forward whenever every task is
+blocked on a timer: `asyncio.sleep`, `asyncio.timeout` and `loop.call_later` all run on simulated
+time, with no wall-clock waiting and no change to the code under test. It is only meaningful with
+in-process endpoints (no real file descriptors whose data arrives in wall time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+__all__ = [
+    "Clock",
+    "RealClock",
+    "VirtualClock",
+    "VirtualTimeEventLoop",
+    "run_with_clock",
+    "wall_time",
+]
+
+
+def wall_time() -> float:
+    """Seconds since the epoch, for audit timestamps (never for waiting)."""
+    return time.time()
+
+
+def wall_monotonic() -> float:
+    """Monotonic wall seconds, for measuring elapsed real time (benchmarks, time-scale)."""
+    return time.monotonic()
+
+
+class Clock(ABC):
+    """Simulated-or-real seconds, with waits that honour the same timeline.
+
+    `time_scale` is clock seconds per wall second: 1 for real time, X for a rig rehearsing X times
+    faster, `inf` for the virtual clock.
+    """
+
+    time_scale: float
+
+    @abstractmethod
+    def now(self) -> float:
+        """Seconds on this clock's timeline (monotonic, origin unspecified)."""
+
+    @abstractmethod
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of clock time."""
+
+    @abstractmethod
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        """`async with clock.timeout(s):` raises TimeoutError after `s` seconds of clock time."""
+
+    def wall_timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        """A timeout on real wire time (serial I/O), whatever the clock's scale.
+
+        Bytes on a real wire take real time; a scaled clock must not shorten a reply timeout.
+        """
+        return asyncio.timeout(seconds)
+
+
+class RealClock(Clock):
+    """Wall-clock time, optionally scaled for rigs (`--time-scale X`)."""
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        if not time_scale > 0:
+            raise ValueError(f"time_scale must be > 0, got {time_scale}")
+        self.time_scale = time_scale
+        self._wall0 = time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self._wall0) * self.time_scale
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.time_scale)
+
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        return asyncio.timeout(max(0.0, seconds) / self.time_scale)
+
+
+class VirtualClock(Clock):
+    """Simulated time of a `VirtualTimeEventLoop`; waits cost no wall time."""
+
+    time_scale = float("inf")
+
+    def __init__(self, loop: VirtualTimeEventLoop | None = None) -> None:
+        self._loop = loop
+
+    def _current_loop(self) -> VirtualTimeEventLoop:
+        loop = self._loop or asyncio.get_running_loop()
+        if not isinstance(loop, VirtualTimeEventLoop):
+            raise RuntimeError("VirtualClock needs a VirtualTimeEventLoop (use run_with_clock)")
+        return loop
+
+    def now(self) -> float:
+        return self._current_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        self._current_loop()
+        await asyncio.sleep(max(0.0, seconds))
+
+    def timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        self._current_loop()
+        return asyncio.timeout(max(0.0, seconds))
+
+    def wall_timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        # On a virtual timeline there is no wire: a reply that has not come by the time every task
+        # is idle will never come, so the timeout is simulated time too.
+        return self.timeout(seconds)
+
+
+class _FastForwardSelector(selectors.BaseSelector):
+    """Wraps a real selector; when the loop would block waiting for a timer, jump time instead."""
+
+    def __init__(self, inner: selectors.BaseSelector, advance: Callable[[float], None]) -> None:
+        self._inner = inner
+        self._advance = advance
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._inner.select(0)
+        if ready or timeout == 0:
+            return ready
+        if timeout is None:
+            # Nothing scheduled: only another thread (call_soon_threadsafe) can wake us.
+            return self._inner.select(None)
+        self._advance(timeout)
+        return []
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._inner.get_map()
+
+
+class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
+    """Event loop on simulated time: idle periods are skipped, not waited."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._virtual_now = start
+        super().__init__(_FastForwardSelector(selectors.DefaultSelector(), self._advance))
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def _advance(self, seconds: float) -> None:
+        self._virtual_now += seconds
+
+
+def run_with_clock(
+    main: Callable[[Clock], Awaitable[T]],
+    *,
+    virtual: bool = False,
+    time_scale: float = 1.0,
+) -> T:
+    """Run `main(clock)` to completion on a fresh event loop of the right kind."""
+    if virtual:
+        loop = VirtualTimeEventLoop()
+        clock: Clock = VirtualClock(loop)
+        try:
+            return loop.run_until_complete(_as_coro(main(clock)))
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    clock = RealClock(time_scale)
+    return asyncio.run(_as_coro(main(clock)))
+
+
+async def _as_coro(aw: Awaitable[T]) -> T:
+    return await aw

@@ -1,0 +1,317 @@
+"""The one async pump interface, its data types and its error hierarchy.
+
+Drivers speak one manufacturer's protocol; the supervisor speaks only this interface. All methods
+are in pump units (mL, mL/h, mm, s). A driver never decides dosing; the supervisor never formats
+bytes. All wire traffic goes through `PumpDriver._exchange`, which owns the reply timeout, retries
+of idempotent queries, the audit log of every exchange, and mapping transport failures to typed
+errors, so each family only writes pure frame builders and parsers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from enum import StrEnum
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pumpctl.log import get_logger
+
+if TYPE_CHECKING:
+    from pumpctl.drivers.transport import Transport
+
+__all__ = [
+    "AlarmReason",
+    "Capabilities",
+    "CommandRejected",
+    "DeliveredVolume",
+    "Direction",
+    "FrameLength",
+    "ProtocolError",
+    "PumpAlarm",
+    "PumpConnectionError",
+    "PumpDriver",
+    "PumpError",
+    "PumpIdentity",
+    "PumpState",
+    "PumpStatus",
+    "PumpTimeout",
+    "UnsupportedError",
+]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class PumpError(Exception):
+    """Root of every error a driver or transport raises."""
+
+
+class PumpConnectionError(PumpError):
+    """The port could not be opened, or broke while in use."""
+
+
+class PumpTimeout(PumpError, TimeoutError):
+    """No complete reply within the timeout (silence is a fault, SR17)."""
+
+
+class ProtocolError(PumpError):
+    """A reply that cannot be parsed; never acted on (SR20). Keeps the raw bytes."""
+
+    def __init__(self, message: str, raw: bytes = b"") -> None:
+        super().__init__(f"{message} (raw={raw!r})" if raw else message)
+        self.raw = raw
+
+
+class CommandRejected(PumpError):
+    """The pump understood the frame and refused the command (e.g. NE `?OOR`)."""
+
+    def __init__(self, message: str, code: str, command: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.command = command
+
+
+class AlarmReason(StrEnum):
+    STALL = "stall"  # occlusion / motor stall
+    EMPTY = "empty"  # syringe or reservoir empty / end of travel
+    RESET = "reset"  # power loss or reset: counters and program lost (SR28)
+    LINK_TIMEOUT = "link_timeout"  # pump's own watchdog fired (NE safe mode A?T)
+    PROGRAM_ERROR = "program_error"
+    OUT_OF_RANGE = "out_of_range"
+    OTHER = "other"
+
+
+class PumpAlarm(PumpError):
+    """The pump reports an alarm; the command that got this reply was not executed."""
+
+    def __init__(self, reason: AlarmReason, message: str = "") -> None:
+        super().__init__(message or f"pump alarm: {reason.value}")
+        self.reason = reason
+
+
+class UnsupportedError(PumpError):
+    """This model cannot do that (see `Capabilities`)."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Direction(StrEnum):
+    INFUSE = "infuse"
+    WITHDRAW = "withdraw"
+
+
+class PumpState(StrEnum):
+    STOPPED = "stopped"
+    RUNNING = "running"  # moving in `direction`
+    PAUSED = "paused"  # stopped mid-program, resumable (NE first STP)
+    ALARM = "alarm"
+    OTHER = "other"  # a vendor state pumpctl does not drive (purge, trigger wait, ...)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PumpStatus(_Frozen):
+    state: PumpState
+    direction: Direction | None = None
+    alarm: AlarmReason | None = None
+    raw: str = Field(default="", description="vendor status text, for the audit log")
+
+    @property
+    def running(self) -> bool:
+        return self.state is PumpState.RUNNING
+
+
+class DeliveredVolume(_Frozen):
+    """The pump's own resettable counters since the last `clear_counters`."""
+
+    infused_ml: float
+    withdrawn_ml: float = 0.0
+
+    @property
+    def net_ml(self) -> float:
+        return self.infused_ml - self.withdrawn_ml
+
+
+class PumpIdentity(_Frozen):
+    model: str
+    firmware: str = ""
+    address: int = 0
+
+
+class Capabilities(_Frozen):
+    """What a model can do, so the supervisor can plan without trying and failing."""
+
+    family: str
+    can_withdraw: bool
+    min_rate_ml_per_h: float = Field(ge=0)
+    max_rate_ml_per_h: float = Field(gt=0)
+    volume_resolution_ml: float = Field(gt=0, description="smallest volume step the pump counts")
+    rate_resolution_ml_per_h: float = Field(gt=0)
+    accuracy_percent: float = Field(gt=0, description="stated volumetric accuracy, ± %")
+    has_link_watchdog: bool = False
+    supports_target_volume: bool = True
+    supports_pause: bool = True
+    container: str = Field(default="syringe", pattern="^(syringe|tubing)$")
+
+
+# --------------------------------------------------------------------------- driver
+
+R = TypeVar("R")
+
+FrameLength = Callable[[bytes], int | None]
+"""Given the bytes received so far, the length of the first complete reply, or None if more are
+needed. A framer that sees garbage returns a length covering it, and the parser raises."""
+
+
+class PumpDriver(ABC):
+    """Async interface to one pump at one address on a transport.
+
+    Drivers are async context managers: `close()` closes the port, `stop()` stops the motor.
+    """
+
+    family: ClassVar[str]
+    #: reply timeout for one exchange, seconds of wire time
+    reply_timeout_s: float = 1.0
+    #: extra attempts for idempotent queries after a timeout or garbled reply
+    query_retries: int = 2
+
+    _ids = itertools.count()
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        address: int = 0,
+        pump_id: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.address = address
+        self.pump_id = pump_id or f"{self.family}-{address}"
+        self.log = get_logger("pumpctl.driver", pump_id=self.pump_id, port=transport.name)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.transport.open()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- the interface -----------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    async def identify(self) -> PumpIdentity: ...
+
+    @abstractmethod
+    async def configure_syringe(self, inner_diameter_mm: float) -> None:
+        """Set the syringe inner diameter; volume units follow where the pump ties them."""
+
+    async def configure_tubing(self, ml_per_rev: float) -> None:
+        """Set the tubing calibration (peristaltic pumps only)."""
+        raise UnsupportedError(f"{self.family} has no tubing calibration")
+
+    @abstractmethod
+    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
+        """Set the pumping rate; allowed while running (titration)."""
+
+    @abstractmethod
+    async def set_target_volume(self, volume_ml: float | None) -> None:
+        """Volume after which the pump stops by itself; None = run until stopped."""
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def pause(self) -> None:
+        """Stop the motor keeping the program resumable (start() resumes)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop the motor and end the program (idempotent: safe to send repeatedly)."""
+
+    @abstractmethod
+    async def read_status(self) -> PumpStatus: ...
+
+    @abstractmethod
+    async def read_delivered(self) -> DeliveredVolume: ...
+
+    @abstractmethod
+    async def clear_counters(self) -> None: ...
+
+    async def enable_link_watchdog(self, timeout_s: float) -> None:
+        """Make the pump stop by itself when the controller goes silent (SR19)."""
+        raise UnsupportedError(f"{self.family} has no link watchdog")
+
+    async def disable_link_watchdog(self) -> None:
+        raise UnsupportedError(f"{self.family} has no link watchdog")
+
+    # -- the one path to the wire ------------------------------------------------------------
+
+    async def _exchange(
+        self,
+        frame: bytes,
+        frame_length: FrameLength,
+        parse: Callable[[bytes], R],
+        *,
+        idempotent: bool,
+        command: str = "",
+        timeout_s: float | None = None,
+    ) -> R:
+        """Send `frame`, return `parse(reply)`. Logs both; retries only idempotent queries.
+
+        A garbled reply (`parse` raises `ProtocolError`) is never acted on (SR20): a query is
+        retried, a command is not. A command whose reply is lost is not re-sent: the caller gets
+        `PumpTimeout` and must re-read the pump's state before sending anything else (SR21).
+        `PumpAlarm` and `CommandRejected` from `parse` propagate at once.
+        """
+        timeout = self.reply_timeout_s if timeout_s is None else timeout_s
+        attempts = 1 + (self.query_retries if idempotent else 0)
+        last: PumpError | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                reply = await self.transport.exchange(frame, frame_length, timeout)
+            except PumpTimeout as exc:
+                last = exc
+                self.log.warning(
+                    "pump.no_reply", command=command, tx=frame.hex(" "), attempt=attempt
+                )
+                continue
+            self.log.debug(
+                "pump.exchange",
+                command=command,
+                tx=frame.hex(" "),
+                rx=reply.hex(" "),
+                rx_text=reply.decode("latin-1"),
+            )
+            try:
+                return parse(reply)
+            except ProtocolError as exc:
+                last = exc
+                self.log.warning("pump.bad_reply", command=command, error=str(exc), attempt=attempt)
+                if not idempotent:
+                    raise
+        assert last is not None
+        raise last
