@@ -1,0 +1,5 @@
+"""`python -m pumpctl` runs the CLI."""
+
+from pumpctl.cli import main
+
+main()
