@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from pumpctl.plan import Plan
 
 EXIT_OK = 0
 EXIT_REFUSED = 1  # program invalid or hard limit crossed: nothing was sent to the pump
@@ -33,7 +37,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("model")
-@click.option("--port", "port", metavar="PATH", help="open this existing device path (e.g. a socat pty)")
+@click.option(
+    "--port", "port", metavar="PATH", help="open this existing device path (e.g. a socat pty)"
+)
 @click.option("--tcp", "tcp", metavar="HOST:PORT", help="serve on a TCP socket (port 0: any free)")
 @click.option(
     "--address",
@@ -80,6 +86,280 @@ def simulate(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+
+
+def _configure_logs(audit: Path | None, json_log: bool, verbose: bool) -> None:
+    import logging
+
+    from pumpctl.log import configure_logging
+
+    configure_logging(
+        audit_path=audit,
+        console=json_log or verbose,
+        json_console=json_log,
+        level=logging.DEBUG if (audit is not None or verbose) else logging.INFO,
+    )
+
+
+def _checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
+    """Validate completely before anything touches a pump (SR01); exits 1 or 2 on refusal."""
+    from pumpctl.check import check_program
+
+    result = check_program(program, dict(overrides))
+    if result.exit_code != EXIT_OK or result.plan is None:
+        for v in result.violations:
+            click.echo(f"error: {v.message}", err=True)
+        if result.exit_code == EXIT_SOFT_LIMIT:
+            click.echo(
+                "a soft limit was crossed: re-run with --override FIELD --reason TEXT to proceed",
+                err=True,
+            )
+        sys.exit(result.exit_code or EXIT_REFUSED)
+    return result.plan
+
+
+def _pair_overrides(fields: tuple[str, ...], reasons: tuple[str, ...]) -> list[tuple[str, str]]:
+    if len(fields) != len(reasons):
+        raise click.UsageError("each --override FIELD needs its own --reason TEXT")
+    for f, r in zip(fields, reasons, strict=True):
+        if not r.strip():
+            raise click.UsageError(f"--override {f}: the reason must not be empty (SR03)")
+    return list(zip(fields, reasons, strict=True))
+
+
+_override_options = [
+    click.option(
+        "--override",
+        "override_fields",
+        multiple=True,
+        metavar="FIELD",
+        help="accept a crossed soft limit on FIELD (needs --reason)",
+    ),
+    click.option(
+        "--reason",
+        "override_reasons",
+        multiple=True,
+        metavar="TEXT",
+        help="why the override is safe (logged and journaled)",
+    ),
+]
+
+
+def _with_overrides(f: Any) -> Any:
+    for option in reversed(_override_options):
+        f = option(f)
+    return f
+
+
+def _exit_code(outcome: str) -> int:
+    return {
+        "completed": EXIT_OK,
+        "stopped": EXIT_STOPPED,
+        "alarm": EXIT_ALARM,
+        "unconfirmed": EXIT_UNCONFIRMED,
+    }[outcome]
+
+
+@main.command()
+@click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print the plan as one JSON object")
+@_with_overrides
+def check(
+    program: Path,
+    as_json: bool,
+    override_fields: tuple[str, ...],
+    override_reasons: tuple[str, ...],
+) -> None:
+    """Validate PROGRAM against its drug library and print the compiled plan."""
+    import json
+
+    from pumpctl.check import check_program
+
+    result = check_program(program, dict(_pair_overrides(override_fields, override_reasons)))
+    if as_json:
+        _echo(json.dumps(result.to_json(), indent=2))
+    elif result.plan is not None:
+        _echo(result.render_table())
+    for v in result.violations:
+        click.echo(f"{'error' if result.exit_code else 'note'}: {v.message}", err=True)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--model", default="ne1000", show_default=True, help="pump model to simulate")
+@click.option(
+    "--program",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="program to run instead of the built-in acute-pain example",
+)
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
+@click.option(
+    "--audit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the structlog audit trail (JSON lines) here",
+)
+@click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
+@click.option("--no-pause", is_flag=True, help="skip the scripted pause/resume")
+@click.option(
+    "--every",
+    "every_min",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="progress line every N simulated minutes",
+)
+def demo(
+    model: str,
+    program: Path | None,
+    journal: Path | None,
+    audit: Path | None,
+    json_log: bool,
+    no_pause: bool,
+    every_min: float,
+) -> None:
+    """Run a built-in program on a simulated pump, on a virtual clock (days take seconds)."""
+    from pumpctl.clock import Clock, run_with_clock, wall_monotonic
+    from pumpctl.display import ProgressPrinter, summary_lines
+    from pumpctl.journal import Journal
+    from pumpctl.runner import DemoScenario, builtin_program_path, run_on_simulator
+
+    _configure_logs(audit, json_log, verbose=False)
+    path = program or builtin_program_path()
+    plan = _checked_plan(path, [])
+    printer = None if json_log else ProgressPrinter(_echo, every_s=every_min * 60.0)
+    scenario = None if no_pause else DemoScenario()
+    jr = Journal(journal) if journal is not None else None
+    if not json_log:
+        _echo(f"pumpctl demo: {plan.program} on a simulated {model}, virtual clock")
+        for w in plan.warnings:
+            _echo(f"warning: {w}")
+
+    async def main_(clock: Clock) -> Any:
+        return await run_on_simulator(
+            plan, clock, model=model, journal=jr, on_progress=printer, operator=scenario
+        )
+
+    wall0 = wall_monotonic()
+    try:
+        result, truth = run_with_clock(main_, virtual=True)
+    finally:
+        if jr is not None:
+            jr.close()
+    wall = wall_monotonic() - wall0
+    if not json_log:
+        from pumpctl.drivers.registry import driver_class
+
+        resolution = _resolution_for(driver_class(model), plan)
+        _echo("")
+        for line in summary_lines(plan, result, resolution_ml=resolution):
+            _echo(line)
+        if scenario is not None and scenario.paused_at_s is not None:
+            _echo(f"paused once for {scenario.pause_for_s / 60:.0f} min during maintenance")
+        _echo(f"plunger ground truth (simulator): {truth.delivered_ml:.3f} mL")
+        sim_s = result.ended_s - result.started_s
+        _echo(
+            f"wall time {wall:.2f} s for {sim_s / 3600:.2f} h simulated "
+            f"({sim_s / max(wall, 1e-9):,.0f}x real time)"
+        )
+    sys.exit(_exit_code(result.outcome.value))
+
+
+def _resolution_for(cls: Any, plan: Plan) -> float:
+    """The pump's volume resolution for this plan's container (for the summary check)."""
+    resolution = getattr(cls, "volume_resolution_for", None)
+    if callable(resolution):
+        return float(resolution(plan.container))
+    return 0.001
+
+
+@main.command()
+@click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", required=True, help="pump model (see `pumpctl models`)")
+@click.option("--port", required=True, help="device path or pyserial URL (socket://host:port)")
+@click.option("--address", type=click.IntRange(0, 99), default=0, show_default=True)
+@click.option("--baud", type=int, default=None, help="baud rate (default: the model's)")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
+@click.option(
+    "--audit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the structlog audit trail (JSON lines) here",
+)
+@click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
+@click.option(
+    "--time-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="match a simulator running X times faster than real time",
+)
+@click.option(
+    "--poll",
+    "poll_s",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="poll interval, clock seconds",
+)
+@_with_overrides
+def run(
+    program: Path,
+    model: str,
+    port: str,
+    address: int,
+    baud: int | None,
+    journal: Path | None,
+    audit: Path | None,
+    json_log: bool,
+    time_scale: float,
+    poll_s: float,
+    override_fields: tuple[str, ...],
+    override_reasons: tuple[str, ...],
+) -> None:
+    """Run PROGRAM on a real (or simulated) pump at PORT. Ctrl-C stops the pump safely."""
+    import asyncio
+    import signal
+
+    from pumpctl.clock import Clock, run_with_clock
+    from pumpctl.display import ProgressPrinter, summary_lines
+    from pumpctl.drivers.registry import driver_class, open_transport
+    from pumpctl.journal import Journal
+    from pumpctl.supervisor import Supervisor, SupervisorConfig
+
+    overrides = _pair_overrides(override_fields, override_reasons)
+    _configure_logs(audit, json_log, verbose=False)
+    plan = _checked_plan(program, overrides)  # SR01: nothing is opened before this passes
+    cls = driver_class(model)
+    printer = None if json_log else ProgressPrinter(_echo, every_s=60.0)
+    config = SupervisorConfig(poll_interval_s=poll_s, watchdog_timeout_s=max(10.0, 2 * poll_s))
+    jr = Journal(journal) if journal is not None else None
+
+    async def main_(clock: Clock) -> Any:
+        transport = open_transport(port, baudrate=baud, clock=clock)
+        driver = cls(transport, address=address)
+        async with driver:
+            sup = Supervisor(driver, plan, clock, config=config, journal=jr, on_progress=printer)
+            loop = asyncio.get_running_loop()
+            pending: set[asyncio.Task[None]] = set()
+
+            def on_signal() -> None:
+                _echo("stop requested: stopping the pump")
+                task = asyncio.ensure_future(sup.stop(reason="signal", who="operator"))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+            return await sup.run()
+
+    try:
+        result = run_with_clock(main_, time_scale=time_scale)
+    finally:
+        if jr is not None:
+            jr.close()
+    if not json_log:
+        for line in summary_lines(plan, result, resolution_ml=_resolution_for(cls, plan)):
+            _echo(line)
+    sys.exit(_exit_code(result.outcome.value))
 
 
 @main.command()

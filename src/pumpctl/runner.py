@@ -1,0 +1,122 @@
+"""Wiring for `pumpctl demo` and `pumpctl run`: plan + driver + supervisor + progress output.
+
+Kept out of cli.py so the same wiring is tested directly and used from Python scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from importlib.resources import as_file, files
+from pathlib import Path
+
+from pumpctl.clock import Clock
+from pumpctl.drivers.base import PumpDriver
+from pumpctl.drivers.registry import driver_class
+from pumpctl.drivers.transport import Transport
+from pumpctl.journal import Journal
+from pumpctl.machine import Phase
+from pumpctl.plan import Plan
+from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.endpoints import InMemoryTransport
+from pumpctl.simulator.server import build_emulation
+from pumpctl.supervisor import Progress, RunResult, Supervisor, SupervisorConfig
+
+Operator = Callable[[Supervisor, Clock], Awaitable[None]]
+"""A scripted operator acting on a running supervisor (demo scenario, tests, rigs)."""
+
+__all__ = [
+    "DemoScenario",
+    "Operator",
+    "builtin_program_path",
+    "run_on_simulator",
+    "run_plan",
+]
+
+DEMO_PROGRAM = "acute-pain.yaml"
+
+
+def builtin_program_path(name: str = DEMO_PROGRAM) -> Path:
+    """Path of a program shipped inside the package (examples/)."""
+    resource = files("pumpctl").joinpath("examples", name)
+    with as_file(resource) as path:
+        if not path.is_file():
+            raise FileNotFoundError(f"no built-in program {name!r}")
+        return path
+
+
+class DemoScenario:
+    """The operator of the demo: pauses maintenance once, then resumes it."""
+
+    def __init__(self, pause_after_s: float = 30 * 60.0, pause_for_s: float = 5 * 60.0) -> None:
+        self.pause_after_s = pause_after_s
+        self.pause_for_s = pause_for_s
+        self.paused_at_s: float | None = None
+        self.resumed_at_s: float | None = None
+
+    async def __call__(self, sup: Supervisor, clock: Clock) -> None:
+        while sup.phase is not Phase.MAINTENANCE:
+            if sup.phase in (Phase.COMPLETED, Phase.STOPPED, Phase.ALARM):
+                return
+            await clock.sleep(5.0)
+        await clock.sleep(self.pause_after_s)
+        if sup.phase is not Phase.MAINTENANCE:
+            return
+        await sup.pause(reason="demo: patient repositioned", who="demo")
+        self.paused_at_s = clock.now()
+        await clock.sleep(self.pause_for_s)
+        await sup.resume(who="demo")
+        self.resumed_at_s = clock.now()
+
+
+async def run_plan(
+    plan: Plan,
+    driver: PumpDriver,
+    clock: Clock,
+    *,
+    config: SupervisorConfig | None = None,
+    journal: Journal | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    operator: Operator | None = None,
+) -> RunResult:
+    """Run `plan` on an open `driver`; an optional scripted operator acts alongside."""
+    sup = Supervisor(driver, plan, clock, config=config, journal=journal, on_progress=on_progress)
+    if operator is None:
+        return await sup.run()
+    run_task = asyncio.create_task(sup.run())
+    op_task = asyncio.create_task(operator(sup, clock))
+    try:
+        return await run_task
+    finally:
+        op_task.cancel()
+        await asyncio.gather(op_task, return_exceptions=True)
+
+
+async def run_on_simulator(
+    plan: Plan,
+    clock: Clock,
+    *,
+    model: str = "ne1000",
+    address: int = 0,
+    config: SupervisorConfig | None = None,
+    journal: Journal | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    operator: Operator | None = None,
+    emulation: Emulation | None = None,
+) -> tuple[RunResult, PumpSnapshot]:
+    """Run `plan` against an in-process emulation of `model`; returns the result and the
+    emulated pump's ground truth (what the plunger really pushed)."""
+    emu = emulation or build_emulation(model, [address])
+    transport: Transport = InMemoryTransport(emu, clock, name=f"sim://{model}")
+    driver = driver_class(model)(transport, address=address)
+    async with driver:
+        result = await run_plan(
+            plan,
+            driver,
+            clock,
+            config=config,
+            journal=journal,
+            on_progress=on_progress,
+            operator=operator,
+        )
+    return result, emu.snapshot()[address]

@@ -1,0 +1,68 @@
+"""Shared fixtures: plans built in code, and running coroutines on the virtual clock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import logging
+
+import pytest
+import structlog
+
+from pumpctl.clock import Clock, run_with_clock
+from pumpctl.log import configure_logging
+from pumpctl.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
+
+T = TypeVar("T")
+
+BD60_DIAMETER_MM = 26.7  # BD 60 mL plastic syringe
+
+
+def segment(phase: SegmentPhase, rate_ml_per_h: float, volume_ml: float | None) -> Segment:
+    duration = None if volume_ml is None else volume_ml / rate_ml_per_h * 3600.0
+    return Segment(phase=phase, rate_ml_per_h=rate_ml_per_h, volume_ml=volume_ml, duration_s=duration)
+
+
+def make_plan(
+    *segments: Segment,
+    titration: TitrationLimits | None = None,
+    diameter_mm: float = BD60_DIAMETER_MM,
+    capacity_ml: float = 60.0,
+) -> Plan:
+    return Plan(
+        program="test-program",
+        program_hash="0" * 64,
+        container=ContainerSpec(inner_diameter_mm=diameter_mm, capacity_ml=capacity_ml),
+        segments=tuple(segments),
+        titration=titration,
+    )
+
+
+@pytest.fixture
+def acute_plan() -> Plan:
+    """The dosing doc's worked example: 70 kg, 1 mg/mL, 0.35 mg/kg over 10 min, 0.2 mg/kg/h 4 h."""
+    return make_plan(
+        segment(SegmentPhase.PRIME, 120.0, 0.5),
+        segment(SegmentPhase.LOADING, 147.0, 24.5),
+        segment(SegmentPhase.MAINTENANCE, 14.0, 56.0),
+        titration=TitrationLimits(
+            max_step_ml_per_h=7.0,
+            min_interval_s=15 * 60.0,
+            max_rate_ml_per_h=70.0,
+            ml_per_h_per_dose_unit=70.0,
+        ),
+    )
+
+
+def run_virtual(main: Callable[[Clock], Awaitable[T]]) -> T:
+    """Run `main(clock)` on the virtual clock (days in milliseconds, no wall-clock sleeps)."""
+    return run_with_clock(main, virtual=True)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> Any:
+    """Process every log event at DEBUG (so a bad log call fails the test) but print nothing."""
+    configure_logging(console=False, level=logging.DEBUG)
+    yield
+    structlog.reset_defaults()
