@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-
-import logging
 
 import pytest
 import structlog
@@ -21,7 +20,9 @@ BD60_DIAMETER_MM = 26.7  # BD 60 mL plastic syringe
 
 def segment(phase: SegmentPhase, rate_ml_per_h: float, volume_ml: float | None) -> Segment:
     duration = None if volume_ml is None else volume_ml / rate_ml_per_h * 3600.0
-    return Segment(phase=phase, rate_ml_per_h=rate_ml_per_h, volume_ml=volume_ml, duration_s=duration)
+    return Segment(
+        phase=phase, rate_ml_per_h=rate_ml_per_h, volume_ml=volume_ml, duration_s=duration
+    )
 
 
 def make_plan(

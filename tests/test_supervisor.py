@@ -7,13 +7,13 @@ what the supervisor reports, so a supervisor that merely *believes* it stopped t
 from __future__ import annotations
 
 import pytest
+from pumpctl.journal import Journal
+from pumpctl.simulator.server import build_emulation
 
 from pumpctl.clock import Clock
-from pumpctl.journal import Journal
 from pumpctl.machine import Phase
 from pumpctl.plan import Plan, SegmentPhase
 from pumpctl.runner import DemoScenario, run_on_simulator
-from pumpctl.simulator.server import build_emulation
 from pumpctl.supervisor import Outcome, Supervisor, SupervisorConfig, SupervisorError
 
 from .conftest import make_plan, run_virtual, segment
@@ -201,11 +201,14 @@ def test_SR29_journal_accounts_for_every_phase(acute_plan: Plan, tmp_path) -> No
     commands = [e.payload["command"] for e in events if e.kind == "command"]
     assert commands[:2] == ["stop", "configure_syringe"]
     assert commands.count("start") == 3
-    ends = {e.payload["phase"]: e.payload["delivered_ml"] for e in events if e.kind == "segment_end"}
+    ends = {
+        e.payload["phase"]: e.payload["delivered_ml"] for e in events if e.kind == "segment_end"
+    }
     for ph in result.phases:
         assert ends[ph.phase.value] == pytest.approx(ph.delivered_ml)
-    transitions = [(e.payload["source"], e.payload["dest"]) for e in events if e.kind == "transition"]
+    transitions = [
+        (e.payload["source"], e.payload["dest"]) for e in events if e.kind == "transition"
+    ]
     assert transitions[0] == ("idle", "priming")
     assert transitions[-1] == ("maintenance", "completed")
     journal.close()
-

@@ -1,0 +1,94 @@
+"""Supervisor reactions to lost replies, scripted at the driver interface (SR11, SR21)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pumpctl.clock import Clock
+from pumpctl.machine import Phase
+from pumpctl.plan import SegmentPhase, TitrationLimits
+from pumpctl.supervisor import Outcome, Supervisor, SupervisorError
+
+from .conftest import make_plan, run_virtual, segment
+from .fakes import FakePump, Fault
+
+PLAN = make_plan(
+    segment(SegmentPhase.LOADING, 60.0, 5.0),
+    segment(SegmentPhase.MAINTENANCE, 6.0, 3.0),
+    titration=TitrationLimits(max_step_ml_per_h=3.0, min_interval_s=60.0, max_rate_ml_per_h=30.0),
+)
+
+
+def run_with(fault: Fault | None, operator=None):  # type: ignore[no-untyped-def]
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = FakePump(clock, fault)
+        sup = Supervisor(pump, PLAN, clock)
+        if operator is None:
+            return await sup.run(), pump
+        task = asyncio.create_task(sup.run())
+        errors: list[BaseException] = []
+
+        async def op() -> None:
+            try:
+                await operator(sup, clock)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        op_task = asyncio.create_task(op())
+        result = await task
+        await op_task
+        if errors:
+            raise errors[0]
+        return result, pump
+
+    return run_virtual(main)
+
+
+def test_SR21_lost_reply_to_executed_run_is_not_resent() -> None:
+    # the first RUN executes but its reply is lost: re-reading state shows it running -> no resend
+    result, pump = run_with(lambda name, n: "lost_reply" if (name, n) == ("start", 1) else None)
+    assert result.outcome is Outcome.COMPLETED
+    assert pump.calls.count("start") == 2  # one per segment, none repeated
+    first_start = pump.calls.index("start")
+    assert pump.calls[first_start + 1] == "read_status"  # state re-read before anything else
+    assert pump.total_ml == pytest.approx(8.0, abs=0.002)
+
+
+def test_SR21_lost_run_that_did_not_execute_is_sent_again_after_reread() -> None:
+    result, pump = run_with(lambda name, n: "no_effect" if (name, n) == ("start", 1) else None)
+    assert result.outcome is Outcome.COMPLETED
+    assert pump.calls.count("start") == 3
+    first_start = pump.calls.index("start")
+    assert pump.calls[first_start + 1] == "read_status"
+    assert pump.total_ml == pytest.approx(8.0, abs=0.002)
+
+
+def test_SR11_unconfirmed_rate_change_raises_alarm() -> None:
+    async def titrate(sup: Supervisor, clock: Clock) -> None:
+        while sup.phase is not Phase.MAINTENANCE:
+            await clock.sleep(1.0)
+        with pytest.raises(SupervisorError):
+            await sup.titrate(8.0, reason="distress")
+
+    # set_rate #1 loading, #2 maintenance, #3 the titration: never acknowledged
+    result, pump = run_with(
+        lambda name, n: "no_effect" if (name, n) == ("set_rate", 3) else None, titrate
+    )
+    assert result.outcome is Outcome.ALARM
+    assert result.alarm == "rate_change_unconfirmed"
+    assert pump.state.value == "stopped"
+
+
+def test_SR17_three_missed_polls_is_a_communication_alarm() -> None:
+    def fault(name: str, n: int) -> str | None:
+        return "no_effect" if name == "read_status" and n >= 10 else None
+
+    result, pump = run_with(fault)
+    assert result.alarm == "communication_lost"
+    # SR18: the stop was sent (and executed) but no status ever confirmed it: say so, loudly
+    assert result.outcome is Outcome.UNCONFIRMED
+    assert pump.state.value == "stopped"
+    first_lost = [i for i, c in enumerate(pump.calls) if c == "read_status"][9]
+    assert pump.calls[first_lost:].count("stop") >= 2  # kept trying
