@@ -4,15 +4,37 @@ A driver hands the transport a request frame and a framer (`FrameLength`); the t
 the frame, collects bytes until the framer says a reply is complete, and returns it. One exchange
 at a time per port (an `asyncio.Lock`), because every protocol we drive is strictly one command,
 one reply, and several pumps may share a daisy-chained line.
+
+`SerialTransport` opens every port with `serial.serial_for_url`, so a device path, a pty, a
+`socket://host:port` simulator and a `loop://` echo are all the same to the drivers. Reading never
+blocks the event loop: ports with a real file descriptor (posix serial and ptys, `socket://`) are
+watched with `loop.add_reader`; the rest (`loop://`, Windows COM ports) are read by a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
+import threading
 from abc import ABC, abstractmethod
+from typing import Any
 
-from pumpctl.drivers.base import FrameLength
+import serial
+import serial.tools.list_ports
+from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Transport"]
+from pumpctl.clock import Clock
+from pumpctl.drivers.base import FrameLength, PumpConnectionError, PumpTimeout
+from pumpctl.log import get_logger
+
+__all__ = ["PortInfo", "SerialTransport", "Transport", "list_ports"]
+
+#: read poll of the worker thread (ports without a file descriptor), seconds: bounds close() only
+_THREAD_POLL_S = 0.05
+#: a write that cannot drain in this long means the line is dead, seconds
+_WRITE_TIMEOUT_S = 2.0
+_READ_CHUNK = 4096
 
 
 class Transport(ABC):
@@ -39,3 +61,246 @@ class Transport(ABC):
     @abstractmethod
     async def send(self, data: bytes) -> None:
         """Write without waiting for a reply (broadcasts, break-ins)."""
+
+
+class PortInfo(BaseModel):
+    """One serial port found on this machine (`pumpctl ports`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    description: str = ""
+    hwid: str = ""
+
+
+def list_ports() -> list[PortInfo]:
+    """Serial ports pyserial can see, sorted by device name."""
+    found = [
+        PortInfo(device=p.device, description=p.description or "", hwid=p.hwid or "")
+        for p in serial.tools.list_ports.comports()
+    ]
+    return sorted(found, key=lambda p: p.device)
+
+
+class SerialTransport(Transport):
+    """A pyserial port (device path or URL) driven from asyncio.
+
+    `exclusive=True` is requested so that two controllers cannot drive one pump (posix takes an
+    `flock`; Windows ports are exclusive anyway; URL handlers ignore it). Reply timeouts are wire
+    time (`clock.wall_timeout`), so a scaled rig clock never shortens them.
+    """
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 19200,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: float = 1,
+        clock: Clock,
+    ) -> None:
+        self.name = port
+        self.baudrate = baudrate
+        self.bytesize = bytesize
+        self.parity = parity
+        self.stopbits = stopbits
+        self.clock = clock
+        self.log = get_logger("pumpctl.transport", port=port, baudrate=baudrate)
+        self._serial: Any = None
+        self._lock = asyncio.Lock()
+        self._buffer = bytearray()
+        self._data_event = asyncio.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_thread = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"SerialTransport({self.name!r}, baudrate={self.baudrate})"
+
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._serial is not None:
+            return
+        try:
+            ser = serial.serial_for_url(
+                self.name,
+                do_not_open=True,
+                baudrate=self.baudrate,
+                bytesize=self.bytesize,
+                parity=self.parity,
+                stopbits=self.stopbits,
+                timeout=0,
+                write_timeout=_WRITE_TIMEOUT_S,
+            )
+            with contextlib.suppress(AttributeError, ValueError):
+                ser.exclusive = True
+            ser.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PumpConnectionError(
+                f"cannot open {self.name} at {self.baudrate} baud: {exc}"
+            ) from exc
+        self._serial = ser
+        self._loop = asyncio.get_running_loop()
+        self._buffer.clear()
+        self._error = None
+        fd = _real_fileno(ser)
+        if fd is not None:
+            self._fd = fd
+            self._loop.add_reader(fd, self._on_readable)
+            mode = "fd"
+        else:
+            ser.timeout = _THREAD_POLL_S
+            self._stop_thread.clear()
+            self._thread = threading.Thread(
+                target=self._reader_thread, name=f"pumpctl-rx {self.name}", daemon=True
+            )
+            self._thread.start()
+            mode = "thread"
+        self.log.info("transport.open", mode=mode)
+
+    async def close(self) -> None:
+        ser, self._serial = self._serial, None
+        if ser is None:
+            return
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._fd = None
+        if self._thread is not None:
+            self._stop_thread.set()
+            with contextlib.suppress(Exception):
+                ser.cancel_read()
+            thread, self._thread = self._thread, None
+            # Bounded by _THREAD_POLL_S: the thread re-checks the stop flag after every read.
+            await asyncio.to_thread(thread.join, 2.0)
+        with contextlib.suppress(serial.SerialException, OSError):
+            ser.close()
+        self._data_event.set()  # wake an exchange still waiting so it sees the port closed
+        self.log.info("transport.close")
+
+    # -- I/O ---------------------------------------------------------------------------------
+
+    async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
+        async with self._lock:
+            ser = self._require_open()
+            self._discard_stale(ser)
+            self._write(ser, request)
+            try:
+                async with self.clock.wall_timeout(timeout_s):
+                    while True:
+                        self._raise_if_failed()
+                        n = frame_length(bytes(self._buffer))
+                        if n is not None:
+                            n = max(1, min(n, len(self._buffer)))
+                            reply = bytes(self._buffer[:n])
+                            del self._buffer[:n]
+                            return reply
+                        self._data_event.clear()
+                        await self._data_event.wait()
+            except TimeoutError as exc:
+                partial = bytes(self._buffer)
+                raise PumpTimeout(
+                    f"no complete reply on {self.name} at {self.baudrate} baud within "
+                    f"{timeout_s:g} s (received {len(partial)} bytes: {partial!r}); "
+                    "check the pump's address and baud rate"
+                ) from exc
+
+    async def send(self, data: bytes) -> None:
+        async with self._lock:
+            ser = self._require_open()
+            self._write(ser, data)
+
+    def _require_open(self) -> Any:
+        if self._serial is None:
+            raise PumpConnectionError(f"{self.name} is not open")
+        self._raise_if_failed()
+        return self._serial
+
+    def _raise_if_failed(self) -> None:
+        if self._serial is None:
+            raise PumpConnectionError(f"{self.name} was closed during the exchange")
+        if self._error is not None:
+            raise PumpConnectionError(f"{self.name} failed: {self._error}") from self._error
+
+    def _discard_stale(self, ser: Any) -> None:
+        """Drop late replies and unsolicited packets so they cannot pass for this reply."""
+        if self._fd is not None:
+            self._on_readable()  # drain what the OS holds but the loop has not delivered yet
+            self._raise_if_failed()
+        if self._buffer:
+            stale = bytes(self._buffer)
+            self._buffer.clear()
+            self.log.warning(
+                "transport.stale_bytes", rx=stale.hex(" "), rx_text=stale.decode("latin-1")
+            )
+
+    def _write(self, ser: Any, data: bytes) -> None:
+        try:
+            ser.write(data)
+        except (serial.SerialException, OSError) as exc:
+            self._error = exc
+            raise PumpConnectionError(f"write to {self.name} failed: {exc}") from exc
+
+    # -- receive paths -----------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        """Event-loop reader callback (fd mode): take whatever is there without blocking."""
+        ser = self._serial
+        if ser is None or self._error is not None:
+            return
+        try:
+            data = ser.read(_READ_CHUNK)
+        except (serial.SerialException, OSError) as exc:
+            self._fail(exc)
+            return
+        if data:
+            self._feed(data)
+
+    def _reader_thread(self) -> None:
+        """Blocking reads for ports without a file descriptor (`loop://`, Windows)."""
+        ser = self._serial
+        loop = self._loop
+        assert ser is not None and loop is not None
+        while not self._stop_thread.is_set():
+            try:
+                data = ser.read(1)
+                if data and ser.in_waiting:
+                    data += ser.read(ser.in_waiting)
+            except Exception as exc:  # any failure ends the thread; surfaced on the loop
+                if not self._stop_thread.is_set():
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(self._fail, exc)
+                return
+            if data:
+                try:
+                    loop.call_soon_threadsafe(self._feed, data)
+                except RuntimeError:  # loop closed under us
+                    return
+
+    def _feed(self, data: bytes) -> None:
+        self._buffer += data
+        self._data_event.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._fd = None
+        self.log.error("transport.failed", error=str(exc))
+        self._data_event.set()
+
+
+def _real_fileno(ser: Any) -> int | None:
+    """The OS descriptor behind `ser`, or None when there is none to select on."""
+    try:
+        fd = ser.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation, serial.SerialException):
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
