@@ -290,7 +290,7 @@ class Supervisor:
                 t_clock_s=started,
             )
             self._journal(
-                EventKind.NOTE, {"event": "run_started", "warnings": list(self.plan.warnings)}
+                EventKind.NOTE, {"event": "plan_accepted", "warnings": list(self.plan.warnings)}
             )
         self.log.info("run.start", segments=len(self.plan.segments), run_id=self.run_id)
         outcome = Outcome.COMPLETED
