@@ -1,0 +1,621 @@
+"""New Era NE-1000 family (NE-500/501, NE-1000, NE-1002X, NE-1600, NE-4000, NE-8000, Aladdin).
+
+Module-level pure functions build and parse frames (tested on their own, golden bytes from the
+manual); `NE1000Driver` only sequences commands through `PumpDriver._exchange`.
+
+Wire format (NE-1000 user manual, "RS-232 protocol"):
+- basic mode: host sends `[address]COMMAND[params]` CR; the pump replies STX `AA` status [data]
+  ETX, with a 2-digit address;
+- safe mode (`SAF n`, n = 1..255 s link watchdog): both ways STX LEN data CRC_hi CRC_lo ETX, LEN
+  counting the bytes after STX (data + 4), CRC-16/XMODEM (poly 0x1021, init 0) over `data`.
+Status characters: I infusing, W withdrawing, S stopped, P paused, T timed pause, U waiting for
+trigger, X purging; `A?x` alarms replace the status; `?`, `?NA`, `?OOR`, `?COM`, `?IGN` follow it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+from pumpctl.drivers.base import (
+    AlarmReason,
+    Capabilities,
+    CommandRejected,
+    DeliveredVolume,
+    Direction,
+    ProtocolError,
+    PumpAlarm,
+    PumpDriver,
+    PumpError,
+    PumpIdentity,
+    PumpState,
+    PumpStatus,
+    PumpTimeout,
+    UnsupportedError,
+)
+from pumpctl.drivers.transport import Transport
+
+__all__ = [
+    "NE1000Driver",
+    "NEReply",
+    "RateSetting",
+    "RateUnit",
+    "any_frame_length",
+    "basic_frame_length",
+    "check_reply",
+    "choose_rate_unit",
+    "crc16_xmodem",
+    "encode_basic",
+    "encode_rate",
+    "encode_safe",
+    "format_number",
+    "parse_dispensed",
+    "parse_reply",
+    "safe_frame_length",
+    "volume_unit_for_diameter",
+]
+
+STX, ETX, CR = 0x02, 0x03, 0x0D
+MAX_ADDRESS = 99
+STATUS_CHARS = frozenset("IWSPTUX")
+ALARMS: dict[str, AlarmReason] = {
+    "R": AlarmReason.RESET,
+    "S": AlarmReason.STALL,
+    "T": AlarmReason.LINK_TIMEOUT,
+    "E": AlarmReason.PROGRAM_ERROR,
+    "O": AlarmReason.OUT_OF_RANGE,
+}
+ERRORS = frozenset({"?", "?NA", "?OOR", "?COM", "?IGN"})
+#: a basic reply longer than this without ETX is garbage, not a slow reply
+_MAX_BASIC_REPLY = 128
+
+# --------------------------------------------------------------------------- framing
+
+
+def crc16_xmodem(data: bytes) -> int:
+    """CRC-16/XMODEM: poly 0x1021, init 0, no reflection (the manual's "CCITT" CRC)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def _payload(address: int | None, command: str) -> bytes:
+    """`[address]COMMAND` with spaces and control characters removed, upper-cased, as the pump
+    itself normalises input; `address=None` talks to whichever pump listens (one-pump lines)."""
+    if address is not None and not 0 <= address <= MAX_ADDRESS:
+        raise ValueError(f"NE address must be 0..{MAX_ADDRESS}, got {address}")
+    if not command.isascii():
+        raise ValueError(f"NE commands are ASCII, got {command!r}")
+    text = "".join(ch for ch in command if " " < ch <= "~").upper()
+    return (("" if address is None else str(address)) + text).encode("ascii")
+
+
+def encode_basic(address: int | None, command: str) -> bytes:
+    """Basic-mode request: `[address]COMMAND` CR."""
+    return _payload(address, command) + bytes([CR])
+
+
+def encode_safe(address: int | None, command: str) -> bytes:
+    """Safe-mode packet: STX, LEN (= data + 4), data, CRC-16/XMODEM big-endian, ETX."""
+    data = _payload(address, command)
+    if len(data) + 4 > 0xFF:
+        raise ValueError(f"safe packet too long: {command!r}")
+    return bytes([STX, len(data) + 4]) + data + crc16_xmodem(data).to_bytes(2, "big") + bytes([ETX])
+
+
+def _garbage_length(buf: bytes) -> int:
+    """Bytes before the next STX (or all of them): handed to the parser, which rejects them."""
+    nxt = buf.find(STX, 1)
+    return nxt if nxt > 0 else len(buf)
+
+
+def basic_frame_length(buf: bytes) -> int | None:
+    """Framer for basic replies: STX ... ETX."""
+    if not buf:
+        return None
+    if buf[0] != STX:
+        return _garbage_length(buf)
+    end = buf.find(ETX)
+    if end >= 0:
+        return end + 1
+    return len(buf) if len(buf) > _MAX_BASIC_REPLY else None
+
+
+def safe_frame_length(buf: bytes) -> int | None:
+    """Framer for safe replies: STX LEN ... ETX, LEN bytes after STX (LEN itself included)."""
+    if not buf:
+        return None
+    if buf[0] != STX:
+        return _garbage_length(buf)
+    if len(buf) < 2:
+        return None
+    if buf[1] < 4:
+        return 2
+    need = 1 + buf[1]
+    return need if len(buf) >= need else None
+
+
+def _looks_basic(buf: bytes) -> bool:
+    # A basic reply starts STX + address digit; a safe reply's LEN byte is a digit (48..57) only
+    # for 44..53-byte payloads, which no NE reply reaches.
+    return len(buf) >= 2 and 0x30 <= buf[1] <= 0x39
+
+
+def any_frame_length(buf: bytes) -> int | None:
+    """Framer that accepts either framing: for probing and for `SAF`, whose reply comes in the
+    framing of the mode in force *after* the command."""
+    if buf and buf[0] != STX:
+        return _garbage_length(buf)
+    if len(buf) < 2:
+        return None
+    return basic_frame_length(buf) if _looks_basic(buf) else safe_frame_length(buf)
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class NEReply:
+    """One decoded reply. `status` is the prompt character (`A` for an alarm)."""
+
+    address: int
+    status: str
+    alarm: AlarmReason | None = None
+    error: str | None = None
+    data: str = ""
+    safe: bool = False
+    text: str = ""
+
+
+def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NEReply:
+    """Decode one framed reply; `ProtocolError` on anything malformed (never guessed at).
+
+    With `address`, a reply from another pump is malformed too. Alarms and error codes are decoded
+    into the result; `check_reply` turns them into exceptions.
+    """
+    if len(raw) < 2 or raw[0] != STX or raw[-1] != ETX:
+        raise ProtocolError("reply not framed by STX ... ETX", raw)
+    if safe:
+        if raw[1] != len(raw) - 1:
+            raise ProtocolError(f"safe reply LEN {raw[1]} but {len(raw) - 1} bytes follow STX", raw)
+        if len(raw) < 6:
+            raise ProtocolError("safe reply too short", raw)
+        body = raw[2:-3]
+        if crc16_xmodem(body) != int.from_bytes(raw[-3:-1], "big"):
+            raise ProtocolError("safe reply CRC mismatch", raw)
+    else:
+        body = raw[1:-1]
+    if not all(0x20 <= b <= 0x7E for b in body):
+        raise ProtocolError("reply holds non-printable bytes", raw)
+    text = body.decode("ascii")
+    if len(text) < 3 or not text[:2].isdigit():
+        raise ProtocolError("reply lacks a 2-digit address and a status", raw)
+    reply_address, status, rest = int(text[:2]), text[2], text[3:]
+    if address is not None and reply_address != address:
+        raise ProtocolError(f"reply from address {reply_address}, expected {address}", raw)
+    if status == "A":
+        if len(rest) != 2 or rest[0] != "?" or rest[1] not in ALARMS:
+            raise ProtocolError(f"unknown alarm {rest!r}", raw)
+        return NEReply(reply_address, status, alarm=ALARMS[rest[1]], safe=safe, text=text)
+    if status not in STATUS_CHARS:
+        raise ProtocolError(f"unknown status character {status!r}", raw)
+    if rest.startswith("?"):
+        if rest not in ERRORS:
+            raise ProtocolError(f"unknown error reply {rest!r}", raw)
+        return NEReply(reply_address, status, error=rest, safe=safe, text=text)
+    return NEReply(reply_address, status, data=rest, safe=safe, text=text)
+
+
+def check_reply(
+    reply: NEReply, *, command: str = "", alarms: bool = True, errors: bool = True
+) -> NEReply:
+    """Raise what a reply means: `PumpAlarm` (the command was not executed; the reply
+    acknowledged the alarm), `CommandRejected(code)`, or `ProtocolError` for `?COM` in safe mode
+    (the request was corrupted in transit: a garbled exchange, never executed)."""
+    if reply.error == "?COM" and reply.safe:
+        raise ProtocolError(f"pump reports ?COM (request {command!r} corrupted in transit)")
+    if alarms and reply.alarm is not None:
+        raise PumpAlarm(reply.alarm, f"pump alarm {reply.alarm.value} in reply to {command!r}")
+    if errors and reply.error is not None:
+        raise CommandRejected(
+            f"pump rejected {command!r} with {reply.error}", code=reply.error, command=command
+        )
+    return reply
+
+
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+_DISPENSED = re.compile(rf"I{_NUMBER}W{_NUMBER}(UL|ML)")
+_RATE = re.compile(rf"{_NUMBER}(UM|MM|UH|MH)")
+_VERSION = re.compile(r"([A-Z]+\d+(?:X\d*)?)V(\d+\.\d+)")
+
+
+def parse_dispensed(data: str) -> DeliveredVolume:
+    """`DIS` reply data `I<infused>W<withdrawn><UL|ML>` -> mL."""
+    m = _DISPENSED.fullmatch(data)
+    if m is None:
+        raise ProtocolError(f"unexpected DIS reply {data!r}")
+    scale = 1e-3 if m[3] == "UL" else 1.0
+    return DeliveredVolume(infused_ml=float(m[1]) * scale, withdrawn_ml=float(m[2]) * scale)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def format_number(value: float) -> str:
+    """A value in the manual's number format: at most 4 digits plus a point, at most 3 decimals.
+
+    Rounding: to the nearest representable value (ties to even), keeping as many decimals as the
+    4 digits allow, so the result is never more than half a step in its last place from `value`
+    (e.g. 1.2345 -> "1.234", 123.456 -> "123.5", 9.9996 -> "10"). Trailing zeros are dropped.
+    Raises ValueError for negative or non-finite values and for values of 9999.5 and above.
+    """
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"NE numbers are finite and >= 0, got {value}")
+    exact = Decimal(repr(float(value)))
+    for decimals in (3, 2, 1, 0):
+        rounded = exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+        if rounded < Decimal(10) ** (4 - decimals):
+            text = format(rounded, "f")
+            return text.rstrip("0").rstrip(".") if "." in text else text
+    raise ValueError(f"{value} does not fit the NE number format (max 9999)")
+
+
+class RateUnit(StrEnum):
+    """Rate units of `RAT`; the value is the unit's amount per mL/h."""
+
+    UM = "UM"  # µL/min
+    MM = "MM"  # mL/min
+    UH = "UH"  # µL/h
+    MH = "MH"  # mL/h
+
+    @property
+    def per_ml_per_h(self) -> float:
+        return {"UM": 1000 / 60, "MM": 1 / 60, "UH": 1000.0, "MH": 1.0}[self.value]
+
+
+#: preference among equally precise units: the usual clinical unit first
+_UNIT_ORDER = (RateUnit.MH, RateUnit.UH, RateUnit.UM, RateUnit.MM)
+#: a unit within this relative error of the request counts as precise (half of the last step of a
+#: 4-digit number at its coarsest, 1000: 0.5/1000)
+RATE_TOLERANCE = 5e-4
+#: while running the unit is fixed; refuse a rate the fixed unit misses by more than this
+RUNNING_RATE_TOLERANCE = 5e-3
+
+
+class RateSetting(NamedTuple):
+    unit: RateUnit
+    text: str  # the number as sent
+    rate_ml_per_h: float  # what the pump will actually run
+
+
+def encode_rate(rate_ml_per_h: float, unit: RateUnit) -> RateSetting:
+    """`rate_ml_per_h` in `unit`, formatted (see `format_number` for the rounding)."""
+    text = format_number(rate_ml_per_h * unit.per_ml_per_h)
+    return RateSetting(unit, text, float(text) / unit.per_ml_per_h)
+
+
+def _fits(rate_ml_per_h: float, unit: RateUnit) -> bool:
+    try:
+        encode_rate(rate_ml_per_h, unit)
+    except ValueError:
+        return False
+    return True
+
+
+def choose_rate_unit(
+    rate_ml_per_h: float, *, max_rate_ml_per_h: float | None = None
+) -> RateSetting:
+    """The unit that expresses `rate_ml_per_h` most precisely in the 4-digit format.
+
+    Units within `RATE_TOLERANCE` (0.05 %) of the best are equally good; among them one that can
+    also express `max_rate_ml_per_h` wins, so the rate can later be raised while running (units
+    cannot change then), then the smallest error, then the order MH, UH, UM, MM. The rate sent is
+    the nearest representable value in that unit (never more than half a step off).
+    """
+    if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
+        raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
+    options: list[tuple[bool, float, int, RateSetting]] = []
+    for order, unit in enumerate(_UNIT_ORDER):
+        try:
+            setting = encode_rate(rate_ml_per_h, unit)
+        except ValueError:
+            continue
+        if setting.rate_ml_per_h <= 0:
+            continue
+        covers = max_rate_ml_per_h is None or _fits(max_rate_ml_per_h, unit)
+        options.append((not covers, abs(setting.rate_ml_per_h - rate_ml_per_h), order, setting))
+    if not options:
+        raise ValueError(f"{rate_ml_per_h} mL/h cannot be expressed in any NE rate unit")
+    tolerance = max(min(o[1] for o in options), rate_ml_per_h * RATE_TOLERANCE) * (1 + 1e-9)
+    return min(o for o in options if o[1] <= tolerance)[3]
+
+
+def volume_unit_for_diameter(inner_diameter_mm: float) -> Literal["UL", "ML"]:
+    """Volume units follow the syringe: <= 14.00 mm µL, above mL (manual, `DIA`)."""
+    return "UL" if Decimal(format_number(inner_diameter_mm)) <= 14 else "ML"
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+# NE-1000 spec sheet corner points: 0.73 µL/h with a B-D 1 mL syringe (4.699 mm) and 1699 mL/h
+# with a B-D 60 mL syringe (26.59 mm). Rate = plunger speed x bore area, so these fix the
+# plunger speed range; the rate range of any other syringe follows from its diameter.
+def _area_mm2(inner_diameter_mm: float) -> float:
+    return math.pi * inner_diameter_mm**2 / 4
+
+
+MIN_SPEED_MM_PER_H = 0.73 / _area_mm2(4.699)  # µL/h = mm³/h
+MAX_SPEED_MM_PER_H = 1_699_000 / _area_mm2(26.59)
+ACCURACY_PERCENT = 1.0  # spec sheet: ±1 % (syringe-dependent)
+
+
+# --------------------------------------------------------------------------- driver
+
+_Framing = Literal["basic", "safe", "auto"]
+
+
+class NE1000Driver(PumpDriver):
+    """One NE-1000-family pump at `address` (0..99) on a transport.
+
+    State the driver keeps because the pump ties it to other settings: the framing in force
+    (basic/safe), the syringe diameter it set (volume units), the rate unit chosen while stopped
+    (units cannot change while running) and the last status character seen (every reply carries
+    one). `alarm_on_open` holds an alarm the pump reported when the link was opened (typically
+    `RESET` after power-up: counters and program lost); it was acknowledged by that reply.
+    """
+
+    family = "ne1000"
+
+    def __init__(self, transport: Transport, *, address: int = 0, pump_id: str | None = None):
+        if not 0 <= address <= MAX_ADDRESS:
+            raise ValueError(f"NE address must be 0..{MAX_ADDRESS}, got {address}")
+        super().__init__(transport, address=address, pump_id=pump_id)
+        self.safe_mode = False
+        self.link_watchdog_s: int | None = None
+        self.alarm_on_open: AlarmReason | None = None
+        self._diameter_mm: float | None = None
+        self._rate_unit: RateUnit | None = None
+        self._direction: Direction | None = None
+        self._status: str | None = None
+
+    # -- wire ----------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        command: str,
+        *,
+        query: bool = False,
+        send_safe: bool | None = None,
+        framing: _Framing | None = None,
+        alarms: bool = True,
+        errors: bool = True,
+    ) -> NEReply:
+        """One exchange in the framing in force (or the one given); returns the checked reply."""
+        safe = self.safe_mode if send_safe is None else send_safe
+        frame = encode_safe(self.address, command) if safe else encode_basic(self.address, command)
+        framing = framing or ("safe" if self.safe_mode else "basic")
+        framer = {"basic": basic_frame_length, "safe": safe_frame_length}.get(
+            framing, any_frame_length
+        )
+
+        def parse(raw: bytes) -> NEReply:
+            is_safe = framing == "safe" or (framing == "auto" and not _looks_basic(raw))
+            reply = parse_reply(raw, is_safe, address=self.address)
+            self._status = None if reply.alarm else reply.status
+            if reply.alarm is not None:
+                self.log.warning("pump.alarm", alarm=reply.alarm.value, command=command)
+            return check_reply(reply, command=command, alarms=alarms, errors=errors)
+
+        return await self._exchange(frame, framer, parse, idempotent=query, command=command)
+
+    async def open(self) -> None:
+        """Open the port and find the pump: basic framing first, then safe (a previous controller
+        may have left `SAF n` on; it is kept). A power-up `A?R` is logged, kept in
+        `alarm_on_open` and acknowledged."""
+        await super().open()
+        try:
+            reply = await self._probe()
+            if reply.alarm is not None:
+                self.alarm_on_open = reply.alarm
+                self.log.warning("pump.alarm_on_open", alarm=reply.alarm.value)
+                await self._send("", query=True, alarms=False)
+        except BaseException:
+            await self.transport.close()
+            raise
+        self.log.info("pump.open", safe_mode=self.safe_mode, status=self._status)
+
+    async def _probe(self) -> NEReply:
+        last: PumpError | None = None
+        for safe in (self.safe_mode, not self.safe_mode):
+            try:
+                reply = await self._send(
+                    "", send_safe=safe, framing="auto", alarms=False, query=False
+                )
+            except (PumpTimeout, ProtocolError) as exc:
+                last = exc
+                continue
+            self.safe_mode = reply.safe
+            return reply
+        assert last is not None
+        raise last
+
+    # -- interface -----------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Rate range for the configured syringe (before `configure_syringe`, the pump's whole
+        range, 1 mL to 60 mL syringes); 4-digit rate numbers, so the finest rate step is
+        0.001 µL/h; the volume counter shows 3 decimals of µL (<= 14 mm) or mL."""
+        d = self._diameter_mm
+        min_rate = MIN_SPEED_MM_PER_H * _area_mm2(d or 4.699) / 1000
+        max_rate = MAX_SPEED_MM_PER_H * _area_mm2(d or 26.59) / 1000
+        volume_step = 1e-6 if d is not None and volume_unit_for_diameter(d) == "UL" else 1e-3
+        return Capabilities(
+            family=self.family,
+            can_withdraw=True,
+            min_rate_ml_per_h=min_rate,
+            max_rate_ml_per_h=max_rate,
+            volume_resolution_ml=volume_step,
+            rate_resolution_ml_per_h=1e-6,
+            accuracy_percent=ACCURACY_PERCENT,
+            has_link_watchdog=True,
+        )
+
+    async def identify(self) -> PumpIdentity:
+        """`VER` -> e.g. `NE1000V3.928` (model, firmware)."""
+        data = (await self._send("VER", query=True)).data
+        m = _VERSION.fullmatch(data)
+        model, firmware = (m[1], m[2]) if m else (data, "")
+        return PumpIdentity(model=model, firmware=firmware, address=self.address)
+
+    async def configure_syringe(self, inner_diameter_mm: float) -> None:
+        """`DIA`; also sets the volume units (<= 14.00 mm µL, else mL)."""
+        if not math.isfinite(inner_diameter_mm) or inner_diameter_mm <= 0:
+            raise ValueError(f"inner diameter must be > 0 mm, got {inner_diameter_mm}")
+        text = format_number(inner_diameter_mm)
+        await self._send(f"DIA{text}")
+        self._diameter_mm = float(text)
+
+    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
+        """`DIR` (when it changes) then `RAT`. Stopped: the unit is chosen afresh
+        (`choose_rate_unit`, keeping room for the syringe's maximum rate) and sent. Otherwise the
+        unit in force is kept and only the value is sent; a rate that unit cannot express within
+        0.5 % raises `UnsupportedError` (stop first)."""
+        if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
+            raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
+        if direction is not self._direction:
+            await self._send("DIRINF" if direction is Direction.INFUSE else "DIRWDR")
+            self._direction = direction
+        if self._status is None:
+            await self.read_status()
+        if self._status == "S":
+            setting = choose_rate_unit(
+                rate_ml_per_h, max_rate_ml_per_h=self.capabilities.max_rate_ml_per_h
+            )
+            await self._send(f"RAT{setting.text}{setting.unit.value}")
+            self._rate_unit = setting.unit
+            return
+        unit = self._rate_unit or await self._query_rate_unit()
+        try:
+            setting = encode_rate(rate_ml_per_h, unit)
+        except ValueError:
+            setting = RateSetting(unit, "", math.inf)
+        if abs(setting.rate_ml_per_h - rate_ml_per_h) > rate_ml_per_h * RUNNING_RATE_TOLERANCE:
+            raise UnsupportedError(
+                f"{rate_ml_per_h} mL/h cannot be set in {unit.value} while the pump runs "
+                "(units cannot change while running): stop first"
+            )
+        await self._send(f"RAT{setting.text}")
+
+    async def _query_rate_unit(self) -> RateUnit:
+        data = (await self._send("RAT", query=True)).data
+        m = _RATE.fullmatch(data)
+        if m is None:
+            raise ProtocolError(f"unexpected RAT reply {data!r}")
+        self._rate_unit = RateUnit(m[2])
+        return self._rate_unit
+
+    async def set_target_volume(self, volume_ml: float | None) -> None:
+        """`VOL UL|ML` then `VOL value` (units per the syringe diameter); None -> `VOL0`
+        (continuous). The value is rounded to the nearest 4-digit number (`format_number`)."""
+        if volume_ml is None:
+            await self._send("VOL0")
+            return
+        if not math.isfinite(volume_ml) or volume_ml <= 0:
+            raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
+        if self._diameter_mm is None:
+            data = (await self._send("DIA", query=True)).data
+            try:
+                self._diameter_mm = float(Decimal(data))
+            except InvalidOperation as exc:
+                raise ProtocolError(f"unexpected DIA reply {data!r}") from exc
+        unit = volume_unit_for_diameter(self._diameter_mm)
+        try:
+            text = format_number(volume_ml * (1000 if unit == "UL" else 1))
+        except ValueError as exc:
+            raise UnsupportedError(f"{volume_ml} mL does not fit a {unit} target") from exc
+        if Decimal(text) == 0:
+            raise UnsupportedError(f"{volume_ml} mL rounds to 0 {unit}")
+        await self._send(f"VOL{unit}")
+        await self._send(f"VOL{text}")
+
+    async def start(self) -> None:
+        """`RUN`: starts the program, or resumes it from pause (P)."""
+        await self._send("RUN")
+
+    async def pause(self) -> None:
+        """One `STP` if the pump is moving (it then shows P); no-op when paused or stopped, so a
+        repeated pause can never become the second STP that ends the program."""
+        status = await self.read_status()
+        if status.state in (PumpState.PAUSED, PumpState.STOPPED):
+            return
+        reply = await self._send("STP")
+        if reply.status != "P":
+            self.log.warning("pump.pause_unexpected_status", status=reply.status)
+
+    async def stop(self) -> None:
+        """`STP` until the status is S: one from paused or stopped, two from running."""
+        for _ in range(3):
+            reply = await self._send("STP", errors=False)
+            if reply.status == "S":
+                return
+        raise PumpError(f"pump still in status {self._status!r} after 3 STP")
+
+    async def read_status(self) -> PumpStatus:
+        """Status query (no command); an alarm is a status here, not an exception."""
+        reply = await self._send("", query=True, alarms=False)
+        return _to_status(reply)
+
+    async def read_delivered(self) -> DeliveredVolume:
+        """`DIS` -> infused and withdrawn volume in mL."""
+        return parse_dispensed((await self._send("DIS", query=True)).data)
+
+    async def clear_counters(self) -> None:
+        await self._send("CLDINF")
+        await self._send("CLDWDR")
+
+    async def enable_link_watchdog(self, timeout_s: float) -> None:
+        """`SAF n` (n = ceil(timeout_s), 1..255) sent as a safe packet; the reply and all further
+        traffic are safe-framed. The pump stops with `A?T` after n s without a valid packet."""
+        n = math.ceil(timeout_s) if math.isfinite(timeout_s) else 0
+        if not 1 <= n <= 255:
+            raise ValueError(f"NE link watchdog is 1..255 s, got {timeout_s}")
+        reply = await self._send(f"SAF{n}", send_safe=True, framing="auto")
+        self.safe_mode = reply.safe
+        if not reply.safe:
+            raise ProtocolError(f"pump answered SAF{n} in basic framing: safe mode not entered")
+        self.link_watchdog_s = n
+
+    async def disable_link_watchdog(self) -> None:
+        """`SAF0` as a safe packet; the pump answers in basic framing from then on."""
+        reply = await self._send("SAF0", send_safe=True, framing="auto")
+        self.safe_mode = reply.safe
+        if reply.safe:
+            raise ProtocolError("pump answered SAF0 in safe framing: safe mode not left")
+        self.link_watchdog_s = None
+
+
+_STATES: dict[str, tuple[PumpState, Direction | None]] = {
+    "I": (PumpState.RUNNING, Direction.INFUSE),
+    "W": (PumpState.RUNNING, Direction.WITHDRAW),
+    "S": (PumpState.STOPPED, None),
+    "P": (PumpState.PAUSED, None),
+}
+
+
+def _to_status(reply: NEReply) -> PumpStatus:
+    """Status characters T (timed pause), U (trigger wait), X (purge) are states pumpctl does not
+    drive: `OTHER`, with the character in `raw`."""
+    if reply.alarm is not None:
+        return PumpStatus(state=PumpState.ALARM, alarm=reply.alarm, raw=reply.text)
+    state, direction = _STATES.get(reply.status, (PumpState.OTHER, None))
+    return PumpStatus(state=state, direction=direction, raw=reply.text)
