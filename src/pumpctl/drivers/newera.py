@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
 from pumpctl.drivers.base import (
     AlarmReason,
@@ -38,6 +38,9 @@ from pumpctl.drivers.base import (
     UnsupportedError,
 )
 from pumpctl.drivers.transport import Transport
+
+if TYPE_CHECKING:
+    from pumpctl.plan import ContainerSpec
 
 __all__ = [
     "NE1000Driver",
@@ -374,6 +377,8 @@ class NE1000Driver(PumpDriver):
     """
 
     family = "ne1000"
+    #: the manual's factory setting (nesp-lib assumes 9600: pass the pump's actual rate)
+    default_baudrate: ClassVar[int] = 19200
 
     def __init__(self, transport: Transport, *, address: int = 0, pump_id: str | None = None):
         if not 0 <= address <= MAX_ADDRESS:
@@ -469,6 +474,12 @@ class NE1000Driver(PumpDriver):
             accuracy_percent=ACCURACY_PERCENT,
             has_link_watchdog=True,
         )
+
+    @classmethod
+    def volume_resolution_for(cls, container: ContainerSpec) -> float:
+        """Volume step of the pump's counter for this syringe, mL (0.001 µL or 0.001 mL)."""
+        d = container.inner_diameter_mm
+        return 1e-6 if d is not None and volume_unit_for_diameter(d) == "UL" else 1e-3
 
     async def identify(self) -> PumpIdentity:
         """`VER` -> e.g. `NE1000V3.928` (model, firmware)."""
