@@ -1,0 +1,266 @@
+"""Validate a program file completely (SR01) before anything can reach a pump.
+
+`pumpctl check` prints the result; `pumpctl run` calls the same `check_program` and sends nothing
+unless `exit_code == 0`. Exit codes: 0 valid, 1 schema error or hard limit, 2 soft limit crossed
+without an override (with reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pumpctl.library import (
+    DrugLibrary,
+    Override,
+    Violation,
+    default_library,
+    load_library,
+)
+from pumpctl.log import get_logger
+from pumpctl.plan import Plan, Resolution, compile_with_violations
+from pumpctl.program import Issue, ProgramError, load_program
+
+__all__ = ["EXIT_HARD", "EXIT_OK", "EXIT_SOFT", "CheckResult", "check_program"]
+
+EXIT_OK = 0
+EXIT_HARD = 1
+EXIT_SOFT = 2
+
+
+@dataclass
+class CheckResult:
+    """Outcome of `check_program`: the plan (if computable), violations, applied overrides."""
+
+    path: Path
+    program: str | None
+    plan: Plan | None
+    library_version: str | None = None
+    violations: list[Violation] = field(default_factory=list)
+    overrides: list[Override] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.plan is None or any(v.severity == "hard" for v in self.violations):
+            return EXIT_HARD
+        if self.violations:
+            return EXIT_SOFT
+        return EXIT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "program": self.program,
+            "program_hash": plan.program_hash if plan else None,
+            "library_version": self.library_version,
+            "library_entry": plan.library_entry if plan else None,
+            "segments": [s.model_dump(mode="json") for s in plan.segments] if plan else [],
+            "total_volume_ml": plan.total_volume_ml if plan else None,
+            "total_drug_mg": plan.total_drug_mg if plan else None,
+            "titration": plan.titration.model_dump(mode="json")
+            if plan and plan.titration
+            else None,
+            "rolling_limits": (
+                plan.rolling_limits.model_dump(mode="json")
+                if plan and plan.rolling_limits
+                else None
+            ),
+            "container": plan.container.model_dump(mode="json") if plan else None,
+            "warnings": list(self.warnings),
+            "violations": [v.model_dump(mode="json") for v in self.violations],
+            "overrides": [o.model_dump(mode="json") for o in self.overrides],
+            "exit_code": self.exit_code,
+        }
+
+    def render_table(self) -> str:
+        return _render(self)
+
+
+def _schema_violations(exc: ProgramError, version: str | None) -> list[Violation]:
+    def one(issue: Issue) -> Violation:
+        value = issue.value if isinstance(issue.value, str | int | float) else None
+        return Violation(
+            field=issue.field,
+            value=float(value) if isinstance(value, int) and not isinstance(value, bool) else value,
+            limit=None,
+            unit=None,
+            severity="hard",
+            library_version=version,
+            rule="schema",
+            message=f"{issue.field}: {issue.message} (library {version or 'not loaded'})",
+        )
+
+    return [one(i) for i in exc.issues]
+
+
+def check_program(
+    path: Path,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    library: DrugLibrary | None = None,
+    resolution: Resolution | None = None,
+) -> CheckResult:
+    """Load, validate and compile `path`; `overrides` maps a soft-limit field to its reason.
+
+    `library` replaces the program's own library (tests); otherwise the program's `library:`
+    file is used, or the packaged default library when it names none.
+    """
+    log = get_logger("pumpctl.check", program_file=str(path))
+    try:
+        program = load_program(path)
+    except ProgramError as exc:
+        result = CheckResult(path, None, None, violations=_schema_violations(exc, None))
+        _log(log, result)
+        return result
+    log = log.bind(program_id=program.program)
+    if library is None:
+        lib_path = program.library_path()
+        try:
+            library = load_library(lib_path) if lib_path is not None else default_library()
+        except ProgramError as exc:
+            result = CheckResult(
+                path, program.program, None, violations=_schema_violations(exc, None)
+            )
+            _log(log, result)
+            return result
+    comp = compile_with_violations(
+        program, library, overrides=overrides or {}, resolution=resolution
+    )
+    result = CheckResult(
+        path,
+        program.program,
+        comp.plan,
+        library_version=library.version,
+        violations=comp.violations,
+        overrides=comp.overrides,
+        warnings=comp.warnings,
+    )
+    _log(log, result)
+    return result
+
+
+def _log(log: Any, result: CheckResult) -> None:
+    """SR03: refusals and overrides are both logged, with the library version (SR33)."""
+    for v in result.violations:
+        log.warning(
+            "limit_refused" if v.severity == "hard" else "limit_needs_override",
+            field=v.field,
+            value=v.value,
+            limit=v.limit,
+            unit=v.unit,
+            severity=v.severity,
+            rule=v.rule,
+            library_version=v.library_version,
+        )
+    for o in result.overrides:
+        log.warning(
+            "limit_overridden",
+            field=o.field,
+            value=o.value,
+            limit=o.limit,
+            unit=o.unit,
+            reason=o.reason,
+            library_version=o.library_version,
+        )
+    log.info(
+        "program_checked",
+        exit_code=result.exit_code,
+        library_version=result.library_version,
+        program_hash=result.plan.program_hash if result.plan else None,
+    )
+
+
+def _hms(seconds: float | None) -> str:
+    if seconds is None:
+        return "until stopped"
+    total = round(seconds)
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _render(result: CheckResult) -> str:
+    lines: list[str] = []
+    plan = result.plan
+    if plan is not None:
+        c = plan.container
+        container = (
+            f"syringe {c.capacity_ml:g} mL, ID {c.inner_diameter_mm:g} mm"
+            if c.inner_diameter_mm is not None and c.capacity_ml is not None
+            else f"tubing {c.ml_per_rev:g} mL/rev"
+        )
+        if c.changes_allowed:
+            container += ", changes allowed"
+        lines += [
+            f"program  {plan.program}  (sha256 {plan.program_hash[:12]})",
+            f"drug     {plan.drug} {plan.concentration_mg_per_ml:g} mg/mL   "
+            f"patient {plan.weight_kg:g} kg {plan.care_area}   {container}",
+            f"library  {plan.library_version or 'none'}  {plan.library_entry or '(no entry)'}",
+            "",
+            f"{'phase':<12} {'dose rate':>22} {'mL/h':>10} {'volume mL':>10} "
+            f"{'duration':>14} {'drug mg':>9}",
+        ]
+        total_s = 0.0
+        open_ended = False
+        for s in plan.segments:
+            dose = (
+                f"{s.dose_rate:.4g} {s.dose_rate_unit}"
+                if s.dose_rate is not None and s.dose_rate_unit
+                else ""
+            )
+            extra = f"  ({s.dose:.4g} {s.dose_unit})" if s.dose is not None else ""
+            lines.append(
+                f"{s.phase.value:<12} {dose:>22} {s.rate_ml_per_h:>10.3f} "
+                f"{_num(s.volume_ml):>10} {_hms(s.duration_s):>14} {_num(s.drug_mg):>9}{extra}"
+            )
+            if s.duration_s is None:
+                open_ended = True
+            else:
+                total_s += s.duration_s
+        lines.append(
+            f"{'total':<12} {'':>22} {'':>10} {_num(plan.total_volume_ml):>10} "
+            f"{_hms(None if open_ended else total_s):>14} {_num(plan.total_drug_mg):>9}"
+            "  (drug mg: to the patient, prime excluded)"
+        )
+        t = plan.titration
+        if t is not None:
+            unit = t.dose_rate_unit or "mL/h"
+            f = t.ml_per_h_per_dose_unit or 1.0
+            lines.append(
+                f"titration  step <= {t.max_step_ml_per_h:g} mL/h ({t.max_step_ml_per_h / f:.4g} "
+                f"{unit}), every >= {t.min_interval_s / 60:g} min, up to "
+                f"{t.max_rate_ml_per_h:g} mL/h ({t.max_rate_ml_per_h / f:.4g} {unit})"
+            )
+        r = plan.rolling_limits
+        if r is not None:
+            lines.append(
+                f"rolling    hard maxima  1 h {_num(r.max_1h_ml, 'g')} mL, "
+                f"4 h {_num(r.max_4h_ml, 'g')} mL, 24 h {_num(r.max_24h_ml, 'g')} mL"
+            )
+    for w in result.warnings:
+        lines.append(f"warning    {w}")
+    for o in result.overrides:
+        lines.append(
+            f"override   {o.field} = {o.value} {o.unit or ''} (limit {o.limit}): {o.reason}"
+        )
+    for v in result.violations:
+        tag = "REFUSED " if v.severity == "hard" else "OVERRIDE NEEDED "
+        lines.append(f"{tag}{v.message}")
+    verdict = {
+        EXIT_OK: "OK: program valid",
+        EXIT_HARD: "REFUSED: nothing may be sent to the pump",
+        EXIT_SOFT: "NOT ACCEPTED: soft limit crossed; --override FIELD --reason TEXT to proceed",
+    }[result.exit_code]
+    lines.append(verdict)
+    return "\n".join(lines)

@@ -1,0 +1,304 @@
+"""The infusion program file: pydantic models with the portable field names of the issue.
+
+Quantities are written with units ("0.35 mg/kg", "10 min") and parsed once, by `pumpctl.units`,
+into canonical floats (mg, kg, mL, mL/h, s, mg/kg, mg/mL); dose rates keep how they were written
+for display. Unknown fields are errors, so a typo ("duraton") can never silently drop a limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from pumpctl.units import DoseRate, Kind, RateKind, parse, parse_dose_rate
+
+__all__ = [
+    "CareArea",
+    "Drug",
+    "Issue",
+    "Kvo",
+    "Loading",
+    "Maintenance",
+    "Patient",
+    "Phases",
+    "Prime",
+    "Program",
+    "ProgramError",
+    "Pump",
+    "Syringe",
+    "Titration",
+    "Tubing",
+    "load_program",
+    "load_program_text",
+    "load_yaml_mapping",
+]
+
+CareArea = Literal["adult", "pediatric", "canine", "feline"]
+
+
+def _quantity(kind: Kind) -> Callable[[Any, ValidationInfo], float]:
+    def validate(value: Any, info: ValidationInfo) -> float:
+        return parse(value, kind, info.field_name or "value")
+
+    return validate
+
+
+def _rate(*allowed: RateKind) -> Callable[[Any, ValidationInfo], DoseRate]:
+    def validate(value: Any, info: ValidationInfo) -> DoseRate:
+        if isinstance(value, DoseRate):
+            return value
+        return parse_dose_rate(value, info.field_name or "rate", allowed=allowed)
+
+    return validate
+
+
+def _positive_rate(rate: DoseRate) -> DoseRate:
+    if rate.canonical <= 0:
+        raise ValueError(f"rate must be greater than 0, got {rate}")
+    return rate
+
+
+Mass = Annotated[float, BeforeValidator(_quantity(Kind.MASS)), Field(gt=0)]
+Weight = Annotated[float, BeforeValidator(_quantity(Kind.WEIGHT)), Field(gt=0)]
+Volume = Annotated[float, BeforeValidator(_quantity(Kind.VOLUME)), Field(gt=0)]
+Length = Annotated[float, BeforeValidator(_quantity(Kind.LENGTH)), Field(gt=0)]
+Duration = Annotated[float, BeforeValidator(_quantity(Kind.TIME)), Field(gt=0)]
+Concentration = Annotated[float, BeforeValidator(_quantity(Kind.CONCENTRATION)), Field(gt=0)]
+DosePerWeight = Annotated[float, BeforeValidator(_quantity(Kind.DOSE_PER_WEIGHT)), Field(gt=0)]
+VolumeRate = Annotated[float, BeforeValidator(_quantity(Kind.VOLUME_RATE)), Field(gt=0)]
+AnyRate = Annotated[DoseRate, BeforeValidator(_rate(*RateKind)), AfterValidator(_positive_rate)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Drug(_Strict):
+    name: str = Field(min_length=1)
+    concentration: Concentration
+    #: the library's allowed concentrations are per route (SR07: no undiluted 100 mg/mL IV)
+    route: str = Field(default="IV", min_length=1)
+
+
+class Patient(_Strict):
+    weight: Weight
+    care_area: CareArea
+    id: str | None = None
+
+
+class Syringe(_Strict):
+    inner_diameter: Length
+    volume: Volume
+
+
+class Tubing(_Strict):
+    ml_per_rev: float = Field(gt=0)
+
+
+class Reservoir(_Strict):
+    volume: Volume
+
+
+class Pump(_Strict):
+    syringe: Syringe | None = None
+    tubing: Tubing | None = None
+    #: bag or bottle feeding a peristaltic pump; its volume is the container capacity
+    reservoir: Reservoir | None = None
+    #: "allowed": the plan may need more than one container (syringe changes by the operator)
+    changes: Literal["allowed", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _one_mechanism(self) -> Pump:
+        if (self.syringe is None) == (self.tubing is None):
+            raise ValueError("give exactly one of syringe or tubing")
+        if self.reservoir is not None and self.tubing is None:
+            raise ValueError("reservoir applies to tubing; a syringe's capacity is syringe.volume")
+        return self
+
+
+class Prime(_Strict):
+    volume: Volume | None = None
+    rate: VolumeRate | None = None
+    skip: bool = False
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _volume_or_skip(self) -> Prime:
+        if self.skip:
+            if not (self.reason and self.reason.strip()):
+                raise ValueError("skipping the prime needs a reason")
+            if self.volume is not None:
+                raise ValueError("give volume or skip, not both")
+        elif self.volume is None:
+            raise ValueError("give volume, or skip: true with a reason")
+        return self
+
+
+class Loading(_Strict):
+    dose: DosePerWeight
+    over: Duration
+
+
+class Maintenance(_Strict):
+    rate: AnyRate
+    duration: Duration | None = None
+    volume: Volume | None = None
+    until_stopped: bool = False
+    #: the prescriber's ceiling for this program (e.g. outpatient "cap 25 mg/h"); caps titration
+    max_rate: AnyRate | None = None
+
+    @model_validator(mode="after")
+    def _one_end(self) -> Maintenance:
+        ends = [self.duration is not None, self.volume is not None, self.until_stopped]
+        if sum(ends) != 1:
+            raise ValueError("give exactly one of duration, volume or until_stopped: true")
+        return self
+
+
+class Kvo(_Strict):
+    rate: VolumeRate
+
+
+class Phases(_Strict):
+    prime: Prime | None = None
+    loading: Loading | None = None
+    maintenance: Maintenance | None = None
+    kvo: Kvo | None = None
+
+    @model_validator(mode="after")
+    def _something_to_infuse(self) -> Phases:
+        if self.loading is None and self.maintenance is None:
+            raise ValueError("a program needs a loading or a maintenance phase")
+        return self
+
+
+class Titration(_Strict):
+    max_step: AnyRate | None = None
+    min_interval: Annotated[float, BeforeValidator(_quantity(Kind.TIME)), Field(ge=0)] | None = None
+
+
+class Program(_Strict):
+    program: str = Field(min_length=1)
+    drug: Drug
+    patient: Patient
+    library: str | None = None
+    pump: Pump
+    phases: Phases
+    titration: Titration | None = None
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Directory of the program file; `library` is relative to it."""
+        return self._base_dir
+
+    def library_path(self) -> Path | None:
+        """The library file named by the program, resolved against the program's directory."""
+        if self.library is None:
+            return None
+        path = Path(self.library)
+        if not path.is_absolute() and self._base_dir is not None:
+            path = self._base_dir / path
+        return path
+
+
+class Issue(BaseModel):
+    """One schema problem: dotted field path, the offending value and a message."""
+
+    model_config = ConfigDict(frozen=True)
+    field: str
+    value: Any = None
+    message: str
+
+
+class ProgramError(ValueError):
+    """The program file does not parse or does not validate; `issues` lists every problem."""
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues))
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, prefix: str = "") -> ProgramError:
+        issues = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            field = f"{prefix}.{loc}" if prefix and loc else (loc or prefix or "program")
+            msg = err["msg"].removeprefix("Value error, ")
+            value = err.get("input")
+            if isinstance(value, dict):
+                value = None
+            issues.append(Issue(field=field, value=value, message=msg))
+        return cls(issues)
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, field: str, path: str) -> ProgramError:
+        return cls([Issue(field=field, value=path, message=f"cannot read: {exc.strerror or exc}")])
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return dict(loader.construct_mapping(node))
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def load_yaml_mapping(text: str, what: str) -> dict[str, Any]:
+    """Parse YAML text that must be a mapping; errors become a `ProgramError`."""
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ProgramError([Issue(field=what, message=f"not valid YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise ProgramError([Issue(field=what, message="must be a YAML mapping")])
+    return data
+
+
+def load_program_text(text: str, base_dir: Path | None = None) -> Program:
+    """Validate program YAML; `base_dir` resolves a relative `library:` path."""
+    data = load_yaml_mapping(text, "program")
+    try:
+        program = Program.model_validate(data)
+    except ValidationError as exc:
+        raise ProgramError.from_validation(exc) from exc
+    program._base_dir = base_dir
+    return program
+
+
+def load_program(path: Path) -> Program:
+    """Read and validate a program file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProgramError.from_os_error(exc, "program", str(path)) from exc
+    return load_program_text(text, path.parent)
