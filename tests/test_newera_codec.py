@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -72,9 +74,9 @@ def test_encode_safe_with_address() -> None:
 
 @pytest.mark.parametrize("address", [-1, 100, 1000])
 def test_address_range(address: int) -> None:
-    with pytest.raises(ValueError, match="0..99"):
+    with pytest.raises(ValueError, match=r"0\.\.99"):
         encode_basic(address, "RUN")
-    with pytest.raises(ValueError, match="0..99"):
+    with pytest.raises(ValueError, match=r"0\.\.99"):
         encode_safe(address, "RUN")
 
 
@@ -214,10 +216,8 @@ def _decode(raw: bytes, is_safe: bool) -> None:
 
 @given(st.binary(max_size=40), st.booleans())
 def test_random_bytes_raise_only_typed_errors(raw: bytes, is_safe: bool) -> None:
-    try:
+    with contextlib.suppress(_OK):
         _decode(raw, is_safe)
-    except _OK:
-        pass
 
 
 _VALID = [basic("00S"), basic("00I5.000MH"), basic("00A?R"), safe("00P"), safe("00SI1.2W0.0UL")]
@@ -234,10 +234,8 @@ def test_mutated_replies_raise_only_typed_errors(
     for pos, value in edits:
         raw[pos % len(raw)] = value
     for is_safe in (False, True):
-        try:
+        with contextlib.suppress(_OK):
             _decode(bytes(raw), is_safe)
-        except _OK:
-            pass
 
 
 # --------------------------------------------------------------------------- numbers
@@ -329,7 +327,8 @@ def test_encode_rate_in_fixed_unit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("diameter", "unit"), [(4.699, "UL"), (14.0, "UL"), (14.004, "UL"), (14.01, "ML"), (26.59, "ML")]
+    ("diameter", "unit"),
+    [(4.699, "UL"), (14.0, "UL"), (14.004, "UL"), (14.01, "ML"), (26.59, "ML")],
 )
 def test_volume_units_follow_diameter(diameter: float, unit: str) -> None:
     assert volume_unit_for_diameter(diameter) == unit
