@@ -1,0 +1,254 @@
+"""SerialTransport over loop://, socket:// (asyncio TCP responder) and a pty pair."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from structlog.testing import capture_logs
+
+from pumpctl.clock import Clock, RealClock, run_with_clock
+from pumpctl.drivers.base import PumpConnectionError, PumpTimeout
+from pumpctl.drivers.transport import PortInfo, SerialTransport, list_ports
+
+#: generous safety bound for replies that do come: never decides pass/fail
+SAFE_S = 5.0
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs posix ptys")
+
+
+def etx_framer(buf: bytes) -> int | None:
+    end = buf.find(b"\x03")
+    return end + 1 if end >= 0 else None
+
+
+def never_complete(buf: bytes) -> int | None:
+    return None
+
+
+def answer(request: bytes) -> bytes:
+    """The responders' protocol: `text` CR -> STX TEXT ETX."""
+    return b"\x02" + request.rstrip(b"\r").upper() + b"\x03"
+
+
+class Responder:
+    """Asyncio TCP peer: answers each CR-terminated request and records how many requests it held
+    unanswered at once (the transport's lock must keep that at 1)."""
+
+    def __init__(self, extra: Callable[[bytes], bytes] = lambda req: b"") -> None:
+        self.extra = extra
+        self.requests: list[bytes] = []
+        self.max_pending = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.connected = asyncio.Event()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        self.connected.set()
+        buf = b""
+        while data := await reader.read(1024):
+            buf += data
+            self.max_pending = max(self.max_pending, buf.count(b"\r"))
+            while b"\r" in buf:
+                req, _, buf = buf.partition(b"\r")
+                self.requests.append(req)
+                writer.write(answer(req) + self.extra(req))
+                await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def tcp() -> AsyncIterator[tuple[Responder, str]]:
+    responder = Responder()
+    server = await asyncio.start_server(responder.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield responder, f"socket://127.0.0.1:{port}"
+    for w in responder.writers:
+        w.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_loop_url_echo() -> None:
+    t = SerialTransport("loop://", clock=RealClock())
+    await t.open()
+    try:
+        reply = await t.exchange(b"\x02abc\x03", etx_framer, SAFE_S)
+        assert reply == b"\x02abc\x03"
+        # the framer decides where a reply ends; the rest is stale for the next exchange
+        assert await t.exchange(b"\x02x\x03\x02y\x03", etx_framer, SAFE_S) == b"\x02x\x03"
+    finally:
+        await t.close()
+    assert not t.is_open
+
+
+async def test_socket_exchange(tcp: tuple[Responder, str]) -> None:
+    responder, url = tcp
+    t = SerialTransport(url, baudrate=9600, clock=RealClock())
+    await t.open()
+    try:
+        assert await t.exchange(b"0ver\r", etx_framer, SAFE_S) == b"\x020VER\x03"
+        assert await t.exchange(b"0dis\r", etx_framer, SAFE_S) == b"\x020DIS\x03"
+    finally:
+        await t.close()
+    assert responder.requests == [b"0ver", b"0dis"]
+
+
+async def test_lock_serialises_concurrent_exchanges(tcp: tuple[Responder, str]) -> None:
+    responder, url = tcp
+    t = SerialTransport(url, clock=RealClock())
+    await t.open()
+    try:
+        requests = [f"{n}run".encode() + b"\r" for n in range(8)]
+        replies = await asyncio.gather(*(t.exchange(r, etx_framer, SAFE_S) for r in requests))
+    finally:
+        await t.close()
+    assert replies == [answer(r) for r in requests]
+    assert responder.max_pending == 1
+
+
+async def test_stale_bytes_are_discarded_and_logged() -> None:
+    responder = Responder(extra=lambda req: b"\x02LATE\x03" if req == b"first" else b"")
+    server = await asyncio.start_server(responder.handle, "127.0.0.1", 0)
+    url = f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    t = SerialTransport(url, clock=RealClock())
+    await t.open()
+    try:
+        assert await t.exchange(b"first\r", etx_framer, SAFE_S) == b"\x02FIRST\x03"
+        with capture_logs() as logs:
+            assert await t.exchange(b"second\r", etx_framer, SAFE_S) == b"\x02SECOND\x03"
+    finally:
+        await t.close()
+        server.close()
+        await server.wait_closed()
+    stale = [e for e in logs if e["event"] == "transport.stale_bytes"]
+    assert [e["rx"] for e in stale] == ["02 4c 41 54 45 03"]
+
+
+async def test_timeout_names_port_and_baud() -> None:
+    t = SerialTransport("loop://", baudrate=2400, clock=RealClock())
+    await t.open()
+    try:
+        with pytest.raises(PumpTimeout) as info:
+            await t.exchange(b"0\r", never_complete, 0.05)
+    finally:
+        await t.close()
+    assert "loop://" in str(info.value) and "2400 baud" in str(info.value)
+    assert isinstance(info.value, TimeoutError)
+
+
+async def test_peer_hangup_is_a_connection_error(tcp: tuple[Responder, str]) -> None:
+    responder, url = tcp
+    t = SerialTransport(url, clock=RealClock())
+    await t.open()
+    try:
+        await responder.connected.wait()
+        for w in responder.writers:
+            w.close()
+        with pytest.raises(PumpConnectionError):
+            await t.exchange(b"0\r", etx_framer, SAFE_S)
+    finally:
+        await t.close()
+
+
+@pytest.mark.parametrize("port", ["/dev/pumpctl-no-such-port", "socket://127.0.0.1:1", "bogus://x"])
+async def test_open_failure(port: str) -> None:
+    t = SerialTransport(port, clock=RealClock())
+    with pytest.raises(PumpConnectionError, match="cannot open") as info:
+        await t.open()
+    assert info.value.__cause__ is not None
+    with pytest.raises(PumpConnectionError, match="not open"):
+        await t.exchange(b"0\r", etx_framer, SAFE_S)
+
+
+@pytest.fixture
+async def pty_pump() -> AsyncIterator[str]:
+    """A pty whose master side answers like the TCP responder, read by the event loop."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    loop = asyncio.get_running_loop()
+    buf = bytearray()
+
+    def on_master() -> None:
+        try:
+            buf.extend(os.read(master, 1024))
+        except OSError:
+            loop.remove_reader(master)
+            return
+        while b"\r" in buf:
+            req, _, rest = bytes(buf).partition(b"\r")
+            buf[:] = rest
+            os.write(master, answer(req))
+
+    loop.add_reader(master, on_master)
+    yield path
+    loop.remove_reader(master)
+    os.close(slave)
+    os.close(master)
+
+
+@posix_only
+async def test_pty_exchange(pty_pump: str) -> None:
+    t = SerialTransport(pty_pump, clock=RealClock())
+    await t.open()
+    try:
+        assert await t.exchange(b"0 rat 5 mm\r", etx_framer, SAFE_S) == b"\x020 RAT 5 MM\x03"
+        with pytest.raises(PumpTimeout, match=f"{pty_pump} at 19200 baud"):
+            await t.exchange(b"0\r", never_complete, 0.05)
+    finally:
+        await t.close()
+
+
+@posix_only
+async def test_pty_is_exclusive(pty_pump: str) -> None:
+    first = SerialTransport(pty_pump, clock=RealClock())
+    await first.open()
+    try:
+        with pytest.raises(PumpConnectionError, match="cannot open"):
+            await SerialTransport(pty_pump, clock=RealClock()).open()
+    finally:
+        await first.close()
+    again = SerialTransport(pty_pump, clock=RealClock())
+    await again.open()
+    await again.close()
+
+
+def test_list_ports() -> None:
+    ports = list_ports()
+    assert all(isinstance(p, PortInfo) for p in ports)
+    assert [p.device for p in ports] == sorted(p.device for p in ports)
+
+
+def test_socket_on_the_virtual_clock() -> None:
+    """An in-loop TCP peer answers within one virtual instant; silence times out at once."""
+
+    async def main(clock: Clock) -> tuple[bytes, str, float]:
+        responder = Responder()
+        server = await asyncio.start_server(responder.handle, "127.0.0.1", 0)
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        t = SerialTransport(f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}", clock=clock)
+        mute = SerialTransport(
+            f"socket://127.0.0.1:{silent.sockets[0].getsockname()[1]}", clock=clock
+        )
+        await t.open()
+        await mute.open()
+        try:
+            reply = await t.exchange(b"0\r", etx_framer, 1.0)
+            t0 = clock.now()
+            with pytest.raises(PumpTimeout) as info:
+                await mute.exchange(b"0\r", etx_framer, 30.0)
+            waited = clock.now() - t0
+        finally:
+            await t.close()
+            await mute.close()
+            server.close()
+            silent.close()
+        return reply, str(info.value), waited
+
+    reply, message, waited = run_with_clock(main, virtual=True)
+    assert reply == b"\x020\x03"
+    assert "within 30 s" in message
+    assert waited == pytest.approx(30.0)
