@@ -223,6 +223,22 @@ def test_direction_and_withdraw_counters() -> None:
     assert snap.direction == "infuse"
 
 
+def test_withdrawing_a_full_syringe_stalls() -> None:
+    emu = ready()
+    setup_bd60(emu, rate="60MH", volume="0")
+    talk(emu, b"0DIRWDR\r")
+    assert talk(emu, b"0RUN\r") == basic("00W")
+    emu.advance(0.1)
+    assert emu.snapshot()[0].alarm == "full"
+    assert talk(emu, b"0\r") == basic("00A?S")
+
+
+def test_a_command_without_address_reaches_the_only_pump() -> None:
+    emu = ready()
+    assert talk(emu, b"VER\r") == basic("00SNE1000V3.928")
+    assert talk(emu, b"\r") == basic("00S")
+
+
 def test_purge_runs_at_max_rate_until_stop() -> None:
     emu = ready()
     setup_bd60(emu)

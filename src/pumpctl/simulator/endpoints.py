@@ -60,6 +60,7 @@ class InMemoryTransport(Transport):
         self.clock = clock
         self._sync = _Sync(emulation, clock)
         self._open = False
+        self._lock = asyncio.Lock()  # one exchange at a time on the line, as on a real port
         self.log = get_logger("pumpctl.simulator.transport", port=name)
 
     async def open(self) -> None:
@@ -78,6 +79,10 @@ class InMemoryTransport(Transport):
     async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
         if not self._open:
             raise PumpConnectionError(f"{self.name} is not open")
+        async with self._lock:
+            return await self._exchange(request, frame_length, timeout_s)
+
+    async def _exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
         emulation = self.emulation
         self._sync()
         stale = emulation.read()

@@ -21,7 +21,7 @@ class PumpSnapshot(BaseModel):
 
     `delivered_ml` is the net volume the plunger has pushed since the simulator started (never
     reset by the pump's own counters); `alarm` is the short reason of the alarm that last stopped
-    the pump (e.g. `stall`, `empty`, `reset`, `link_timeout`), cleared when the pump next starts.
+    the pump (`stall`, `empty`, `full`, `reset`, `link_timeout`), cleared when the pump next starts.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
