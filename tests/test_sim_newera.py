@@ -353,6 +353,16 @@ def test_partial_packet_discarded_after_half_second_gap() -> None:
     assert emu.read() == basic("00SNE1000V3.928")
 
 
+def test_inter_byte_gap_is_wire_time_on_a_scaled_clock() -> None:
+    emu = ready()
+    emu.wire_time_scale = 100.0  # a rig at 100x: 0.5 s of wire is 50 simulated seconds
+    packet = frame_safe(b"0VER")
+    emu.feed(packet[:4])
+    emu.advance(40.0)
+    emu.feed(packet[4:])
+    assert emu.read() == basic("00SNE1000V3.928")
+
+
 def test_safe_mode_power_up_announces_reset() -> None:
     emu = NE1000Emulation(safe_mode_timeout_s=5)
     assert emu.read() == frame_safe(b"00A?R")

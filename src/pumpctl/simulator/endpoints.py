@@ -113,6 +113,7 @@ class _RealTimeEndpoint:
     def __init__(self, emulation: Emulation, clock: Clock, tick_wall_s: float) -> None:
         self.emulation = emulation
         self.clock = clock
+        emulation.wire_time_scale = clock.time_scale
         self._sync = _Sync(emulation, clock)
         self._tick_clock_s = tick_wall_s * clock.time_scale
         self._task: asyncio.Task[None] | None = None

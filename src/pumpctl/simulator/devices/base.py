@@ -42,6 +42,9 @@ class Emulation(ABC):
     """
 
     model: ClassVar[str]
+    #: simulated seconds per wall second on the wire. Real-time endpoints on a scaled clock set it
+    #: so wire-level timings (e.g. an inter-byte gap) stay wall-clock timings, as on a real line.
+    wire_time_scale: float = 1.0
 
     @abstractmethod
     def feed(self, data: bytes) -> None:

@@ -289,7 +289,8 @@ class NE1000Emulation(Emulation):
     def feed(self, data: bytes) -> None:
         if not self._link_up or not data:
             return
-        if self._packet is not None and self._now - self._last_byte_s > SAFE_INTER_BYTE_GAP_S:
+        gap_s = SAFE_INTER_BYTE_GAP_S * self.wire_time_scale
+        if self._packet is not None and self._now - self._last_byte_s > gap_s:
             self._packet = None
         self._last_byte_s = self._now
         for b in data:
