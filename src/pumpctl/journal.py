@@ -152,17 +152,16 @@ def _payload_json(payload: Mapping[str, Any]) -> str:
         raise ValueError(f"journal payload is not strict JSON: {exc}") from exc
 
 
-def _check_checkpoint(payload: Mapping[str, Any], phase: str | None) -> None:
+def _check_checkpoint(payload: Mapping[str, Any]) -> None:
+    """The payload's `phase` is the plan segment (prime/loading/maintenance/kvo); the event's
+    `phase` column is the machine phase when it was written (priming, paused, stopped...), so the
+    two legitimately differ and are not compared."""
     missing = {"phase", "delivered_ml", "pump_counter_ml"} - payload.keys()
     if missing:
         raise ValueError(f"checkpoint payload lacks {sorted(missing)}")
     delivered = payload["delivered_ml"]
     if isinstance(delivered, bool) or not isinstance(delivered, int | float):
         raise ValueError(f"checkpoint delivered_ml must be a number, got {delivered!r}")
-    if phase is not None and phase != payload["phase"]:
-        raise ValueError(
-            f"checkpoint phase {payload['phase']!r} differs from event phase {phase!r}"
-        )
 
 
 class Journal:
@@ -308,7 +307,7 @@ class Journal:
         if not math.isfinite(t_clock_s):
             raise ValueError(f"t_clock_s must be finite, got {t_clock_s!r}")
         if kind is EventKind.CHECKPOINT:
-            _check_checkpoint(payload, phase)
+            _check_checkpoint(payload)
         payload_json = _payload_json(payload)
         t_wall = self._wall_clock()
         with self._lock:
