@@ -265,7 +265,7 @@ def test_number_format(value: float, text: str) -> None:
     assert format_number(value) == text
 
 
-@pytest.mark.parametrize("value", [9999.5, 10000, -1, float("nan"), float("inf")])
+@pytest.mark.parametrize("value", [9999.5, 10000, 1e300, -1, float("nan"), float("inf")])
 def test_number_format_refuses(value: float) -> None:
     with pytest.raises(ValueError):
         format_number(value)
@@ -314,7 +314,7 @@ def test_rate_choice_is_never_far_from_the_request(rate: float) -> None:
 
 
 def test_rate_unit_refuses() -> None:
-    for bad in (0.0, -1.0, float("nan"), 1e-9, 1e9):
+    for bad in (0.0, -1.0, float("nan"), 1e-9, 1e9, 1e300):
         with pytest.raises(ValueError):
             choose_rate_unit(bad)
 
@@ -332,3 +332,15 @@ def test_encode_rate_in_fixed_unit() -> None:
 )
 def test_volume_units_follow_diameter(diameter: float, unit: str) -> None:
     assert volume_unit_for_diameter(diameter) == unit
+
+
+@given(st.floats())
+def test_any_float_formats_or_raises_value_error(value: float) -> None:
+    try:
+        text = format_number(value)
+    except ValueError:
+        assert not 0 <= value < 9999.5 or value != value
+    else:
+        assert 0 <= float(text) <= 9999
+    with contextlib.suppress(ValueError):
+        choose_rate_unit(value, max_rate_ml_per_h=abs(value) * 10 if value == value else None)

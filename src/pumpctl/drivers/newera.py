@@ -262,6 +262,8 @@ def format_number(value: float) -> str:
     """
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"NE numbers are finite and >= 0, got {value}")
+    if value >= 9999.5:
+        raise ValueError(f"{value} does not fit the NE number format (max 9999)")
     exact = Decimal(repr(float(value)))
     for decimals in (3, 2, 1, 0):
         rounded = exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
@@ -380,7 +382,9 @@ class NE1000Driver(PumpDriver):
     #: the manual's factory setting (nesp-lib assumes 9600: pass the pump's actual rate)
     default_baudrate: ClassVar[int] = 19200
 
-    def __init__(self, transport: Transport, *, address: int = 0, pump_id: str | None = None):
+    def __init__(
+        self, transport: Transport, *, address: int = 0, pump_id: str | None = None
+    ) -> None:
         if not 0 <= address <= MAX_ADDRESS:
             raise ValueError(f"NE address must be 0..{MAX_ADDRESS}, got {address}")
         super().__init__(transport, address=address, pump_id=pump_id)
