@@ -263,6 +263,13 @@ async def test_target_volume_reads_diameter_when_unknown() -> None:
     t.done()
 
 
+async def test_target_volume_refuses_a_nonsense_diameter() -> None:
+    driver, t = await opened((b"0DIA\r", basic("00SNaN")))
+    with pytest.raises(ProtocolError, match="DIA"):
+        await driver.set_target_volume(5.0)
+    t.done()
+
+
 async def test_start_pause_resume_stop() -> None:
     driver, t = await opened(
         (b"0RUN\r", basic("00I")),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
 
@@ -549,10 +549,9 @@ class NE1000Driver(PumpDriver):
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
         if self._diameter_mm is None:
             data = (await self._send("DIA", query=True)).data
-            try:
-                self._diameter_mm = float(Decimal(data))
-            except InvalidOperation as exc:
-                raise ProtocolError(f"unexpected DIA reply {data!r}") from exc
+            if re.fullmatch(_NUMBER, data) is None or float(data) <= 0:
+                raise ProtocolError(f"unexpected DIA reply {data!r}")
+            self._diameter_mm = float(data)
         unit = volume_unit_for_diameter(self._diameter_mm)
         try:
             text = format_number(volume_ml * (1000 if unit == "UL" else 1))
