@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from pumpctl.check import CheckResult, check_program
 from pumpctl.library import default_library, load_library_text
+from pumpctl.program import example_path
 
 EXAMPLES = Path(__file__).parent.parent / "src" / "pumpctl" / "examples"
 VERSION = default_library().version
@@ -145,7 +146,8 @@ def test_examples_pass(name: str) -> None:
 
 
 def test_example_acute_pain_plan() -> None:
-    result = check_program(EXAMPLES / "acute-pain.yaml", {})
+    assert example_path("acute-pain.yaml").samefile(EXAMPLES / "acute-pain.yaml")
+    result = check_program(example_path("acute-pain.yaml"), {})
     s = segs(result)
     assert (s["prime"]["volume_ml"], s["prime"]["rate_ml_per_h"]) == (0.5, 60.0)
     assert (s["loading"]["volume_ml"], s["loading"]["rate_ml_per_h"]) == (12.25, 73.5)

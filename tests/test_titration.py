@@ -113,6 +113,22 @@ def test_bare_ml_per_h_allowed_for_drug_outside_library() -> None:
     assert dose_rate_to_ml_per_h("7 mL/h", plan) == 7.0
 
 
+def test_no_known_step_means_no_increase() -> None:
+    """Without a library entry or a program step, limits exist and allow only decreases."""
+    plan = plan_for(drug="saline", rate="14 mL/h")
+    assert plan.titration is not None
+    assert plan.titration.max_rate_ml_per_h == 14.0
+    assert "no titration step known: rate increases are refused" in plan.warnings
+    with pytest.raises(TitrationRefused, match="max_rate"):
+        check_titration(
+            plan.titration,
+            current_ml_per_h=14.0,
+            requested_ml_per_h=14.5,
+            now_s=0.0,
+            last_increase_s=None,
+        )
+
+
 def test_dose_rate_entry_errors_are_titration_refusals() -> None:
     with pytest.raises(TitrationRefused, match="rate"):
         dose_rate_to_ml_per_h("0.3 mg/kg", plan_for())

@@ -84,11 +84,17 @@ def violation(
     version: str | None,
     rule: str,
     what: str,
+    message: str | None = None,
 ) -> Violation:
-    """Build a violation whose message reads on its own in a terminal or a journal."""
+    """Build a violation whose message reads on its own in a terminal or a journal.
+
+    `what` reads before the limit ("above the hard maximum"); `message` replaces the middle
+    part when the limit is not a number.
+    """
     unit_txt = f" {unit}" if unit else ""
+    middle = message or f"{what} {_fmt(limit)}{unit_txt}"
     message = (
-        f"{field} = {_fmt(value)}{unit_txt}: {what} {_fmt(limit)}{unit_txt} "
+        f"{field} = {_fmt(value)}{unit_txt}: {middle} "
         f"({severity} limit, library {version or 'none'}, {rule})"
     )
     return Violation(

@@ -245,6 +245,7 @@ class _Compiler:
         severity: Severity,
         rule: str,
         what: str,
+        message: str | None = None,
     ) -> None:
         self.found.append(
             violation(
@@ -256,6 +257,7 @@ class _Compiler:
                 version=self.version,
                 rule=rule,
                 what=what,
+                message=message,
             )
         )
 
@@ -286,7 +288,8 @@ class _Compiler:
                 None,
                 "soft",
                 "SR03",
-                "no drug library entry, no dose limits apply; library:",
+                "",
+                message="not in the drug library: no dose limit can be checked",
             )
             return
         area, route = self.p.patient.care_area, drug.route
@@ -295,11 +298,12 @@ class _Compiler:
             self.add(
                 "patient.care_area",
                 area,
-                f"{drug.name} {route} has no {area} entry",
+                "no entry",
                 None,
                 "hard",
                 "SR07",
-                "refused:",
+                "",
+                message=f"the library has no {drug.name} {route} entry for {area}",
             )
             return
         self.entry = self.lib.lookup(drug.name, area, route, self.conc)
@@ -495,8 +499,15 @@ class _Compiler:
         if lim is not None and interval is not None:
             self.limit(lim.min_interval, interval, "titration.min_interval", "SR09")
         if step_ml is None or step_ml <= 0:
+            # never None with a maintenance phase: limits that allow no increase at all
             self.warnings.append("no titration step known: rate increases are refused")
-            return None
+            return TitrationLimits(
+                max_step_ml_per_h=self.res.rate_ml_per_h,
+                min_interval_s=interval or 0.0,
+                max_rate_ml_per_h=maint.rate_ml_per_h,
+                ml_per_h_per_dose_unit=self.display_factor(written),
+                dose_rate_unit=written.unit,
+            )
         max_rate = self.titration_ceiling(maint.rate_ml_per_h, cap_ml_per_h)
         return TitrationLimits(
             max_step_ml_per_h=step_ml,

@@ -8,6 +8,7 @@ for display. Unknown fields are errors, so a typo ("duraton") can never silently
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,7 @@ __all__ = [
     "Syringe",
     "Titration",
     "Tubing",
+    "example_path",
     "load_program",
     "load_program_text",
     "load_yaml_mapping",
@@ -302,3 +304,15 @@ def load_program(path: Path) -> Program:
     except OSError as exc:
         raise ProgramError.from_os_error(exc, "program", str(path)) from exc
     return load_program_text(text, path.parent)
+
+
+def example_path(name: str) -> Path:
+    """A program shipped inside the package (`acute-pain.yaml`, ...), as a file path.
+
+    The examples sit next to their library (`examples/library/`), so relative `library:` paths
+    resolve from an installed package just as from a checkout.
+    """
+    path = Path(str(resources.files("pumpctl").joinpath("examples", name)))
+    if not path.is_file():
+        raise ProgramError([Issue(field="program", value=name, message="no such example")])
+    return path
