@@ -234,7 +234,10 @@ def _render(result: CheckResult) -> str:
             "  (drug mg: to the patient, prime excluded)"
         )
         t = plan.titration
-        if t is not None:
+        start = next((s.rate_ml_per_h for s in plan.segments if s.phase == "maintenance"), None)
+        if t is not None and start is not None and t.max_rate_ml_per_h <= start:
+            lines.append("titration  increases refused (decreases always allowed)")
+        elif t is not None:
             unit = t.dose_rate_unit or "mL/h"
             f = t.ml_per_h_per_dose_unit or 1.0
             lines.append(
