@@ -42,16 +42,17 @@ def make_plan(
 
 @pytest.fixture
 def acute_plan() -> Plan:
-    """The dosing doc's worked example: 70 kg, 1 mg/mL, 0.35 mg/kg over 10 min, 0.2 mg/kg/h 4 h."""
+    """The acute-pain example in pump units: 70 kg, 2 mg/mL, prime 0.5 mL, 0.35 mg/kg over 10 min
+    (12.25 mL at 73.5 mL/h), then 0.2 mg/kg/h for 4 h (7 mL/h, 28 mL): 40.75 mL in a 60 mL syringe."""
     return make_plan(
         segment(SegmentPhase.PRIME, 120.0, 0.5),
-        segment(SegmentPhase.LOADING, 147.0, 24.5),
-        segment(SegmentPhase.MAINTENANCE, 14.0, 56.0),
+        segment(SegmentPhase.LOADING, 73.5, 12.25),
+        segment(SegmentPhase.MAINTENANCE, 7.0, 28.0),
         titration=TitrationLimits(
-            max_step_ml_per_h=7.0,
+            max_step_ml_per_h=3.5,  # 0.1 mg/kg/h
             min_interval_s=15 * 60.0,
-            max_rate_ml_per_h=70.0,
-            ml_per_h_per_dose_unit=70.0,
+            max_rate_ml_per_h=35.0,  # 1 mg/kg/h
+            ml_per_h_per_dose_unit=35.0,  # 70 kg / 2 mg/mL
         ),
     )
 

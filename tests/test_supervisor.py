@@ -37,7 +37,7 @@ def test_acute_program_delivers_plan_per_phase(acute_plan: Plan) -> None:
     for ph in result.phases:
         assert ph.planned_ml is not None
         assert ph.delivered_ml == pytest.approx(ph.planned_ml, abs=RESOLUTION_ML)
-    assert truth.delivered_ml == pytest.approx(0.5 + 24.5 + 56.0, abs=3 * RESOLUTION_ML)
+    assert truth.delivered_ml == pytest.approx(40.75, abs=3 * RESOLUTION_ML)
     assert truth.running is False
     # 4 h of maintenance at 14 mL/h plus a 5 min pause plus prime/loading, all on simulated time
     maintenance = next(p for p in result.phases if p.phase is SegmentPhase.MAINTENANCE)
@@ -72,7 +72,24 @@ def test_SR26_stall_stops_infusion_with_alarm(acute_plan: Plan) -> None:
     assert result.outcome is Outcome.ALARM
     assert result.alarm == "stall"
     assert truth.running is False
-    assert truth.delivered_ml < 0.5 + 24.5 + 56.0
+    assert truth.delivered_ml < 40.75
+
+
+def test_SR25_SR26_empty_syringe_stops_with_alarm() -> None:
+    # 81 mL planned into a 60 mL syringe: the plunger bottoms out and the pump stalls
+    plan = make_plan(
+        segment(SegmentPhase.LOADING, 147.0, 24.5), segment(SegmentPhase.MAINTENANCE, 14.0, 56.0)
+    )
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock)
+
+    result, truth = run_virtual(main)
+    assert result.outcome is Outcome.ALARM
+    assert result.alarm == "stall"
+    assert truth.running is False
+    assert truth.delivered_ml == pytest.approx(60.0, abs=RESOLUTION_ML)
+    assert result.delivered_ml == pytest.approx(60.0, abs=RESOLUTION_ML)
 
 
 def test_SR17_SR19_link_loss_alarms_and_pump_watchdog_stops(acute_plan: Plan) -> None:
@@ -134,8 +151,8 @@ def test_operator_stop_ends_run_stopped(acute_plan: Plan) -> None:
     assert result.outcome is Outcome.STOPPED
     assert truth.running is False
     loading = next(p for p in result.phases if p.phase is SegmentPhase.LOADING)
-    # 60 s at 147 mL/h = 2.45 mL, give or take one poll
-    assert loading.delivered_ml == pytest.approx(147.0 * 60 / 3600, abs=147.0 * 1.5 / 3600)
+    # 60 s at 73.5 mL/h = 1.225 mL, give or take one poll
+    assert loading.delivered_ml == pytest.approx(73.5 * 60 / 3600, abs=73.5 * 1.5 / 3600)
     assert truth.delivered_ml == pytest.approx(0.5 + loading.delivered_ml, abs=0.01)
 
 
@@ -146,25 +163,25 @@ def test_SR09_titration_only_in_maintenance_and_within_limits(acute_plan: Plan) 
     async def titrate(sup: Supervisor, clock: Clock) -> None:
         await wait_for_phase(sup, clock, Phase.LOADING)
         with pytest.raises(SupervisorError, match="maintenance"):
-            await sup.titrate(20.0, reason="too early")
+            await sup.titrate(10.0, reason="too early")
         await wait_for_phase(sup, clock, Phase.MAINTENANCE)
         with pytest.raises(SupervisorError):
-            await sup.titrate(14.0 + 7.5, reason="step too large")  # max step 7 mL/h
-        await sup.titrate(21.0, reason="distress")  # +7 mL/h: allowed
+            await sup.titrate(7.0 + 3.6, reason="step too large")  # max step 3.5 mL/h
+        await sup.titrate(10.5, reason="distress")  # +3.5 mL/h: allowed
         with pytest.raises(SupervisorError):
-            await sup.titrate(28.0, reason="again too soon")  # min interval 15 min
-        await sup.titrate(10.0, reason="sedated")  # decreases always allowed, immediately
+            await sup.titrate(14.0, reason="again too soon")  # min interval 15 min
+        await sup.titrate(5.0, reason="sedated")  # decreases always allowed, immediately
         seen["rate"] = emu.snapshot()[0].rate_ml_per_h
 
     async def main(clock: Clock):  # type: ignore[no-untyped-def]
         return await run_on_simulator(acute_plan, clock, emulation=emu, operator=titrate)
 
     result, truth = run_virtual(main)
-    assert seen["rate"] == pytest.approx(10.0)
+    assert seen["rate"] == pytest.approx(5.0)
     assert result.outcome is Outcome.COMPLETED
     maintenance = next(p for p in result.phases if p.phase is SegmentPhase.MAINTENANCE)
-    assert maintenance.delivered_ml == pytest.approx(56.0, abs=RESOLUTION_ML)  # volume is the limit
-    assert truth.delivered_ml == pytest.approx(81.0, abs=3 * RESOLUTION_ML)
+    assert maintenance.delivered_ml == pytest.approx(28.0, abs=RESOLUTION_ML)  # volume is the limit
+    assert truth.delivered_ml == pytest.approx(40.75, abs=3 * RESOLUTION_ML)
 
 
 def test_SR28_pump_reset_is_detected_never_rerun(acute_plan: Plan) -> None:
@@ -182,8 +199,8 @@ def test_SR28_pump_reset_is_detected_never_rerun(acute_plan: Plan) -> None:
     assert result.outcome is Outcome.ALARM
     assert result.alarm == "reset"
     assert truth.running is False
-    # 15 min of maintenance at 14 mL/h = 3.5 mL after prime and loading, then nothing more
-    assert truth.delivered_ml == pytest.approx(25.0 + 3.5, abs=0.05)
+    # 15 min of maintenance at 7 mL/h = 1.75 mL after prime and loading, then nothing more
+    assert truth.delivered_ml == pytest.approx(12.75 + 1.75, abs=0.05)
 
 
 def test_SR29_journal_accounts_for_every_phase(acute_plan: Plan, tmp_path) -> None:  # type: ignore[no-untyped-def]

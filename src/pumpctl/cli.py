@@ -70,8 +70,13 @@ def simulate(
     time_scale: float,
 ) -> None:
     """Emulate pump MODEL on a pty (default: a new one, printed as PTY=...), a path or TCP."""
+    import logging
+
+    from pumpctl.log import configure_logging
     from pumpctl.simulator.server import run_simulator
 
+    # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
+    configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
     if port and tcp:
         raise click.UsageError("give --port or --tcp, not both")
     try:

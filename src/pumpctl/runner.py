@@ -6,7 +6,8 @@ Kept out of cli.py so the same wiring is tested directly and used from Python sc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.server import build_emulation
 from pumpctl.supervisor import Progress, RunResult, Supervisor, SupervisorConfig
 
-Operator = Callable[[Supervisor, Clock], Awaitable[None]]
+Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 """A scripted operator acting on a running supervisor (demo scenario, tests, rigs)."""
 
 __all__ = [
