@@ -200,6 +200,10 @@ def test_SR01_schema_error_exits_1_without_plan(tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.plan is None
     (v,) = result.violations
     assert (v.field, v.rule, v.severity) == ("phases.maintenance.duraton", "schema", "hard")
+    assert v.message == (
+        "phases.maintenance.duraton = '4 h': Extra inputs are not permitted "
+        "(library not loaded, schema)"
+    )
     assert result.to_json()["segments"] == []
 
 

@@ -94,7 +94,10 @@ def _schema_violations(exc: ProgramError, version: str | None) -> list[Violation
             severity="hard",
             library_version=version,
             rule="schema",
-            message=f"{issue.field}: {issue.message} (library {version or 'not loaded'})",
+            message=(
+                f"{issue.field}{'' if value is None else f' = {value!r}'}: {issue.message} "
+                f"(library {version or 'not loaded'}, schema)"
+            ),
         )
 
     return [one(i) for i in exc.issues]
