@@ -43,7 +43,7 @@ class ProgressPrinter:
         t = format_duration(p.clock_s - (self._t0 or 0.0))
         dose = (
             f" ({p.dose_rate:.4g} {p.dose_rate_unit})"
-            if p.dose_rate is not None and p.dose_rate_unit
+            if p.dose_rate is not None and p.dose_rate_unit and p.rate_ml_per_h > 0
             else ""
         )
         seg = (
