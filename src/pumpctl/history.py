@@ -1,0 +1,346 @@
+"""`pumpctl journal J`: a journal's runs and one run's timeline, for people (SR10, SR29).
+
+The journal holds every command, reply, transition, titration, alarm and checkpoint. A readable
+history keeps what an operator or auditor asks about (who changed what, when, why; what was
+planned and what went in) and collapses the rest: a burst of commands and their replies becomes
+one line, consecutive delivered-volume checkpoints become one line.
+
+Times are the supervisor's clock (simulated time on a virtual clock) relative to the run's start;
+the run list shows the wall time the run started, in UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pumpctl.journal import (
+    EventKind,
+    Journal,
+    JournalError,
+    JournalEvent,
+    RunRecord,
+    delivered_by_phase,
+)
+
+__all__ = ["render_history", "render_run", "render_run_list"]
+
+_ID_LEN = 12  # shown run-id prefix; any unique prefix selects a run
+
+
+def render_history(journal_path: Path, run_id: str | None = None) -> str:
+    """The run list and the timeline of `run_id` (any unique prefix), else of the latest run.
+
+    Raises `JournalError` when there is no journal or no such run.
+    """
+    with Journal.open_readonly(Path(journal_path)) as journal:
+        runs = journal.runs()
+        if not runs:
+            return f"no runs in {journal_path}"
+        chosen = _select(runs, run_id)
+        events = journal.events(chosen.run_id)
+    return render_run_list(runs, selected=chosen.run_id) + "\n\n" + render_run(chosen, events)
+
+
+def _select(runs: Sequence[RunRecord], run_id: str | None) -> RunRecord:
+    if run_id is None:
+        return runs[-1]
+    matches = [r for r in runs if r.run_id.startswith(run_id.strip().lower())]
+    if not matches:
+        raise JournalError(f"no run {run_id!r} in this journal")
+    if len(matches) > 1:
+        raise JournalError(f"run id {run_id!r} is ambiguous: give more characters")
+    return matches[0]
+
+
+def render_run_list(runs: Sequence[RunRecord], *, selected: str | None = None) -> str:
+    lines = [f"  {'run':<{_ID_LEN}}  {'program':<24} {'started (UTC)':<19}  status"]
+    for r in runs:
+        mark = "*" if r.run_id == selected else " "
+        lines.append(
+            f"{mark} {r.run_id[:_ID_LEN]:<{_ID_LEN}}  {r.program:<24} "
+            f"{_utc(r.started_wall):<19}  {r.status.value}"
+        )
+    return "\n".join(lines)
+
+
+def render_run(run: RunRecord, events: Sequence[JournalEvent]) -> str:
+    """Header, collapsed timeline and per-phase totals of one run."""
+    plan = _plan(run.plan_json)
+    header = [
+        f"run {run.run_id} — {run.program} — {run.status.value}",
+        f"started {_utc(run.started_wall)} UTC on {run.pump_model} at {run.port}"
+        f" address {run.address}; program sha256 {run.program_hash[:12]}",
+    ]
+    t0 = events[0].t_clock_s if events else 0.0
+    timeline = [f"{'clock':>10}  {'phase':<11}  event"]
+    for t_clock_s, phase, text in _timeline(events, _DoseUnits(plan)):
+        timeline.append(f"{_clock(t_clock_s - t0):>10}  {phase or '':<11}  {text}")
+    if not any(_note(e) == "run_ended" for e in events):
+        timeline.append(
+            "  (no end recorded: the run is still going, or its controller died; "
+            "the pump may need checking)"
+        )
+    return "\n".join([*header, "", *timeline, "", *_totals(plan, events)])
+
+
+# ------------------------------------------------------------------------------------ timeline
+
+Line = tuple[float, str | None, str]
+
+
+def _timeline(events: Sequence[JournalEvent], units: _DoseUnits) -> Iterator[Line]:
+    i = 0
+    while i < len(events):
+        event = events[i]
+        if event.kind in (EventKind.COMMAND, EventKind.REPLY):
+            j = _run_end(events, i, {EventKind.COMMAND, EventKind.REPLY}, gap_s=_BURST_GAP_S)
+            yield event.t_clock_s, event.phase, "pump: " + _commands(events[i:j])
+            i = j
+            continue
+        if event.kind is EventKind.CHECKPOINT:
+            j = _run_end(events, i, {EventKind.CHECKPOINT})
+            yield _checkpoints(events[i:j])
+            i = j
+            continue
+        text = _describe(event, units)
+        if text is not None:
+            yield event.t_clock_s, event.phase, text
+        i += 1
+
+
+#: commands further apart than this (clock seconds) are separate bursts, on separate lines
+_BURST_GAP_S = 5.0
+
+
+def _run_end(
+    events: Sequence[JournalEvent], start: int, kinds: set[EventKind], *, gap_s: float = math.inf
+) -> int:
+    end = start + 1
+    while (
+        end < len(events)
+        and events[end].kind in kinds
+        and events[end].t_clock_s - events[end - 1].t_clock_s <= gap_s
+    ):
+        end += 1
+    return end
+
+
+_ARG_UNITS = (
+    ("rate_ml_per_h", "mL/h"),
+    ("volume_ml", "mL"),
+    ("inner_diameter_mm", "mm"),
+    ("ml_per_rev", "mL/rev"),
+    ("timeout_s", "s"),
+)
+
+
+def _commands(events: Iterable[JournalEvent]) -> str:
+    """`clear_counters, set_rate 147 mL/h, start: ok`; a failed reply is named where it occurred."""
+    parts: list[str] = []
+    failed = False
+    for e in events:
+        p = e.payload
+        if e.kind is EventKind.COMMAND:
+            text = str(p.get("command", "?"))
+            for key, unit in _ARG_UNITS:
+                if key in p:
+                    value = p[key]
+                    text += " no target" if value is None else f" {_num(value)} {unit}"
+            parts.append(text)
+        elif p.get("outcome") != "ok":
+            failed = True
+            outcome = p.get("outcome")
+            detail = {
+                "unknown": "NO REPLY",
+                "alarm": f"ALARM {p.get('reason', '')}".strip(),
+                "rejected": f"REJECTED code {p.get('code')}",
+            }.get(str(outcome), f"ERROR {p.get('error', outcome)}")
+            if parts:
+                parts[-1] += f" ({detail})"
+            else:
+                parts.append(f"{p.get('command', '?')} ({detail})")
+    return ", ".join(parts) + ("" if failed else ": ok")
+
+
+def _checkpoints(events: Sequence[JournalEvent]) -> Line:
+    last = events[-1]
+    per_phase: dict[str, float] = {}
+    for e in events:
+        per_phase[str(e.payload["phase"])] = float(e.payload["delivered_ml"])
+    volumes = ", ".join(f"{ph} {ml:.3f} mL" for ph, ml in per_phase.items())
+    count = f" ({len(events)} checkpoints)" if len(events) > 1 else ""
+    return last.t_clock_s, last.phase, f"delivered so far: {volumes}{count}"
+
+
+def _note(event: JournalEvent) -> str | None:
+    if event.kind is not EventKind.NOTE:
+        return None
+    name = event.payload.get("event", event.payload.get("note"))
+    return None if name is None else str(name)
+
+
+def _describe(e: JournalEvent, units: _DoseUnits) -> str | None:
+    p = e.payload
+    if e.kind is EventKind.TRANSITION:
+        if p.get("trigger") == "titrate":
+            return None  # the titration event says it all
+        info = p.get("info") or {}
+        text = f"{p.get('source')} -> {p.get('dest')} ({p.get('trigger')})"
+        return text + _by(info)
+    if e.kind is EventKind.TITRATION:
+        old, new = float(p["old_ml_per_h"]), float(p["new_ml_per_h"])
+        change = f"{_num(old)} -> {_num(new)} mL/h{units.pair(old, new)}"
+        if p.get("accepted"):
+            return f"TITRATION {change}{_by(p)}"
+        return f"titration REFUSED {change}{_by(p)}: {p.get('error', '')}"
+    if e.kind is EventKind.ALARM:
+        detail = p.get("detail") or ", ".join(f"{k}={v}" for k, v in p.items() if k != "reason")
+        return f"ALARM {p.get('reason')}" + (f": {detail}" if detail else "")
+    if e.kind is EventKind.SEGMENT_START:
+        dose = (
+            f" ({_num(p['dose_rate'])} {p['dose_rate_unit']})"
+            if p.get("dose_rate") is not None and p.get("dose_rate_unit")
+            else ""
+        )
+        volume = p.get("volume_ml")
+        planned = "until stopped" if volume is None else f"{_ml(volume)} planned"
+        return (
+            f"segment {p.get('phase')} starts: {_num(p.get('rate_ml_per_h'))} mL/h{dose}, {planned}"
+        )
+    if e.kind is EventKind.SEGMENT_END:
+        planned_ml = p.get("planned_ml")
+        of = "" if planned_ml is None else f" of {_ml(planned_ml)} planned"
+        return f"segment {p.get('phase')} ends: {_ml(p.get('delivered_ml'))} delivered{of}"
+    if e.kind is EventKind.OVERRIDE:
+        return "OVERRIDE " + _fields(p)
+    return _describe_note(p)
+
+
+def _describe_note(p: dict[str, Any]) -> str:
+    name = p.get("event", p.get("note"))
+    if name == "run_started":
+        return "run started"
+    if name == "plan_accepted":
+        warnings = p.get("warnings") or []
+        return "plan accepted" + "".join(f"; warning: {w}" for w in warnings)
+    if name == "stop_requested":
+        return "STOP requested" + _by(p)
+    if name == "stop_confirmed":
+        return f"pump stop confirmed ({p.get('why')}, {p.get('attempts')} attempt(s))"
+    if name == "run_ended":
+        result = p.get("result") or {}
+        alarm = f" ({result['alarm']})" if result.get("alarm") else ""
+        return f"run ended: {result.get('outcome', '?')}{alarm}"
+    if name == "infusion_complete":
+        return "infusion complete"
+    if name == "power_up_reset_acknowledged":
+        return "pump power-up reset acknowledged"
+    rest = {k: v for k, v in p.items() if k not in ("event", "note")}
+    return f"{name or 'note'}" + (f": {_fields(rest)}" if rest else "")
+
+
+def _by(p: dict[str, Any]) -> str:
+    who, reason = p.get("who"), p.get("reason")
+    text = f" by {who}" if who else ""
+    return text + (f": {reason}" if reason else "")
+
+
+def _fields(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in p.items())
+
+
+# ------------------------------------------------------------------------------------ totals
+
+
+def _plan(plan_json: str) -> dict[str, Any]:
+    """The journaled plan as plain data (tolerant: an older plan schema must still print)."""
+    try:
+        data = json.loads(plan_json)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _totals(plan: dict[str, Any], events: Iterable[JournalEvent]) -> list[str]:
+    delivered = delivered_by_phase(events)
+    planned: dict[str, float | None] = {}
+    for seg in plan.get("segments") or []:
+        if isinstance(seg, dict) and "phase" in seg:
+            planned[str(seg["phase"])] = seg.get("volume_ml")
+    phases = list(planned) + [ph for ph in delivered if ph not in planned]
+    lines = [f"{'phase':<12}{'planned mL':>12}{'delivered mL':>14}"]
+    for ph in phases:
+        plan_ml = planned.get(ph)
+        lines.append(
+            f"{ph:<12}{'-' if plan_ml is None else f'{plan_ml:.3f}':>12}"
+            f"{delivered.get(ph, 0.0):>14.3f}"
+        )
+    finite = [v for v in planned.values() if v is not None]
+    total_planned = f"{sum(finite):.3f}" if planned and len(finite) == len(planned) else "-"
+    lines.append(f"{'total':<12}{total_planned:>12}{sum(delivered.values()):>14.3f}")
+    return lines
+
+
+class _DoseUnits:
+    """mL/h -> the maintenance dose unit (e.g. mg/kg/h), for titration lines."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.factor: float | None = None
+        self.unit: str | None = None
+        limits = plan.get("titration") or {}
+        maint = next(
+            (
+                s
+                for s in plan.get("segments") or []
+                if isinstance(s, dict) and s.get("phase") == "maintenance"
+            ),
+            None,
+        )
+        if not isinstance(limits, dict) or maint is None:
+            return
+        unit = limits.get("dose_rate_unit") or maint.get("dose_rate_unit")
+        factor = limits.get("ml_per_h_per_dose_unit")
+        if factor is None and maint.get("dose_rate"):
+            factor = float(maint["rate_ml_per_h"]) / float(maint["dose_rate"])
+        if unit and factor:
+            self.factor, self.unit = float(factor), str(unit)
+
+    def pair(self, old_ml_per_h: float, new_ml_per_h: float) -> str:
+        if self.factor is None:
+            return ""
+        old, new = old_ml_per_h / self.factor, new_ml_per_h / self.factor
+        return f" ({_num(old)} -> {_num(new)} {self.unit})"
+
+
+# ------------------------------------------------------------------------------------ formats
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _ml(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.3f} mL"
+    return str(value)
+
+
+def _clock(seconds: float) -> str:
+    """`0:05:00`, `27:00:00` -> `1d 03:00:00`."""
+    total = max(0, round(seconds))
+    days, rem = divmod(total, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes, secs = divmod(rem, 60)
+    text = f"{hours:d}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {hours:02d}:{minutes:02d}:{secs:02d}" if days else text
+
+
+def _utc(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
