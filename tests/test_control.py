@@ -9,10 +9,12 @@ nets that never decide pass or fail.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import socket
 import stat
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -279,8 +281,6 @@ async def test_who_defaults_to_the_local_user(run: Run, journal: Journal) -> Non
     assert reply["ok"] is True
     assert run.supervisor.run_id is not None
     (event,) = journal.events(run.supervisor.run_id, kinds=[EventKind.TITRATION])
-    import getpass
-
     assert event.payload["who"] == getpass.getuser()
 
 
@@ -407,12 +407,12 @@ async def test_a_regular_file_on_the_socket_path_is_not_replaced(
 async def test_fallback_directory_is_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("XDG_RUNTIME_DIR", os.fspath(tmp_path))
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
-    with Journal(deep / "run.sqlite") as j:
+    with tempfile.TemporaryDirectory(prefix="rt") as runtime, Journal(deep / "run.sqlite") as j:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)  # short, whatever pytest's tmp path is
         path = control_socket_path(j.path)
-        assert path.parent == tmp_path / f"pumpctl-{os.getuid()}"
+        assert path.parent == Path(runtime) / f"pumpctl-{os.getuid()}"
         sup = idle_supervisor(j)
         async with ControlServer(sup, path):
             assert stat.S_IMODE(os.lstat(path.parent).st_mode) == 0o700
