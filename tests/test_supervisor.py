@@ -7,13 +7,13 @@ what the supervisor reports, so a supervisor that merely *believes* it stopped t
 from __future__ import annotations
 
 import pytest
-from pumpctl.journal import Journal
-from pumpctl.simulator.server import build_emulation
 
 from pumpctl.clock import Clock
+from pumpctl.journal import Journal
 from pumpctl.machine import Phase
 from pumpctl.plan import Plan, SegmentPhase
 from pumpctl.runner import DemoScenario, run_on_simulator
+from pumpctl.simulator.server import build_emulation
 from pumpctl.supervisor import Outcome, Supervisor, SupervisorConfig, SupervisorError
 
 from .conftest import make_plan, run_virtual, segment
@@ -229,3 +229,21 @@ def test_SR29_journal_accounts_for_every_phase(acute_plan: Plan, tmp_path) -> No
     assert transitions[0] == ("idle", "priming")
     assert transitions[-1] == ("maintenance", "completed")
     journal.close()
+
+
+def test_SR08_rolling_hourly_total_stops_infusion_with_alarm() -> None:
+    from pumpctl.plan import RollingLimits
+
+    base = make_plan(segment(SegmentPhase.MAINTENANCE, 7.0, 28.0))
+    plan = base.model_copy(update={"rolling_limits": RollingLimits(max_1h_ml=5.0)})
+    emu = build_emulation("ne1000", [0])
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock, emulation=emu)
+
+    result, truth = run_virtual(main)
+    assert result.outcome is Outcome.ALARM
+    assert result.alarm == "rolling_limit"
+    assert truth.running is False
+    # 7 mL/h crosses 5 mL in the first hour after 5/7 h = 2571 s; stopped within a poll or two
+    assert truth.delivered_ml == pytest.approx(5.0, abs=7.0 * 3 / 3600 + RESOLUTION_ML)

@@ -92,3 +92,58 @@ def test_SR17_three_missed_polls_is_a_communication_alarm() -> None:
     assert pump.state.value == "stopped"
     first_lost = [i for i, c in enumerate(pump.calls) if c == "read_status"][9]
     assert pump.calls[first_lost:].count("stop") >= 2  # kept trying
+
+
+def test_SR09_without_titration_limits_only_decreases_are_allowed() -> None:
+    plan = make_plan(segment(SegmentPhase.MAINTENANCE, 6.0, 3.0))
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = FakePump(clock)
+        sup = Supervisor(pump, plan, clock)
+        task = asyncio.create_task(sup.run())
+        while sup.phase is not Phase.MAINTENANCE:
+            await clock.sleep(1.0)
+        with pytest.raises(SupervisorError, match="only decreases"):
+            await sup.titrate(6.5, reason="distress")
+        await sup.titrate(3.0, reason="sedated")
+        rate_after = pump.rate_ml_per_h
+        return await task, rate_after
+
+    result, rate_after = run_virtual(main)
+    assert rate_after == 3.0
+    assert result.outcome is Outcome.COMPLETED
+
+
+def test_cancelled_supervisor_still_stops_the_pump() -> None:
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = FakePump(clock)
+        sup = Supervisor(pump, PLAN, clock)
+        task = asyncio.create_task(sup.run())
+        while sup.phase is not Phase.MAINTENANCE:
+            await clock.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return pump, sup
+
+    pump, sup = run_virtual(main)
+    assert pump.state.value == "stopped"
+    assert pump.calls[-3:] == ["stop", "read_status", "read_delivered"]  # stop, confirm, account
+    assert sup.phase is Phase.STOPPED
+
+
+def test_internal_error_ends_in_alarm_and_confirmed_stop() -> None:
+    class Broken(FakePump):
+        async def read_delivered(self):  # type: ignore[no-untyped-def]
+            if self.state.value == "running" and self.calls.count("read_delivered") > 5:
+                raise RuntimeError("bug in a driver")
+            return await super().read_delivered()
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = Broken(clock)
+        return await Supervisor(pump, PLAN, clock).run(), pump
+
+    result, pump = run_virtual(main)
+    assert result.outcome is Outcome.ALARM
+    assert result.alarm == "internal_error"
+    assert pump.state.value == "stopped"

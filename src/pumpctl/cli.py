@@ -119,16 +119,23 @@ def check(
 ) -> None:
     """Validate PROGRAM against its drug library and print the compiled plan."""
     import json
+    import logging
 
     from pumpctl.check import check_program
+    from pumpctl.log import configure_logging
 
+    # stdout carries only the plan (a table, or one JSON object that scripts parse)
+    configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
     result = check_program(program, dict(_pair_overrides(override_fields, override_reasons)))
     if as_json:
         _echo(json.dumps(result.to_json(), indent=2))
-    elif result.plan is not None:
+    else:
         _echo(result.render_table())
-    for v in result.violations:
-        click.echo(f"{'error' if result.exit_code else 'note'}: {v.message}", err=True)
+    if result.exit_code == EXIT_SOFT_LIMIT:
+        click.echo(
+            "a soft limit was crossed: re-run with --override FIELD --reason TEXT to proceed",
+            err=True,
+        )
     sys.exit(result.exit_code)
 
 
@@ -168,10 +175,11 @@ def demo(
     from pumpctl.clock import Clock, run_with_clock, wall_monotonic
     from pumpctl.display import ProgressPrinter, summary_lines
     from pumpctl.journal import Journal
-    from pumpctl.runner import DemoScenario, builtin_program_path, run_on_simulator
+    from pumpctl.program import example_path
+    from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
 
     _configure_logs(audit, json_log, verbose=False)
-    path = program or builtin_program_path()
+    path = program or example_path(DEMO_PROGRAM)
     plan = _checked_plan(path, [])
     printer = None if json_log else ProgressPrinter(_echo, every_s=every_min * 60.0)
     scenario = None if no_pause else DemoScenario()
@@ -296,10 +304,27 @@ def run(
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal)
-            return await sup.run()
+            if journal is None:
+                return await sup.run()
+            from pumpctl.control import ControlServer, control_socket_path
+            from pumpctl.titration import dose_rate_to_ml_per_h
+
+            def rate_parser(text: str) -> float:
+                return dose_rate_to_ml_per_h(text, plan)
+
+            path = control_socket_path(journal)
+            async with ControlServer(sup, path, rate_parser=rate_parser):
+                if not json_log:
+                    _echo(f"control: pumpctl ctl --journal {journal} status")
+                return await sup.run()
+
+    from pumpctl.control import ControlError
 
     try:
         result = run_with_clock(main_, time_scale=time_scale)
+    except ControlError as exc:  # another run owns this journal's control socket
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
     finally:
         if jr is not None:
             jr.close()
@@ -307,6 +332,58 @@ def run(
         for line in summary_lines(plan, result, resolution_ml=_resolution_for(cls, plan)):
             _echo(line)
     sys.exit(_exit_code(result.outcome.value))
+
+
+@main.command()
+@click.option(
+    "--journal",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the --journal of the running `pumpctl run`",
+)
+@click.argument("op", type=click.Choice(["status", "titrate", "pause", "resume", "stop"]))
+@click.argument("rate", required=False)
+@click.option("--reason", default="", help="why (required for titrate; journaled with who)")
+@click.option("--who", default=None, help="who asks (default: your user name)")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=15.0,
+    show_default=True,
+    help="seconds to wait for the run's reply",
+)
+def ctl(
+    journal: Path, op: str, rate: str | None, reason: str, who: str | None, timeout_s: float
+) -> None:
+    """Control a running `pumpctl run` from another terminal: status, titrate RATE (e.g.
+    0.3mg/kg/h, with --reason), pause, resume, stop. Exit 1: refused; 3: no run listening."""
+    from pumpctl.control import ctl as send_ctl
+
+    if op == "titrate" and not rate:
+        raise click.UsageError("titrate needs a RATE with units, e.g. 0.3mg/kg/h")
+    if op != "titrate" and rate:
+        raise click.UsageError(f"{op} takes no RATE")
+    code, text = send_ctl(journal, op, rate=rate, reason=reason, who=who, timeout_s=timeout_s)
+    click.echo(text, err=code != 0)
+    sys.exit(code)
+
+
+@main.command("journal")
+@click.argument(
+    "journal_path", metavar="JOURNAL", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--run", "run_id", help="run id or a unique prefix (default: the latest run)")
+def journal_cmd(journal_path: Path, run_id: str | None) -> None:
+    """Print the runs in JOURNAL and the history of one of them."""
+    from pumpctl.history import render_history
+    from pumpctl.journal import JournalError
+
+    try:
+        text = render_history(journal_path, run_id)
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _echo(text)
 
 
 @main.command()

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
-from importlib.resources import as_file, files
-from pathlib import Path
 
 from pumpctl.clock import Clock
 from pumpctl.drivers.base import PumpDriver
@@ -29,21 +27,12 @@ Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 __all__ = [
     "DemoScenario",
     "Operator",
-    "builtin_program_path",
     "run_on_simulator",
     "run_plan",
 ]
 
 DEMO_PROGRAM = "acute-pain.yaml"
-
-
-def builtin_program_path(name: str = DEMO_PROGRAM) -> Path:
-    """Path of a program shipped inside the package (examples/)."""
-    resource = files("pumpctl").joinpath("examples", name)
-    with as_file(resource) as path:
-        if not path.is_file():
-            raise FileNotFoundError(f"no built-in program {name!r}")
-        return path
+"""The built-in program `pumpctl demo` runs (see `pumpctl.program.example_path`)."""
 
 
 class DemoScenario:

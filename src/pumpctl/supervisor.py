@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -133,7 +134,9 @@ class _Alarm(Exception):
 
 
 class _OperatorStop(Exception):
-    pass
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__("operator stop")
+        self.info = info
 
 
 _START = {
@@ -217,6 +220,11 @@ class Supervisor:
         self._resolution_ml = driver.capabilities.volume_resolution_ml
         self._accuracy = driver.capabilities.accuracy_percent / 100.0
         self._started = False
+        self._ended = False
+        # SR08: (clock s, total mL delivered so far) samples for the rolling-window totals
+        self._rolling = plan.rolling_limits.by_window() if plan.rolling_limits else {}
+        self._samples: dict[float, deque[tuple[float, float]]] = {w: deque() for w in self._rolling}
+        self._done_ml = 0.0  # delivered by segments already finished
 
     # ------------------------------------------------------------------ operator API
 
@@ -267,7 +275,7 @@ class Supervisor:
 
     async def _request(self, kind: str, **args: Any) -> None:
         if not self._started:
-            raise SupervisorError("the run has not started")
+            raise SupervisorError("the run has ended" if self._ended else "the run has not started")
         req = _Request(kind, args)
         await self._requests.put(req)
         await req.done
@@ -308,10 +316,23 @@ class Supervisor:
                         self._fire(Trigger.COMPLETE)
                 self._journal(EventKind.NOTE, {"event": "infusion_complete"})
                 self.log.info("run.complete")
-            except _OperatorStop:
+            except _OperatorStop as stop:
                 outcome = Outcome.COMPLETED if self._only_kvo_left() else Outcome.STOPPED
-                self._fire(Trigger.STOP, reason="operator")
+                self._fire(Trigger.STOP, **stop.info)
                 await self._safe_stop("operator stop")
+            except asyncio.CancelledError:
+                # Whoever ran us gave up (Ctrl-C, shutdown): never leave the pump running unwatched.
+                self._journal(EventKind.ALARM, {"reason": "cancelled"})
+                if self.machine.may(Trigger.STOP):
+                    self._fire(Trigger.STOP, reason="controller cancelled")
+                await self._safe_stop("controller cancelled")
+                raise
+            except _Alarm:
+                raise
+            except Exception as exc:
+                # A bug of ours must end like any other fault: alarm and a confirmed stop.
+                self.log.exception("supervisor.internal_error")
+                raise _Alarm("internal_error", repr(exc)) from exc
         except _Alarm as exc:
             alarm = exc.reason
             outcome = Outcome.ALARM
@@ -320,6 +341,9 @@ class Supervisor:
                 outcome = Outcome.UNCONFIRMED
         finally:
             self._started = False
+            self._ended = True
+            if self._seg is not None:
+                self._seg.pump_running = False
             self._fail_pending_requests()
         ended = self.clock.now()
         result = RunResult(
@@ -433,6 +457,7 @@ class Supervisor:
         seg.ended_s = self.clock.now()
         result = self._results[segment.phase]
         result.ended_s = seg.ended_s
+        self._done_ml += seg.delivered_ml
         self._checkpoint(seg, force=True)
         self._journal(
             EventKind.SEGMENT_END,
@@ -534,6 +559,7 @@ class Supervisor:
                 f"{seg.segment.phase.value}: pump counted {seg.delivered_ml:.4f} mL, "
                 f"expected {expected:.4f} ± {tolerance:.4f} mL",
             )
+        self._check_rolling_totals(now, self._done_ml + seg.delivered_ml)
         self._checkpoint(seg)
         self._emit_progress()
         if seg.paused_at_s is not None:
@@ -555,14 +581,36 @@ class Supervisor:
             f"pump {status.state.value} at {seg.delivered_ml} mL of {target} mL without a command",
         )
 
+    def _check_rolling_totals(self, now: float, total_ml: float) -> None:
+        """SR08: drug delivered in any 1 h / 4 h / 24 h window must stay under the library max.
+
+        The window total is measured from the last sample at or before the window start, so it
+        can only over-estimate (by at most one poll's volume): the check errs towards stopping.
+        """
+        for window_s, max_ml in self._rolling.items():
+            samples = self._samples[window_s]
+            samples.append((now, total_ml))
+            # keep exactly one sample at or before the window start (amortised O(1) per poll)
+            while len(samples) > 1 and samples[1][0] <= now - window_s:
+                samples.popleft()
+            first_t, first_total = samples[0]
+            start_total = first_total if first_t <= now - window_s else 0.0
+            if total_ml - start_total > max_ml + self._resolution_ml:
+                raise _Alarm(
+                    "rolling_limit",
+                    f"{total_ml - start_total:.3f} mL delivered in the last "
+                    f"{window_s / 3600:g} h exceeds the library maximum {max_ml:.3f} mL",
+                )
+
     # ------------------------------------------------------------------ operator requests
 
     async def _handle(self, req: _Request, seg: _SegmentRun) -> None:
         try:
             if req.kind == "stop":
                 self._journal(EventKind.NOTE, {"event": "stop_requested", **req.args})
-                req.done.set_result(None)
-                raise _OperatorStop
+                if not req.done.done():  # the caller may have given up waiting
+                    req.done.set_result(None)
+                raise _OperatorStop(req.args)
             if req.kind == "pause":
                 await self._do_pause(seg, req.args)
             elif req.kind == "resume":
@@ -612,6 +660,11 @@ class Supervisor:
         limits = self.plan.titration
         now = self.clock.now()
         old_rate = seg.rate_ml_per_h
+        if limits is None and new_rate > old_rate:
+            # no titration limits known: only decreases are safe (SR09)
+            raise SupervisorError(
+                "this plan has no titration limits: only decreases are allowed (SR09)"
+            )
         if limits is not None:
             try:
                 check_titration(
