@@ -1,0 +1,587 @@
+"""Cole-Parmer Masterflex L/S computer-compatible drives (07523-80/-90, 07551-x0, 07575-x0).
+
+A peristaltic drive counts motor revolutions, not millilitres: this driver converts mL and mL/h
+through the tubing calibration (mL per revolution) and says how good that conversion is in
+`Capabilities`. Module-level pure functions build and parse frames; `MasterflexDriver` only
+sequences commands through `PumpDriver._exchange`.
+
+Wire format (drive manual, "Computer control", command and response table):
+- link 4800 baud, 7 data bits, odd parity, 1 stop bit; drives are daisy-chained, pump numbers
+  01-89;
+- request: STX `P` nn letters [arguments] CR, e.g. STX `P01S+0130.0` CR; STX `P01` CR alone
+  assigns/selects the number at startup; ENQ (05h) alone asks who is there;
+- set/action commands answer ACK (06h) or NAK (15h); queries answer STX text CR: `S+0432.9`,
+  `Cxxxxxxx.xx` (cumulative revolutions), `Exxxxx.xx` (revolutions to go, negative after an
+  overshoot), `PnnIxxxxx` (status). A `Pnn` prefix is accepted on every query reply and checked
+  against the pump number when present.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pumpctl.drivers.base import (
+    Capabilities,
+    CommandRejected,
+    DeliveredVolume,
+    Direction,
+    ProtocolError,
+    PumpDriver,
+    PumpError,
+    PumpIdentity,
+    PumpState,
+    PumpStatus,
+    PumpTimeout,
+    UnsupportedError,
+)
+from pumpctl.drivers.transport import Transport
+
+if TYPE_CHECKING:
+    from pumpctl.plan import ContainerSpec
+
+__all__ = [
+    "CALIBRATED_ACCURACY_PERCENT",
+    "NOMINAL_ACCURACY_PERCENT",
+    "NOMINAL_ML_PER_REV",
+    "DriveStatus",
+    "MFReply",
+    "MasterflexDriver",
+    "encode_command",
+    "format_revolutions",
+    "format_speed",
+    "frame_length",
+    "ml_per_rev_from_calibration",
+    "parse_cumulative",
+    "parse_reply",
+    "parse_speed",
+    "parse_status",
+    "parse_to_go",
+]
+
+STX, CR, ENQ, ACK, NAK = 0x02, 0x0D, 0x05, 0x06, 0x15
+MIN_PUMP, MAX_PUMP = 1, 89
+#: a reply longer than this without CR is garbage, not a slow reply
+_MAX_REPLY = 64
+#: `V` takes at most 99999.99 revolutions, 0.01 rev steps (manual, command table)
+MAX_TARGET_REV = 99_999.99
+REV_STEP = 0.01
+#: `S` takes rpm with one decimal
+RPM_STEP = 0.1
+
+# Nominal mL per revolution of Masterflex L/S precision tubing in a standard L/S pump head
+# (Masterflex L/S tubing selection charts, 600-rpm drives). NOMINAL values only: the real
+# figure varies with tubing material, pump head, wear and back pressure (±10-25 % between
+# heads and materials is typical), so calibrate before dosing (`calibrate`).
+NOMINAL_ML_PER_REV: dict[int, float] = {
+    13: 0.06,  # 0.8 mm ID
+    14: 0.21,  # 1.6 mm ID
+    16: 0.8,  # 3.1 mm ID
+    25: 1.7,  # 4.8 mm ID
+    17: 2.8,  # 6.4 mm ID
+    18: 3.8,  # 7.9 mm ID
+    15: 1.7,  # 4.8 mm ID, heavy wall
+    24: 2.8,  # 6.4 mm ID, heavy wall
+    35: 3.8,  # 7.9 mm ID, heavy wall
+    36: 4.8,  # 9.7 mm ID, heavy wall
+}
+#: volumetric accuracy with a gravimetric calibration of this tubing on this head (typical for
+#: calibrated peristaltic dosing: the drive's speed error is far smaller than the tubing's)
+CALIBRATED_ACCURACY_PERCENT = 2.0
+#: with a nominal table value (typical head-to-head and material variance; not for dosing)
+NOMINAL_ACCURACY_PERCENT = 10.0
+#: typical speed range of the 600-rpm L/S computer-compatible drives; the 100-rpm models
+#: (e.g. 07523-90) need `max_rpm=100`
+DEFAULT_MIN_RPM, DEFAULT_MAX_RPM = 1.0, 600.0
+
+# --------------------------------------------------------------------------- framing
+
+
+def encode_command(address: int, letters: str = "") -> bytes:
+    """STX `P` nn letters CR; `letters=""` is the startup number assignment."""
+    if not MIN_PUMP <= address <= MAX_PUMP:
+        raise ValueError(f"Masterflex pump number must be {MIN_PUMP}..{MAX_PUMP}, got {address}")
+    if not all(" " < ch <= "~" for ch in letters):
+        raise ValueError(f"Masterflex commands are printable ASCII, got {letters!r}")
+    return b"\x02" + f"P{address:02d}{letters}".encode("ascii") + b"\r"
+
+
+def frame_length(buf: bytes) -> int | None:
+    """Framer: one ACK or NAK byte, or STX ... CR. Anything else up to the next frame start is
+    handed on as one (garbage) reply, which the parser rejects."""
+    if not buf:
+        return None
+    if buf[0] in (ACK, NAK):
+        return 1
+    if buf[0] != STX:
+        starts = [i for i in (buf.find(b, 1) for b in (STX, ACK, NAK)) if i > 0]
+        return min(starts) if starts else len(buf)
+    end = buf.find(CR)
+    if end >= 0:
+        return end + 1
+    return len(buf) if len(buf) > _MAX_REPLY else None
+
+
+@dataclass(frozen=True)
+class MFReply:
+    """One decoded reply: `kind` ack/nak/data; for data, the optional `Pnn` and the text."""
+
+    kind: Literal["ack", "nak", "data"]
+    address: int | None = None
+    letter: str = ""
+    value: str = ""
+    text: str = ""
+
+
+_DATA = re.compile(r"(?:P(\d\d))?([A-Z]?)(.*)")
+
+
+def parse_reply(raw: bytes, *, address: int | None = None) -> MFReply:
+    """Decode one framed reply; `ProtocolError` on anything malformed (never guessed at). With
+    `address`, a reply carrying another pump number is malformed too."""
+    if raw == bytes([ACK]):
+        return MFReply("ack")
+    if raw == bytes([NAK]):
+        return MFReply("nak")
+    if len(raw) < 2 or raw[0] != STX or raw[-1] != CR:
+        raise ProtocolError("reply is neither ACK, NAK nor STX ... CR", raw)
+    body = raw[1:-1]
+    if not all(0x20 <= b <= 0x7E for b in body):
+        raise ProtocolError("reply holds non-printable bytes", raw)
+    text = body.decode("ascii")
+    m = _DATA.fullmatch(text)
+    if m is None or (not m[1] and not m[2]):
+        raise ProtocolError("reply lacks a pump number and a letter", raw)
+    number = int(m[1]) if m[1] else None
+    if number is not None and address is not None and number != address:
+        raise ProtocolError(f"reply from pump {number}, expected {address}", raw)
+    return MFReply("data", address=number, letter=m[2], value=m[3], text=text)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _quantize(value: float, step: str) -> Decimal:
+    return Decimal(repr(float(value))).quantize(Decimal(step), rounding=ROUND_HALF_EVEN)
+
+
+def format_speed(rpm: float) -> str:
+    """`S` argument: sign (+ clockwise, - counter-clockwise), 4 digits, 1 decimal: `+0130.0`."""
+    if not math.isfinite(rpm) or abs(rpm) >= 9999.95:
+        raise ValueError(f"speed must be finite and below 9999.95 rpm, got {rpm}")
+    q = _quantize(abs(rpm), "0.1")
+    return f"{'-' if rpm < 0 and q else '+'}{q:06.1f}"
+
+
+def format_revolutions(revolutions: float) -> str:
+    """`V` argument: 5 digits, 2 decimals (`00012.35`), nearest 0.01 rev, ties to even."""
+    if not math.isfinite(revolutions) or revolutions < 0:
+        raise ValueError(f"revolutions must be finite and >= 0, got {revolutions}")
+    q = _quantize(revolutions, "0.01")
+    if q > Decimal("99999.99"):
+        raise ValueError(f"{revolutions} revolutions exceed the V maximum 99999.99")
+    return f"{q:08.2f}"
+
+
+_SPEED = re.compile(r"[+-]\d{1,4}(?:\.\d)?")
+_CUMULATIVE = re.compile(r"\d{1,7}(?:\.\d{1,2})?")
+_TO_GO = re.compile(r"-?\d{1,5}(?:\.\d{1,2})?")
+
+
+def _number(pattern: re.Pattern[str], value: str, what: str) -> float:
+    text = value.strip(" ")
+    if pattern.fullmatch(text) is None:
+        raise ProtocolError(f"unexpected {what} value {value!r}")
+    return float(text)
+
+
+def parse_speed(value: str) -> float:
+    """`S` reply value `+0432.9` -> signed rpm (+ clockwise)."""
+    return _number(_SPEED, value, "speed")
+
+
+def parse_cumulative(value: str) -> float:
+    """`C` reply value `Cxxxxxxx.xx` -> cumulative revolutions since `Z0` (max 9,999,999.99)."""
+    return _number(_CUMULATIVE, value, "cumulative revolutions")
+
+
+def parse_to_go(value: str) -> float:
+    """`E` reply value -> revolutions to go; negative when the drive overshot."""
+    return _number(_TO_GO, value, "revolutions to go")
+
+
+@dataclass(frozen=True)
+class DriveStatus:
+    """`I` status: 5 digits `abcde` (manual: STX PnnIxxxxx CR). Interpreted: a = control mode
+    (0 local, 1 remote), d = motor (1 stopped, 2 stopped with revolutions preset, 3 running);
+    b, c and e are kept in `raw` only."""
+
+    remote: bool
+    motor: int
+    raw: str
+
+    @property
+    def running(self) -> bool:
+        return self.motor == 3
+
+
+_STATUS = re.compile(r"([01])\d\d([123])\d")
+
+
+def parse_status(value: str) -> DriveStatus:
+    m = _STATUS.fullmatch(value)
+    if m is None:
+        raise ProtocolError(f"unexpected I status {value!r} (expected 5 digits abcde)")
+    return DriveStatus(remote=m[1] == "1", motor=int(m[2]), raw=value)
+
+
+def ml_per_rev_from_calibration(revolutions: float, measured_ml: float) -> float:
+    """Calibration maths: the volume collected (weighed) over a counted number of revolutions."""
+    if not math.isfinite(revolutions) or revolutions < REV_STEP:
+        raise ValueError(f"calibration needs at least {REV_STEP} revolutions, got {revolutions}")
+    if not math.isfinite(measured_ml) or measured_ml <= 0:
+        raise ValueError(f"measured volume must be > 0 mL, got {measured_ml}")
+    return measured_ml / revolutions
+
+
+# --------------------------------------------------------------------------- driver
+
+
+class MasterflexDriver(PumpDriver):
+    """One Masterflex L/S drive, pump number `address` (1..89), on a transport.
+
+    State kept because the drive only knows revolutions: the calibration (`ml_per_rev`, and
+    whether it was measured), the direction in force and the counter split per direction (one
+    cumulative counter `C` counts both ways), the target in revolutions, and the revolutions
+    still to go when paused (resume re-sends `V` with them, so it does not matter whether the
+    drive's `G` restarts the preset or continues the remainder).
+    """
+
+    family = "masterflex-ls"
+    default_baudrate: ClassVar[int] = 4800
+    default_bytesize: ClassVar[int] = 7
+    default_parity: ClassVar[str] = "O"
+    default_stopbits: ClassVar[float] = 1
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        address: int = 1,
+        pump_id: str | None = None,
+        min_rpm: float = DEFAULT_MIN_RPM,
+        max_rpm: float = DEFAULT_MAX_RPM,
+        infuse_clockwise: bool = True,
+    ) -> None:
+        if not MIN_PUMP <= address <= MAX_PUMP:
+            raise ValueError(
+                f"Masterflex pump number must be {MIN_PUMP}..{MAX_PUMP}, got {address}"
+            )
+        if not 0 < min_rpm < max_rpm:
+            raise ValueError(f"need 0 < min_rpm < max_rpm, got {min_rpm}, {max_rpm}")
+        super().__init__(transport, address=address, pump_id=pump_id)
+        self.min_rpm = min_rpm
+        self.max_rpm = max_rpm
+        self.infuse_clockwise = infuse_clockwise
+        self.ml_per_rev: float | None = None
+        self.calibrated = False
+        self.rate_ml_per_h_sent: float | None = None
+        self._direction: Direction | None = None
+        self._banked_rev = {Direction.INFUSE: 0.0, Direction.WITHDRAW: 0.0}
+        self._baseline_rev = 0.0
+        self._target_rev: float | None = None
+        self._paused_to_go: float | None = None
+        self._paused = False
+        #: revolutions the last `V` preset and no `G`/`H`/`Z` has consumed since
+        self._armed_rev: float | None = None
+        self._calibration_rev: float | None = None
+
+    # -- wire ----------------------------------------------------------------------------------
+
+    async def _command(self, letters: str, *, allow_nak: bool = False) -> bool:
+        """A set/action command; True on ACK, False on NAK when allowed (else `CommandRejected`)."""
+
+        def parse(raw: bytes) -> bool:
+            reply = parse_reply(raw, address=self.address)
+            if reply.kind == "data":
+                raise ProtocolError(f"data reply to command {letters!r}", raw)
+            return reply.kind == "ack"
+
+        frame = encode_command(self.address, letters)
+        ok = await self._exchange(frame, frame_length, parse, idempotent=False, command=letters)
+        if not ok and not allow_nak:
+            raise CommandRejected(
+                f"pump rejected {letters!r} with NAK", code="NAK", command=letters
+            )
+        return ok
+
+    async def _query(self, letter: str) -> str:
+        """A query; returns the reply's value after its letter (which must match)."""
+
+        def parse(raw: bytes) -> str:
+            reply = parse_reply(raw, address=self.address)
+            if reply.kind != "data" or reply.letter != letter:
+                raise ProtocolError(f"unexpected reply to query {letter!r}", raw)
+            return reply.value
+
+        frame = encode_command(self.address, letter)
+        return await self._exchange(frame, frame_length, parse, idempotent=True, command=letter)
+
+    async def _drive_status(self) -> DriveStatus:
+        return parse_status(await self._query("I"))
+
+    async def _cumulative_rev(self) -> float:
+        return parse_cumulative(await self._query("C"))
+
+    async def open(self) -> None:
+        """ENQ (first contact), `STX Pnn CR` (assign/select the number), `I` when the ENQ reply
+        did not name this pump (ENQ is unreliable after startup), then `R` (remote control)."""
+        await super().open()
+        try:
+            found = await self._enquire()
+            try:
+                await self._command("", allow_nak=True)
+            except (PumpTimeout, ProtocolError) as exc:
+                self.log.warning("pump.assign_unanswered", error=str(exc))
+            if not found:
+                await self._drive_status()
+            await self._command("R")
+        except BaseException:
+            await self.transport.close()
+            raise
+        self.log.info("pump.open", enq=found)
+
+    async def _enquire(self) -> bool:
+        def parse(raw: bytes) -> MFReply:
+            return parse_reply(raw)
+
+        try:
+            reply = await self._exchange(
+                bytes([ENQ]), frame_length, parse, idempotent=False, command="ENQ"
+            )
+        except (PumpTimeout, ProtocolError) as exc:
+            self.log.warning("pump.enq_unreliable", error=str(exc))
+            return False
+        if reply.kind == "data" and reply.address == self.address:
+            return True
+        self.log.warning("pump.enq_inconclusive", reply=reply.text or reply.kind)
+        return False
+
+    async def close(self) -> None:
+        """`L` (front panel back to the operator), best effort, then close the port."""
+        try:
+            await self._command("L", allow_nak=True)
+        except PumpError as exc:
+            self.log.warning("pump.local_failed", error=str(exc))
+        await super().close()
+
+    # -- calibration ---------------------------------------------------------------------------
+
+    def _require_calibration(self) -> float:
+        if self.ml_per_rev is None:
+            raise UnsupportedError("no tubing calibration: call configure_tubing first")
+        return self.ml_per_rev
+
+    async def configure_tubing(self, ml_per_rev: float, *, calibrated: bool = True) -> None:
+        """Set mL per revolution (no wire traffic: the drive counts revolutions only). A plan's
+        `ContainerSpec.ml_per_rev` is the operator's measured value: `calibrated=True`."""
+        if not math.isfinite(ml_per_rev) or ml_per_rev <= 0:
+            raise ValueError(f"mL per revolution must be > 0, got {ml_per_rev}")
+        self.ml_per_rev = ml_per_rev
+        self.calibrated = calibrated
+        self.log.info("pump.tubing", ml_per_rev=ml_per_rev, calibrated=calibrated)
+
+    async def configure_tubing_size(self, size: int) -> None:
+        """The nominal mL/rev of an L/S tubing size (uncalibrated: `NOMINAL_ACCURACY_PERCENT`)."""
+        if size not in NOMINAL_ML_PER_REV:
+            raise ValueError(f"unknown L/S tubing size {size}; known: {sorted(NOMINAL_ML_PER_REV)}")
+        await self.configure_tubing(NOMINAL_ML_PER_REV[size], calibrated=False)
+
+    async def calibrate(self, *, revolutions: float, measured_ml: float) -> float:
+        """Store mL/rev measured over `revolutions` (e.g. the volume weighed after a
+        `start_calibration_run`); returns it. Logs the deviation from the previous value."""
+        ml_per_rev = ml_per_rev_from_calibration(revolutions, measured_ml)
+        previous = self.ml_per_rev
+        await self.configure_tubing(ml_per_rev)
+        if previous is not None:
+            self.log.info("pump.calibrated", deviation_percent=(ml_per_rev / previous - 1) * 100)
+        return ml_per_rev
+
+    async def start_calibration_run(self, revolutions: float, rpm: float) -> None:
+        """Step 1 of two: zero the counters (`Z0`), run `revolutions` at `rpm` (infuse
+        direction) into a vessel to be weighed; then `finish_calibration(measured_ml)`."""
+        if not self.min_rpm <= rpm <= self.max_rpm:
+            raise UnsupportedError(f"{rpm} rpm outside {self.min_rpm}..{self.max_rpm} rpm")
+        await self.clear_counters()
+        await self._command(f"S{format_speed(rpm if self.infuse_clockwise else -rpm)}")
+        self._direction = Direction.INFUSE
+        await self._command(f"V{format_revolutions(revolutions)}")
+        await self._command("G")
+        self._armed_rev = None
+        self._calibration_rev = revolutions
+
+    async def finish_calibration(self, measured_ml: float) -> float:
+        """Step 2: the revolutions the drive counted (`C`, not the ones asked for) -> mL/rev."""
+        if self._calibration_rev is None:
+            raise PumpError("no calibration run started")
+        if (await self._drive_status()).running:
+            raise PumpError("calibration run still running: wait for it to finish")
+        counted = await self._cumulative_rev()
+        self._calibration_rev = None
+        return await self.calibrate(revolutions=counted, measured_ml=measured_ml)
+
+    # -- interface -----------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Rates from the rpm range and the calibration (before one: the L/S 13..36 span);
+        volume steps of 0.01 rev (`V`, `C`), rate steps of 0.1 rpm (`S`)."""
+        low = self.ml_per_rev or min(NOMINAL_ML_PER_REV.values())
+        high = self.ml_per_rev or max(NOMINAL_ML_PER_REV.values())
+        return Capabilities(
+            family=self.family,
+            can_withdraw=True,
+            min_rate_ml_per_h=self.min_rpm * 60 * low,
+            max_rate_ml_per_h=self.max_rpm * 60 * high,
+            volume_resolution_ml=REV_STEP * low,
+            rate_resolution_ml_per_h=RPM_STEP * 60 * low,
+            accuracy_percent=(
+                CALIBRATED_ACCURACY_PERCENT if self.calibrated else NOMINAL_ACCURACY_PERCENT
+            ),
+            has_link_watchdog=False,
+            supports_target_volume=True,
+            supports_pause=True,
+            container="tubing",
+        )
+
+    @classmethod
+    def volume_resolution_for(cls, container: ContainerSpec) -> float:
+        """0.01 revolution of this tubing, mL."""
+        ml_per_rev = container.ml_per_rev or min(NOMINAL_ML_PER_REV.values())
+        return REV_STEP * ml_per_rev
+
+    async def identify(self) -> PumpIdentity:
+        """`I` (the protocol has no model or firmware query): proves the drive answers."""
+        await self._drive_status()
+        return PumpIdentity(model="Masterflex L/S", address=self.address)
+
+    async def configure_syringe(self, inner_diameter_mm: float) -> None:
+        raise UnsupportedError("a peristaltic drive has no syringe: use configure_tubing")
+
+    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
+        """`S±rpm` (rpm = rate / 60 / mL per rev, nearest 0.1 rpm; + = clockwise = infuse by
+        default); allowed while running. A direction change first banks the revolutions counted
+        so far (`C`) to the old direction."""
+        if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
+            raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
+        ml_per_rev = self._require_calibration()
+        rpm = rate_ml_per_h / 60 / ml_per_rev
+        if not self.min_rpm <= rpm <= self.max_rpm:
+            raise UnsupportedError(
+                f"{rate_ml_per_h} mL/h is {rpm:.3g} rpm with {ml_per_rev} mL/rev, outside the "
+                f"drive's {self.min_rpm:g}..{self.max_rpm:g} rpm"
+            )
+        if self._direction is not None and direction is not self._direction:
+            counted = await self._cumulative_rev()
+            self._banked_rev[self._direction] += counted - self._baseline_rev
+            self._baseline_rev = counted
+        clockwise = (direction is Direction.INFUSE) == self.infuse_clockwise
+        text = format_speed(rpm if clockwise else -rpm)
+        await self._command(f"S{text}")
+        self._direction = direction
+        self.rate_ml_per_h_sent = abs(float(text)) * 60 * ml_per_rev
+        self.log.info("pump.rate", rpm=text, rate_ml_per_h=self.rate_ml_per_h_sent)
+
+    async def set_target_volume(self, volume_ml: float | None) -> None:
+        """`V` revolutions (volume / mL per rev, nearest 0.01 rev); None = run continuously
+        (`G0` at start, nothing sent now)."""
+        if volume_ml is None:
+            self._target_rev = None
+            return
+        if not math.isfinite(volume_ml) or volume_ml <= 0:
+            raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
+        revolutions = volume_ml / self._require_calibration()
+        try:
+            text = format_revolutions(revolutions)
+        except ValueError as exc:
+            raise UnsupportedError(f"{volume_ml} mL is {revolutions:g} revolutions: {exc}") from exc
+        if float(text) == 0:
+            raise UnsupportedError(f"{volume_ml} mL rounds to 0 revolutions")
+        await self._command(f"V{text}")
+        self._target_rev = self._armed_rev = float(text)
+        self._paused = False
+
+    async def start(self) -> None:
+        """Target: `G`, after `V` unless that exact preset is still armed (a resume re-sends what
+        was left at pause, a restart after `stop()` the whole target). Continuous: `G0`;
+        drives answer it with NAK although the motor runs, so a NAK is checked against `I`."""
+        if self._target_rev is None:
+            self._armed_rev = None
+            if not await self._command("G0", allow_nak=True):
+                if not (await self._drive_status()).running:
+                    raise CommandRejected("pump rejected G0 with NAK", code="NAK", command="G0")
+                self.log.info("pump.g0_nak_but_running")
+        else:
+            revolutions = self._paused_to_go if self._paused else self._target_rev
+            if revolutions is not None and revolutions >= REV_STEP:
+                text = format_revolutions(revolutions)
+                if float(text) != self._armed_rev:
+                    await self._command(f"V{text}")
+                self._armed_rev = None
+                await self._command("G")
+        self._paused = False
+        self._paused_to_go = None
+
+    async def pause(self) -> None:
+        """`H` if the motor runs, keeping what is left to go (`E`) for `start()`; no-op when
+        stopped. `H` alone leaves revolutions-to-go on the drive; `stop()` zeroes them."""
+        if not (await self._drive_status()).running:
+            return
+        await self._command("H")
+        self._paused = True
+        self._armed_rev = None
+        if self._target_rev is not None:
+            self._paused_to_go = max(0.0, parse_to_go(await self._query("E")))
+
+    async def stop(self) -> None:
+        """`H` then `Z` (zero revolutions to go): the program ends. Idempotent; a NAK is only an
+        error if `I` then shows the motor still running."""
+        halted = await self._command("H", allow_nak=True)
+        zeroed = await self._command("Z", allow_nak=True)
+        self._paused = False
+        self._armed_rev = None
+        self._paused_to_go = None
+        if not (halted and zeroed) and (await self._drive_status()).running:
+            raise PumpError("pump NAKed H/Z and still runs")
+
+    async def read_status(self) -> PumpStatus:
+        """`I`: running (with the direction in force), paused (halted by `pause()`), stopped; a
+        drive in local mode is `OTHER` (its front panel, not this controller, is in charge)."""
+        status = await self._drive_status()
+        raw = f"I{status.raw}"
+        if not status.remote:
+            return PumpStatus(state=PumpState.OTHER, raw=raw)
+        if status.running:
+            return PumpStatus(state=PumpState.RUNNING, direction=self._direction, raw=raw)
+        state = PumpState.PAUSED if self._paused else PumpState.STOPPED
+        return PumpStatus(state=state, raw=raw)
+
+    async def read_delivered(self) -> DeliveredVolume:
+        """`C` cumulative revolutions x mL per rev, split by the direction they ran in."""
+        ml_per_rev = self._require_calibration()
+        current = await self._cumulative_rev() - self._baseline_rev
+        revs = dict(self._banked_rev)
+        revs[self._direction or Direction.INFUSE] += current
+        return DeliveredVolume(
+            infused_ml=revs[Direction.INFUSE] * ml_per_rev,
+            withdrawn_ml=revs[Direction.WITHDRAW] * ml_per_rev,
+        )
+
+    async def clear_counters(self) -> None:
+        """`Z0`: zero the cumulative revolutions."""
+        await self._command("Z0")
+        self._banked_rev = {Direction.INFUSE: 0.0, Direction.WITHDRAW: 0.0}
+        self._baseline_rev = 0.0
