@@ -9,11 +9,44 @@ time, and a test can drive it byte by byte.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Emulation", "PumpSnapshot"]
+__all__ = ["DEFAULT_LINE_SETTINGS", "Emulation", "LineSettings", "PumpSnapshot"]
+
+
+class LineSettings(BaseModel):
+    """A UART's line settings: baud, data bits, parity (N/E/O), stop bits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    baud: int = Field(19200, gt=0)
+    data_bits: Literal[5, 6, 7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stop_bits: Literal[1, 2] = 1
+
+    @property
+    def bits_per_byte(self) -> int:
+        """Start bit + data + parity + stop bits: the wire time of one byte is this / baud."""
+        return 1 + self.data_bits + (self.parity != "N") + self.stop_bits
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.baud / self.bits_per_byte
+
+    def __str__(self) -> str:
+        return f"{self.baud} {self.data_bits}{self.parity}{self.stop_bits}"
+
+
+#: factory line settings per model (protocol notes); used when an emulation sets none itself
+DEFAULT_LINE_SETTINGS: dict[str, LineSettings] = {
+    "ne1000": LineSettings(baud=19200),
+    "harvard-legacy": LineSettings(baud=9600, stop_bits=2),
+    "harvard-elite": LineSettings(baud=115200),
+    "masterflex-ls": LineSettings(baud=4800, data_bits=7, parity="O"),
+}
 
 
 class PumpSnapshot(BaseModel):
@@ -45,6 +78,13 @@ class Emulation(ABC):
     #: simulated seconds per wall second on the wire. Real-time endpoints on a scaled clock set it
     #: so wire-level timings (e.g. an inter-byte gap) stay wall-clock timings, as on a real line.
     wire_time_scale: float = 1.0
+    #: the pump's UART settings; None: `DEFAULT_LINE_SETTINGS[model]` (see `line_settings()`)
+    uart: LineSettings | None = None
+    #: True when the emulation counts host command frames in `commands_seen` itself; otherwise
+    #: endpoints count CR-terminated lines (command-count faults need one or the other)
+    counts_commands: ClassVar[bool] = False
+    #: host command frames (lines or packets, valid or not) the pump has received
+    commands_seen: int = 0
 
     @abstractmethod
     def feed(self, data: bytes) -> None:
@@ -88,3 +128,39 @@ class Emulation(ABC):
     @abstractmethod
     def set_reply_delay_s(self, seconds: float) -> None:
         """Hold every reply back by `seconds` of simulated time (slow pump)."""
+
+    # -- optional hooks (defaults work through the methods above) ---------------------------
+
+    def line_settings(self) -> LineSettings:
+        """The pump's current line settings: `uart`, else a `baud_rate` attribute on the
+        family's class, else the model's factory settings, else 9600 8N1."""
+        if self.uart is not None:
+            return self.uart
+        base = DEFAULT_LINE_SETTINGS.get(self.model, LineSettings(baud=9600))
+        baud = getattr(self, "baud_rate", None)
+        return base.model_copy(update={"baud": baud}) if isinstance(baud, int) else base
+
+    def set_baud_rate(self, baud: int) -> None:
+        """The pump's baud changes (menu, power-up at another setting): a client at the old baud
+        no longer understands it. Endpoints compare this with the client's settings."""
+        self.uart = self.line_settings().model_copy(update={"baud": baud})
+
+    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
+        """Pass the next `n` whole replies through `mangle` (garbled bytes, truncation); 0
+        cancels. Default: `garble_next_replies(n)`, a family-specific corruption."""
+        self.garble_next_replies(n)
+
+    def corrupt_next_checksums(self, n: int) -> None:
+        """Wrong checksum on the next `n` checksummed replies (framing and content intact); 0
+        cancels. Default: `garble_next_replies(n)`."""
+        self.garble_next_replies(n)
+
+    def set_syringe_remaining_ml(self, address: int, remaining_ml: float) -> None:
+        """Leave `remaining_ml` in pump `address`'s container (near-empty, empty); motion goes
+        on. Optional: families without a volume-limited container do not override it."""
+        raise NotImplementedError(f"the {self.model} emulation has no syringe contents to set")
+
+    @classmethod
+    def supports_contents(cls) -> bool:
+        """Whether `set_syringe_remaining_ml` is implemented (checked before scheduling)."""
+        return cls.set_syringe_remaining_ml is not Emulation.set_syringe_remaining_ml

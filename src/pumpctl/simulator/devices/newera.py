@@ -12,7 +12,7 @@ from __future__ import annotations
 import binascii
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from enum import StrEnum
@@ -230,6 +230,7 @@ class NE1000Emulation(Emulation):
     """NE-1000 pumps sharing one serial link. Pure: no threads, no clock, no I/O."""
 
     model = "ne1000"
+    counts_commands = True
 
     def __init__(
         self,
@@ -259,7 +260,10 @@ class NE1000Emulation(Emulation):
         self._max_out = max_outbound_bytes
         self._link_up = True
         self._garble = 0
+        self._bad_crc = 0
+        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
         self._delay_s = 0.0
+        self.commands_seen = 0
         for pump in self._pumps.values():
             self._auto_alarm(pump)
 
@@ -301,6 +305,7 @@ class NE1000Emulation(Emulation):
                     self._packet = None  # a LEN below 4 cannot frame anything
                 elif len(pkt) >= 2 and len(pkt) == 1 + pkt[1]:
                     self._packet = None
+                    self.commands_seen += 1
                     self._on_packet(bytes(pkt))
             elif b == STX:
                 self._packet = bytearray((b,))
@@ -308,6 +313,7 @@ class NE1000Emulation(Emulation):
             elif b == CR:
                 line = self._line.decode("latin-1")
                 self._line.clear()
+                self.commands_seen += 1
                 self._on_text(line, safe=False)
             elif len(self._line) < MAX_LINE_BYTES:
                 self._line.append(b)
@@ -375,6 +381,30 @@ class NE1000Emulation(Emulation):
     def set_reply_delay_s(self, seconds: float) -> None:
         self._delay_s = max(0.0, seconds)
 
+    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
+        self._mangle = (n, mangle) if n > 0 else None
+
+    def corrupt_next_checksums(self, n: int) -> None:
+        """Only safe-mode replies carry a CRC: the next `n` of them get a wrong one."""
+        self._bad_crc = max(0, n)
+
+    def set_syringe_remaining_ml(self, address: int, remaining_ml: float) -> None:
+        """Swap in the same syringe holding `remaining_ml` (capped at capacity); a running
+        program keeps running toward the same target, so an empty barrel stalls it at once."""
+        pump = self._pumps[address]
+        physics = pump.physics
+        contents = min(max(0.0, remaining_ml), physics.capacity_ml)
+        run = pump.run
+        physics.load(physics.inner_diameter_mm, physics.capacity_ml, contents)  # stops motion
+        if run is _Run.RUNNING:
+            target = float(pump.target_ml())
+            done = pump.travel_ml() - pump.phase_start_travel_ml
+            limit = max(0.0, target - done) if target else None
+            physics.start(float(pump.rate_ml_per_h()), infuse=pump.infuse, limit_ml=limit)
+        elif run is _Run.PURGING:
+            physics.start(float(max_rate_ml_per_h(pump.diameter_mm)), infuse=pump.infuse)
+        self._move(0.0)  # an empty barrel under an infusing plunger alarms now
+
     # -- time ----------------------------------------------------------------------------------
 
     def _move(self, dt: float) -> None:
@@ -418,6 +448,13 @@ class NE1000Emulation(Emulation):
             self._garble -= 1
             i = 2 if pump.safe else 1
             framed = framed[:i] + bytes((framed[i] ^ 0x40,)) + framed[i + 1 :]
+        if self._bad_crc and pump.safe:
+            self._bad_crc -= 1
+            framed = framed[:-2] + bytes((framed[-2] ^ 0xFF,)) + framed[-1:]  # CRC low byte
+        if self._mangle is not None:
+            left, mangle = self._mangle
+            self._mangle = (left - 1, mangle) if left > 1 else None
+            framed = mangle(framed)
         self._emit(framed, reply=True)
 
     def _auto_alarm(self, pump: _Pump) -> None:
