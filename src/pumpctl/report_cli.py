@@ -1,0 +1,95 @@
+"""`pumpctl report` and `pumpctl accuracy`: click commands registered by pumpctl.cli.
+
+Kept apart so cli.py stays small and matplotlib is imported only when one of these runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["accuracy", "report"]
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def _quiet_logs() -> None:
+    """Errors only: these commands print their own summary, and the simulated pump's power-up
+    reset alarm (expected, acknowledged by the driver) is not news."""
+    import logging
+
+    from pumpctl.log import configure_logging
+
+    configure_logging(console=True, level=logging.ERROR, stream=sys.stderr)
+
+
+@click.command()
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.png"),
+    show_default=True,
+    help="output file: .png, .svg or .html (tables and the image in one file)",
+)
+@click.option("--run", "run_id", metavar="RUN_ID", help="run id or unique prefix (default: latest)")
+def report(journal: Path, output: Path, run_id: str | None) -> None:
+    """Draw a run from JOURNAL alone: rate and dose rate with phases, pauses, titrations and
+    alarms; delivered vs planned volume; per-phase and rolling 1 h/4 h/24 h totals."""
+    from pumpctl.journal import JournalError
+    from pumpctl.report import build_report, render_report
+
+    try:
+        data = build_report(journal, run_id)
+        render_report(data, output)
+    except (JournalError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    planned = "" if data.planned_ml is None else f" of {data.planned_ml:.3f} mL planned"
+    _echo(
+        f"run {data.run_id[:12]} ({data.program}, {data.status}): "
+        f"{data.delivered_ml:.3f} mL delivered{planned}"
+    )
+    _echo(f"wrote {output}")
+
+
+@click.command()
+@click.argument("model")
+@click.option(
+    "--rate",
+    "rate_ml_per_h",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="test rate, mL/h (default: IEC 60601-2-24 intermediate rate, 5 mL/h for a syringe pump)",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("accuracy.png"),
+    show_default=True,
+    help="trumpet and flow-rate curves: .png or .svg",
+)
+def accuracy(model: str, rate_ml_per_h: float | None, output: Path) -> None:
+    """Run the SR32 accuracy protocol for MODEL on the simulator (2 h at a constant rate on a
+    virtual clock, sampled every 30 s) and draw the trumpet and flow-rate curves. Exits 1 when
+    the 2nd-hour rate error is outside the pump's stated accuracy."""
+    from pumpctl.accuracy import measure_accuracy, render_accuracy
+
+    if output.suffix.lower() not in (".png", ".svg"):
+        raise click.BadParameter("use a .png or .svg file", param_hint="--output")
+    _quiet_logs()
+    try:
+        result = measure_accuracy(model, rate_ml_per_h)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    render_accuracy(result, output)
+    for line in result.summary_lines():
+        _echo(line)
+    _echo(f"wrote {output}")
+    sys.exit(0 if result.passed else 1)

@@ -1,0 +1,321 @@
+"""`pumpctl report`: series, tables and images derived from a journal alone."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import click
+import matplotlib.pyplot as plt
+import pytest
+from click.testing import CliRunner
+
+from pumpctl.clock import Clock, run_with_clock
+from pumpctl.journal import Journal, JournalError
+from pumpctl.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
+from pumpctl.program import example_path
+from pumpctl.report import (
+    Alarm,
+    Pause,
+    PhaseRow,
+    build_report,
+    phase_rows,
+    render_report,
+    report_figure,
+    rolling_max_ml,
+    rolling_rows,
+)
+from pumpctl.report_cli import report as report_command
+from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
+
+T0 = 1000.0  # clock seconds at the run's start: report times are relative to it
+
+PLAN = Plan(
+    program="ketamine-analgesia",
+    program_hash="ab" * 32,
+    drug="ketamine",
+    concentration_mg_per_ml=1.0,
+    weight_kg=70.0,
+    container=ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0),
+    segments=(
+        Segment(
+            phase=SegmentPhase.LOADING,
+            rate_ml_per_h=147.0,
+            volume_ml=24.5,
+            duration_s=600.0,
+            dose_rate=0.035,
+            dose_rate_unit="mg/kg/min",
+        ),
+        Segment(
+            phase=SegmentPhase.MAINTENANCE,
+            rate_ml_per_h=14.0,
+            volume_ml=56.0,
+            duration_s=4 * 3600.0,
+            dose_rate=0.2,
+            dose_rate_unit="mg/kg/h",
+        ),
+    ),
+    rolling_limits=RollingLimits(max_1h_ml=30.0, max_4h_ml=100.0),
+)
+
+
+def checkpoint(phase: str, delivered_ml: float) -> dict[str, Any]:
+    return {"phase": phase, "delivered_ml": delivered_ml, "pump_counter_ml": delivered_ml}
+
+
+def transition(source: str, dest: str, trigger: str, **info: Any) -> dict[str, Any]:
+    return {"source": source, "dest": dest, "trigger": trigger, "info": info}
+
+
+#: loading 24.5 mL in 10 min; maintenance 14 mL/h for 30 min, titrated to 21 mL/h for 30 min,
+#: paused 5 min, 30 min more, then a stall alarm (times are clock seconds after T0)
+EVENTS: list[tuple[float, str, str | None, dict[str, Any]]] = [
+    (0, "transition", "loading", transition("ready", "loading", "start_loading")),
+    (0, "segment_start", "loading", PLAN.segments[0].model_dump(mode="json")),
+    (300, "checkpoint", "loading", checkpoint("loading", 12.25)),
+    (600, "segment_end", "loading", {"phase": "loading", "planned_ml": 24.5, "delivered_ml": 24.5}),
+    (600, "transition", "maintenance", transition("loading", "maintenance", "start_maintenance")),
+    (600, "segment_start", "maintenance", PLAN.segments[1].model_dump(mode="json")),
+    (2400, "checkpoint", "maintenance", checkpoint("maintenance", 7.0)),
+    (
+        2400,
+        "titration",
+        "maintenance",
+        {
+            "accepted": True,
+            "old_ml_per_h": 14.0,
+            "new_ml_per_h": 21.0,
+            "who": "dr",
+            "reason": "pain",
+        },
+    ),
+    (4200, "checkpoint", "maintenance", checkpoint("maintenance", 17.5)),
+    (
+        4200,
+        "transition",
+        "paused",
+        transition("maintenance", "paused", "pause", who="nurse", reason="reposition"),
+    ),
+    (4500, "checkpoint", "paused", checkpoint("maintenance", 17.5)),
+    (4500, "transition", "maintenance", transition("paused", "maintenance", "resume", who="nurse")),
+    (
+        4600,
+        "titration",
+        "maintenance",
+        {
+            "accepted": False,
+            "old_ml_per_h": 21.0,
+            "new_ml_per_h": 50.0,
+            "who": "dr",
+            "error": "step",
+        },
+    ),
+    (6300, "checkpoint", "maintenance", checkpoint("maintenance", 28.0)),
+    (6300, "alarm", "maintenance", {"reason": "stall", "detail": "pump reports alarm (S)"}),
+    (6300, "transition", "alarm", transition("maintenance", "alarm", "alarm", reason="stall")),
+    (6310, "checkpoint", "alarm", checkpoint("maintenance", 28.0)),
+    (6310, "note", "alarm", {"event": "run_ended"}),
+]
+
+
+@pytest.fixture
+def journal_path(tmp_path: Path) -> Path:
+    path = tmp_path / "j.db"
+    ticks = itertools.count()
+    with Journal(path, wall_clock=lambda: 1_790_000_000.0 + next(ticks)) as journal:
+        run_id = journal.start_run(
+            program=PLAN.program,
+            program_hash=PLAN.program_hash,
+            plan_json=PLAN.model_dump_json(),
+            pump_model="ne1000",
+            port="sim://ne1000",
+            address=0,
+            t_clock_s=T0,
+        )
+        for t, kind, phase, payload in EVENTS:
+            journal.append(run_id, kind, payload, t_clock_s=T0 + t, phase=phase)
+        journal.set_run_status(run_id, "alarm")
+    return path
+
+
+def test_series_of_a_hand_written_run(journal_path: Path) -> None:
+    data = build_report(journal_path)
+    assert data.program == "ketamine-analgesia"
+    assert data.status == "alarm"
+    assert data.duration_s == 6310.0
+    assert data.rate_steps == (
+        (0.0, 147.0),
+        (600.0, 14.0),
+        (2400.0, 21.0),
+        (4200.0, 0.0),
+        (4500.0, 21.0),
+        (6300.0, 0.0),
+    )
+    assert data.delivered == (
+        (0.0, 0.0),
+        (300.0, 12.25),
+        (600.0, 24.5),
+        (2400.0, 31.5),
+        (4200.0, 42.0),
+        (4500.0, 42.0),
+        (6300.0, 52.5),
+        (6310.0, 52.5),
+    )
+    assert data.delivered_ml == 52.5
+    # the plan back to back: loading ends at 600 s, maintenance 4 h later
+    assert data.planned == ((0.0, 0.0), (600.0, 24.5), (15000.0, 80.5))
+    assert data.planned_ml == 80.5
+
+
+def test_phases_pauses_titrations_alarms(journal_path: Path) -> None:
+    data = build_report(journal_path)
+    assert data.phases == (
+        PhaseRow("loading", 24.5, 24.5, 147.0, 0.035, "mg/kg/min", 0.0, 600.0),
+        PhaseRow("maintenance", 56.0, 28.0, 14.0, 0.2, "mg/kg/h", 600.0, None),
+    )
+    assert data.phases[1].difference_ml == -28.0
+    assert data.pauses == (Pause(4200.0, 4500.0, "nurse", "reposition"),)
+    assert [
+        (t.t_s, t.old_ml_per_h, t.new_ml_per_h, t.accepted, t.who, t.reason)
+        for t in data.titrations
+    ] == [
+        (2400.0, 14.0, 21.0, True, "dr", "pain"),
+        (4600.0, 21.0, 50.0, False, "dr", "step"),
+    ]
+    assert data.alarms == (Alarm(6300.0, "stall", "pump reports alarm (S)"),)
+
+
+def test_dose_rate_in_one_unit_for_the_whole_run(journal_path: Path) -> None:
+    data = build_report(journal_path)
+    # 1 mg/mL, 70 kg: 14 mL/h = 0.2 mg/kg/h, 147 mL/h = 2.1 mg/kg/h (= 0.035 mg/kg/min)
+    assert data.dose_rate_unit == "mg/kg/h"
+    assert data.dose_rate(14.0) == pytest.approx(0.2, abs=1e-12)
+    assert data.dose_rate(147.0) == pytest.approx(2.1, abs=1e-12)
+
+
+def test_rolling_totals_against_library_limits(journal_path: Path) -> None:
+    data = build_report(journal_path)
+    by_window = {r.window: r for r in data.rolling}
+    # first hour: 24.5 loading + 14 mL/h x 0.5 h + 21 mL/h x 1/3 h = 38.5 mL (over the 30 mL limit)
+    assert by_window["1h"].max_ml == pytest.approx(38.5, abs=1e-9)
+    assert by_window["1h"].max_window_end_s == 3600.0
+    assert by_window["1h"].within_limit is False
+    # last hour (5:10..1:45:10): 52.5 - (31.5 + 21 x 310/3600)
+    assert by_window["1h"].last_ml == pytest.approx(52.5 - 31.5 - 21 * 310 / 3600, abs=1e-9)
+    assert by_window["4h"].max_ml == pytest.approx(52.5, abs=1e-9)
+    assert by_window["4h"].within_limit is True
+    assert by_window["24h"].limit_ml is None
+    assert by_window["24h"].within_limit is None
+    assert rolling_rows(data) == [
+        ("1h", "38.500", "1:00:00", "19.192", "30.000 EXCEEDED"),
+        ("4h", "52.500", "1:45:00", "52.500", "100.000"),
+        ("24h", "52.500", "1:45:00", "52.500", "-"),
+    ]
+
+
+def test_phase_table_rows(journal_path: Path) -> None:
+    assert phase_rows(build_report(journal_path)) == [
+        ("loading", "24.500", "24.500", "+0.000", "147", "0.035 mg/kg/min", "0:00:00–0:10:00"),
+        ("maintenance", "56.000", "28.000", "-28.000", "14", "0.2 mg/kg/h", "0:10:00–…"),
+        ("total", "80.500", "52.500", "-28.000", "", "", ""),
+    ]
+
+
+def test_rolling_max_is_exact_between_breakpoints() -> None:
+    # 10 mL in the first 10 min, then nothing until 55 min, then 6 mL in 5 min
+    points = [(0.0, 0.0), (600.0, 10.0), (3000.0, 10.0), (3300.0, 16.0), (7200.0, 16.0)]
+    assert rolling_max_ml(points, 3600.0) == (pytest.approx(16.0), 3300.0)  # both bursts
+    assert rolling_max_ml(points, 600.0) == (pytest.approx(10.0), 600.0)  # the first only
+    # 50 min: the best window ends with the second burst (5:00..55:00 + 5 min), holding
+    # 10 - 5 mL of the first burst (the part after 5:00) and all 6 mL of the second: 11 mL; this
+    # end is a breakpoint, its start (300 s) is not one
+    assert rolling_max_ml(points, 3000.0) == (pytest.approx(11.0), 3300.0)
+    assert rolling_max_ml([], 3600.0) == (0.0, 0.0)
+
+
+def test_unknown_run_and_missing_journal(journal_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="not in this journal"):
+        build_report(journal_path, "ffff")
+    with pytest.raises(JournalError, match="no journal"):
+        build_report(tmp_path / "missing.db")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".html"])
+def test_render_every_format(journal_path: Path, tmp_path: Path, suffix: str) -> None:
+    out = render_report(build_report(journal_path), tmp_path / f"report{suffix}")
+    content = out.read_bytes()
+    if suffix == ".png":
+        assert content.startswith(b"\x89PNG\r\n\x1a\n")
+    elif suffix == ".svg":
+        assert b"<svg" in content
+        # no date in the metadata: the same journal draws the same bytes
+        again = render_report(build_report(journal_path), tmp_path / "again.svg")
+        assert again.read_bytes() == content
+    else:
+        text = content.decode()
+        assert "data:image/png;base64,iVBORw0KGgo" in text  # base64 of the PNG signature
+        assert "<td>38.500</td>" in text and "30.000 EXCEEDED" in text
+        assert "ALARM stall" in text and "titration 14 → 21 mL/h" in text
+        assert "reposition (ended at 1:15:00)" in text
+
+
+def test_unsupported_format(journal_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"use \.png, \.svg or \.html"):
+        render_report(build_report(journal_path), tmp_path / "report.pdf")
+
+
+def _demo_journal(path: Path) -> None:
+    from pumpctl.check import check_program
+
+    plan = check_program(example_path(DEMO_PROGRAM), {}).plan
+    assert plan is not None
+
+    async def main(clock: Clock) -> Any:
+        with Journal(path) as journal:
+            return await run_on_simulator(plan, clock, journal=journal, operator=DemoScenario())
+
+    run_with_clock(main, virtual=True)
+
+
+def test_report_of_the_demo_draws_phases_and_delivered_curve(tmp_path: Path) -> None:
+    """The issue's acceptance: the demo's journal gives a PNG with the phases and the curve."""
+    journal = tmp_path / "demo.db"
+    _demo_journal(journal)
+    data = build_report(journal)
+    assert [(p.phase, p.planned_ml, p.delivered_ml) for p in data.phases] == [
+        ("prime", 0.5, 0.5),
+        ("loading", 12.25, 12.25),
+        ("maintenance", 28.0, 28.0),
+    ]
+    assert data.delivered_ml == pytest.approx(40.75, abs=1e-9)
+    assert [(p.ended_s - p.started_s) for p in data.pauses if p.ended_s is not None] == [300.0]
+    fig = report_figure(data, tables=False)
+    try:
+        ax_rate, ax_volume = fig.axes[:2]
+        shaded = {patch.get_label() for patch in ax_rate.patches}
+        assert {"prime", "loading", "maintenance", "paused"} <= shaded
+        lines = {line.get_label(): line for line in ax_volume.get_lines()}
+        delivered = lines["delivered (pump counter)"]
+        assert delivered.get_ydata()[-1] == pytest.approx(40.75)
+        assert lines["planned"].get_ydata()[-1] == pytest.approx(40.75)
+    finally:
+        plt.close(fig)
+    out = tmp_path / "report.png"
+    result = CliRunner().invoke(report_command, [str(journal), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "40.750 mL delivered of 40.750 mL planned" in result.output
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_errors(journal_path: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad_run = runner.invoke(
+        report_command, [str(journal_path), "--run", "ffff", "-o", str(tmp_path / "r.png")]
+    )
+    assert bad_run.exit_code == 1
+    assert "not in this journal" in bad_run.output
+    bad_format = runner.invoke(report_command, [str(journal_path), "-o", str(tmp_path / "r.pdf")])
+    assert bad_format.exit_code == 1
+    assert "use .png, .svg or .html" in bad_format.output
+    assert isinstance(report_command, click.Command)
