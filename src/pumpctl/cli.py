@@ -285,7 +285,10 @@ def run(
     plan = _checked_plan(program, overrides)  # SR01: nothing is opened before this passes
     cls = driver_class(model)
     printer = None if json_log else ProgressPrinter(_echo, every_s=60.0)
-    config = SupervisorConfig(poll_interval_s=poll_s, watchdog_timeout_s=max(10.0, 2 * poll_s))
+    # SR19: the pump's watchdog runs on pump time; on a scaled rig a wall-clock hiccup of half a
+    # second is time_scale/2 pump seconds, so size it for that too (the NE maximum is 255 s)
+    watchdog_s = min(255.0, max(10.0, 2 * poll_s, 0.5 * time_scale))
+    config = SupervisorConfig(poll_interval_s=poll_s, watchdog_timeout_s=watchdog_s)
     jr = Journal(journal) if journal is not None else None
 
     async def main_(clock: Clock) -> Any:
