@@ -124,8 +124,9 @@ def check(
     from pumpctl.check import check_program
     from pumpctl.log import configure_logging
 
-    # stdout carries only the plan (a table, or one JSON object that scripts parse)
-    configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
+    # stdout carries only the plan (a table, or one JSON object that scripts parse); the table
+    # already names every violation, so console logs would only repeat it
+    configure_logging(console=False, level=logging.WARNING)
     result = check_program(program, dict(_pair_overrides(override_fields, override_reasons)))
     if as_json:
         _echo(json.dumps(result.to_json(), indent=2))

@@ -1,0 +1,176 @@
+"""The command line as users run it: exit codes, JSON output, refusals that send nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pumpctl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def check_json(program: Path, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = CliRunner().invoke(main, ["check", str(program), "--json", *extra])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def write_program(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "program.yaml"
+    path.write_text(body)
+    return path
+
+
+PROGRAM_70KG_1MG = """
+program: worked-check
+drug: {{name: ketamine, concentration: {conc}}}
+patient: {{weight: {weight}, care_area: {area}}}
+pump: {{syringe: {{inner_diameter: 26.7 mm, volume: 60 mL}}, changes: allowed}}
+phases:
+{phases}
+"""
+
+
+@pytest.mark.parametrize(
+    ("conc", "weight", "area", "phases", "expected"),
+    [
+        # dosing.md 1: 70 kg, 0.35 mg/kg over 10 min, 1 mg/mL -> 24.5 mL at 147 mL/h
+        (
+            "1 mg/mL",
+            "70 kg",
+            "adult",
+            "  loading: {dose: 0.35 mg/kg, over: 10 min}\n  maintenance: {rate: 0.2 mg/kg/h, duration: 4 h}",
+            [("loading", 24.5, 147.0), ("maintenance", 56.0, 14.0)],
+        ),
+        # 70 kg, 0.1 mg/kg/h, 2 mg/mL -> 3.5 mL/h
+        (
+            "2 mg/mL",
+            "70 kg",
+            "adult",
+            "  maintenance: {rate: 0.1 mg/kg/h, duration: 4 h}",
+            [("maintenance", 14.0, 3.5)],
+        ),
+        # dog 20 kg, 0.5 mg/kg loading, then 10 mcg/kg/min at 1 mg/mL -> 10 mL, 12 mL/h
+        (
+            "1 mg/mL",
+            "20 kg",
+            "canine",
+            "  loading: {dose: 0.5 mg/kg, over: 2 min}\n  maintenance: {rate: 10 mcg/kg/min, duration: 1 h}",
+            [("loading", 10.0, 300.0), ("maintenance", 12.0, 12.0)],
+        ),
+    ],
+)
+def test_worked_checks_through_check_json(tmp_path, conc, weight, area, phases, expected) -> None:  # type: ignore[no-untyped-def]
+    path = write_program(
+        tmp_path, PROGRAM_70KG_1MG.format(conc=conc, weight=weight, area=area, phases=phases)
+    )
+    code, out = check_json(path)
+    assert code == 0, out["violations"]
+    got = [(s["phase"], s["volume_ml"], s["rate_ml_per_h"]) for s in out["segments"]]
+    assert got == [(p, pytest.approx(v), pytest.approx(r)) for p, v, r in expected]
+    assert out["total_volume_ml"] == pytest.approx(sum(v for _, v, _ in expected))
+
+
+@pytest.mark.parametrize("name", ["acute-pain", "crps-inpatient", "outpatient-4h", "canine-cri"])
+def test_shipped_examples_check_clean(name: str) -> None:
+    code, out = check_json(EXAMPLES / f"{name}.yaml")
+    assert code == 0, out["violations"]
+    assert out["library_version"]
+    assert out["segments"]
+
+
+def test_SR02_SR05_refused_loading_names_field_value_limit_unit_and_library() -> None:
+    result = CliRunner().invoke(main, ["check", str(EXAMPLES / "rejected-loading.yaml")])
+    assert result.exit_code == 1
+    line = next(
+        ln for ln in result.stdout.splitlines() if ln.startswith("REFUSED phases.loading.dose")
+    )
+    assert "5 mg/kg" in line and "hard maximum 1 mg/kg" in line
+    assert re.search(r"library \d{4}\.\d{2}-\d+", line)
+
+
+def test_SR03_soft_limit_exits_2_and_override_with_reason_accepts(tmp_path: Path) -> None:
+    # loading over 5 min: below the adult soft minimum of 10 min, above the hard minimum
+    path = write_program(
+        tmp_path,
+        PROGRAM_70KG_1MG.format(
+            conc="1 mg/mL",
+            weight="70 kg",
+            area="adult",
+            phases="  loading: {dose: 0.2 mg/kg, over: 5 min}\n  maintenance: {rate: 0.2 mg/kg/h, duration: 1 h}",
+        ),
+    )
+    code, out = check_json(path)
+    assert code == 2
+    assert [v["field"] for v in out["violations"]] == ["phases.loading.over"]
+    code, out = check_json(
+        path, "--override", "phases.loading.over", "--reason", "fast onset needed, monitored"
+    )
+    assert code == 0
+    assert out["overrides"][0]["reason"] == "fast onset needed, monitored"
+    # an override without a reason is a usage error, not an acceptance
+    result = CliRunner().invoke(main, ["check", str(path), "--override", "phases.loading.over"])
+    assert result.exit_code == 2 and "--reason" in result.output
+
+
+def test_SR01_refused_program_never_opens_the_port(tmp_path: Path) -> None:
+    # a port that cannot exist: if run tried to open it, the error would be about the port
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(EXAMPLES / "rejected-loading.yaml"),
+            "--model",
+            "ne1000",
+            "--port",
+            str(tmp_path / "no-such-port"),
+            "--journal",
+            str(tmp_path / "j.sqlite"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "phases.loading.dose" in result.output
+    assert "no-such-port" not in result.output
+    assert not (tmp_path / "j.sqlite").exists()  # nothing journaled, nothing sent
+
+
+def test_demo_completes_with_every_phase_delivered(tmp_path: Path) -> None:
+    journal = tmp_path / "demo.sqlite"
+    result = CliRunner().invoke(main, ["demo", "--journal", str(journal)])
+    assert result.exit_code == 0, result.output
+    rows = {
+        m.group(1): (float(m.group(2)), float(m.group(3)), m.group(4))
+        for m in re.finditer(
+            r"^(prime|loading|maintenance)\s+([\d.]+)\s+([\d.]+)\s+\S+\s+(\w+)$",
+            result.output,
+            re.M,
+        )
+    }
+    assert set(rows) == {"prime", "loading", "maintenance"}
+    for planned, delivered, mark in rows.values():
+        assert mark == "ok" and delivered == pytest.approx(planned, abs=0.001)
+    assert "paused once" in result.output
+    truth = re.search(r"plunger ground truth \(simulator\): ([\d.]+) mL", result.output)
+    assert truth is not None and float(truth.group(1)) == pytest.approx(40.75, abs=0.003)
+    history = CliRunner().invoke(main, ["journal", str(journal)])
+    assert history.exit_code == 0 and "completed" in history.output
+
+
+def test_readme_api_example_runs() -> None:
+    """The README's Python example is executed verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"## Python API\s+```python\n(.*?)```", readme, re.S)
+    assert code is not None
+    proc = subprocess.run(
+        [sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "completed" in proc.stdout
+    assert "('maintenance', 28.0)" in proc.stdout
