@@ -1,0 +1,560 @@
+"""Harvard Apparatus legacy "pump chain" protocol: Pump 11 / 11 Plus and PHD2000 (Model 22/33/44
+and the KDS / Cole-Parmer clones speak the same command set).
+
+Module-level pure functions build and parse frames; `HarvardLegacyDriver` only sequences commands
+through `PumpDriver._exchange`.
+
+Wire format (pump manuals, "RS-232 / pump chain"; reply widths as existing host software reads
+them by byte count, not hardware-verified):
+- request `NNCOMMAND[value]` CR, the address zero-padded to two digits (both models accept it),
+  numbers at most 5 characters including the point;
+- set/action reply: CR LF, address, prompt (5 bytes on a Pump 11: `\\r\\n00:`);
+- query reply: CR LF, text, CR LF, address, prompt (VOL/DIA: 8-character right-justified number,
+  15 bytes; VER: `\\r\\nPUMP11V2.0\\r\\n00:`, 17 bytes; RAT: 6-character number + ` ul/m` etc.);
+- errors replace the text: `?` syntax, `NA` not applicable now, `OOR` out of range;
+- prompts `:` stopped, `>` infusing, `<` refilling, `*` stalled (PHD2000: also the answer to STP
+  on a running pump), PHD2000 `/` paused, `^` waiting for a trigger.
+The PHD2000 does not pad the address and adds an extra CR: the framer ends a reply at the first
+`address + prompt` that starts a line, and the parser accepts any run of CR/LF as a line break.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+from pumpctl.drivers.base import (
+    AlarmReason,
+    Capabilities,
+    CommandRejected,
+    DeliveredVolume,
+    Direction,
+    ProtocolError,
+    PumpAlarm,
+    PumpDriver,
+    PumpError,
+    PumpIdentity,
+    PumpState,
+    PumpStatus,
+    PumpTimeout,
+    UnsupportedError,
+)
+from pumpctl.drivers.transport import Transport
+
+if TYPE_CHECKING:
+    from pumpctl.plan import ContainerSpec
+
+__all__ = [
+    "ERRORS",
+    "HarvardLegacyDriver",
+    "LegacyReply",
+    "RateSetting",
+    "RateUnit",
+    "choose_rate_unit",
+    "encode_command",
+    "format_number",
+    "legacy_frame_length",
+    "parse_number",
+    "parse_rate",
+    "parse_reply",
+    "parse_version",
+    "status_for_prompt",
+    "target_step_ml",
+]
+
+CR, LF = 0x0D, 0x0A
+MAX_ADDRESS = 99
+NUMBER_WIDTH = 5
+PROMPTS = frozenset(":><*/^")
+ERRORS = frozenset({"?", "NA", "OOR"})
+#: a reply longer than this without `address + prompt` is garbage, not a slow reply
+_MAX_REPLY = 160
+_END = re.compile(rb"(?:^|(?<=[\r\n]))(\d{1,2})([:><*/^])")
+_REPLY = re.compile(r"([\r\n]+)(?:([^\r\n]*)([\r\n]+))?(\d{1,2})([:><*/^])")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+
+# --------------------------------------------------------------------------- framing
+
+
+def encode_command(address: int, command: str) -> bytes:
+    """`NNCOMMAND[value]` CR with a 2-digit address (0..99 on one chain)."""
+    if not 0 <= address <= MAX_ADDRESS:
+        raise ValueError(f"Harvard address must be 0..{MAX_ADDRESS}, got {address}")
+    if not command.isascii() or any(not " " <= ch <= "~" for ch in command):
+        raise ValueError(f"Harvard commands are printable ASCII, got {command!r}")
+    return f"{address:02d}{command}".encode("ascii") + bytes([CR])
+
+
+def legacy_frame_length(buf: bytes) -> int | None:
+    """Framer: a reply ends at the first `address + prompt` that starts a line (after CR or LF),
+    so the PHD2000's unpadded address and extra CR frame like the Pump 11's replies."""
+    m = _END.search(buf)
+    if m is not None:
+        return m.end()
+    return len(buf) if len(buf) > _MAX_REPLY else None
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class LegacyReply:
+    """One decoded reply. `padded` is False for a 1-digit address (PHD2000 style)."""
+
+    address: int
+    prompt: str
+    text: str = ""
+    error: str | None = None
+    padded: bool = True
+    raw: str = ""
+
+
+def parse_reply(raw: bytes, *, address: int | None = None) -> LegacyReply:
+    """Decode one framed reply; `ProtocolError` on anything malformed (never guessed at).
+
+    With `address`, a reply from another pump is malformed too. Error texts are decoded into
+    `error`; the driver turns them into `CommandRejected`.
+    """
+    if not all(0x20 <= b <= 0x7E or b in (CR, LF) for b in raw):
+        raise ProtocolError("reply holds non-printable bytes", raw)
+    m = _REPLY.fullmatch(raw.decode("ascii"))
+    if m is None:
+        raise ProtocolError("reply is not CR LF [text CR LF] address prompt", raw)
+    text, digits, prompt = m[2] or "", m[4], m[5]
+    reply_address = int(digits)
+    if address is not None and reply_address != address:
+        raise ProtocolError(f"reply from address {reply_address}, expected {address}", raw)
+    padded = len(digits) == 2
+    if text.strip() in ERRORS:
+        return LegacyReply(reply_address, prompt, error=text.strip(), padded=padded, raw=m[0])
+    return LegacyReply(reply_address, prompt, text=text, padded=padded, raw=m[0])
+
+
+def parse_number(text: str, *, what: str = "reply") -> float:
+    """A DIA/VOL field: right-justified number (8 characters on a Pump 11)."""
+    m = re.fullmatch(rf"\s*{_NUMBER}\s*", text)
+    if m is None:
+        raise ProtocolError(f"unexpected {what} {text!r}")
+    return float(m[1])
+
+
+def parse_version(text: str) -> tuple[str, str]:
+    """`PUMP11V2.0` -> ("PUMP11", "2.0"); text without a version -> (text, "")."""
+    m = re.fullmatch(r"\s*(.*?)\s*V(\d+(?:\.\d+)*)\s*", text)
+    if m is None or not m[1]:
+        return text.strip(), ""
+    return m[1], m[2]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def format_number(value: float, width: int = NUMBER_WIDTH) -> str:
+    """`value` in at most `width` characters (point included), as many decimals as fit, rounded
+    to nearest (ties to even), trailing zeros dropped: 1.23456 -> "1.235", 12.345 -> "12.34",
+    99999 -> "99999". ValueError for negative, non-finite or too large values."""
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"Harvard numbers are finite and >= 0, got {value}")
+    exact = Decimal(repr(float(value)))
+    for decimals in range(width - 2, -1, -1):
+        text = format(exact.quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_EVEN), "f")
+        if len(text) <= width:
+            return text.rstrip("0").rstrip(".") if "." in text else text
+    raise ValueError(f"{value} does not fit {width} characters")
+
+
+def target_step_ml(volume_ml: float) -> float:
+    """Step of a 5-character MLT value around `volume_ml`: 0.001 below 10 mL, 0.01 below 100."""
+    digits = max(1, len(str(int(volume_ml))))
+    return 10.0 ** (digits - (NUMBER_WIDTH - 1))
+
+
+class RateUnit(StrEnum):
+    """Rate-setting commands; `per_ml_per_h` is the unit's amount per mL/h."""
+
+    MLH = "MLH"
+    ULH = "ULH"
+    ULM = "ULM"
+    MLM = "MLM"
+
+    @property
+    def per_ml_per_h(self) -> float:
+        return {"MLH": 1.0, "ULH": 1000.0, "ULM": 1000 / 60, "MLM": 1 / 60}[self.value]
+
+    @property
+    def reply_text(self) -> str:
+        """How RAT names the unit."""
+        return {"MLH": "ml/h", "ULH": "ul/h", "ULM": "ul/m", "MLM": "ml/m"}[self.value]
+
+
+_UNIT_ORDER = (RateUnit.MLH, RateUnit.ULH, RateUnit.ULM, RateUnit.MLM)
+_UNITS_BY_TEXT = {u.reply_text: u for u in RateUnit}
+#: units within this relative error of the best count as equally precise
+RATE_TOLERANCE = 5e-5
+
+
+class RateSetting(NamedTuple):
+    unit: RateUnit
+    text: str
+    rate_ml_per_h: float  # what the pump will actually run
+
+    @property
+    def command(self) -> str:
+        return f"{self.unit.value}{self.text}"
+
+
+def choose_rate_unit(rate_ml_per_h: float) -> RateSetting:
+    """The unit (ULM/MLM/ULH/MLH) expressing `rate_ml_per_h` most precisely in 5 characters;
+    among equally precise ones the order MLH, ULH, ULM, MLM (the clinical unit first)."""
+    if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
+        raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
+    options: list[tuple[float, int, RateSetting]] = []
+    for order, unit in enumerate(_UNIT_ORDER):
+        try:
+            text = format_number(rate_ml_per_h * unit.per_ml_per_h)
+        except ValueError:
+            continue
+        actual = float(text) / unit.per_ml_per_h
+        if actual > 0:
+            options.append((abs(actual - rate_ml_per_h), order, RateSetting(unit, text, actual)))
+    if not options:
+        raise ValueError(f"{rate_ml_per_h} mL/h cannot be expressed in any Harvard rate unit")
+    tolerance = max(min(o[0] for o in options), rate_ml_per_h * RATE_TOLERANCE) * (1 + 1e-9)
+    return min((o for o in options if o[0] <= tolerance), key=lambda o: o[1])[2]
+
+
+def parse_rate(text: str) -> float:
+    """RAT reply text `  7.000 ml/h` -> mL/h."""
+    m = re.fullmatch(rf"\s*{_NUMBER}\s*([umUM][lL]/[mhMH])\s*", text)
+    if m is None:
+        raise ProtocolError(f"unexpected RAT reply {text!r}")
+    return float(m[1]) / _UNITS_BY_TEXT[m[2].lower()].per_ml_per_h
+
+
+# --------------------------------------------------------------------------- status
+
+
+def status_for_prompt(
+    prompt: str, *, stopped_by_host: bool = False, paused: bool = False, raw: str = ""
+) -> PumpStatus:
+    """Prompt -> status. `*` is a stall unless the host's own STP produced it (PHD2000);
+    `:` is PAUSED while the driver holds an emulated pause."""
+    idle = PumpState.PAUSED if paused else PumpState.STOPPED
+    if prompt == ">":
+        return PumpStatus(state=PumpState.RUNNING, direction=Direction.INFUSE, raw=raw)
+    if prompt == "<":
+        return PumpStatus(state=PumpState.RUNNING, direction=Direction.WITHDRAW, raw=raw)
+    if prompt == ":" or (prompt == "*" and stopped_by_host):
+        return PumpStatus(state=idle, raw=raw)
+    if prompt == "*":
+        return PumpStatus(state=PumpState.ALARM, alarm=AlarmReason.STALL, raw=raw)
+    if prompt == "/":
+        return PumpStatus(state=PumpState.PAUSED, raw=raw)
+    return PumpStatus(state=PumpState.OTHER, raw=raw)  # `^` trigger wait
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+def _area_mm2(inner_diameter_mm: float) -> float:
+    return math.pi * inner_diameter_mm**2 / 4
+
+
+# Nominal Pump 11 Plus range (catalogue, not hardware-verified): 0.001 µL/h with a 10 µL syringe
+# (0.46 mm) to 26.5 mL/min with a 60 mL syringe (26.7 mm). Rate = plunger speed x bore area, so
+# these fix the plunger speed range; the pump answers OOR beyond its real limits.
+MIN_SPEED_MM_PER_H = 0.001 / _area_mm2(0.46)
+MAX_SPEED_MM_PER_H = 26.5 * 60_000 / _area_mm2(26.7)
+ACCURACY_PERCENT = 0.5
+#: instance volume resolution: the MLT step for targets below 100 mL (see `target_step_ml`)
+VOLUME_RESOLUTION_ML = 0.01
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _vol(text: str) -> float:
+    return parse_number(text, what="VOL reply")
+
+
+def _reached(remaining_ml: float) -> bool:
+    """Less than half an MLT step remains: the target counts as delivered."""
+    return remaining_ml < target_step_ml(max(remaining_ml, 0.0)) / 2
+
+
+class HarvardLegacyDriver(PumpDriver):
+    """One Pump 11 / PHD2000 at `address` (0..99) on a pump chain.
+
+    Serial line: 9600 baud, 8 data bits, no parity, 2 stop bits (as common host software opens
+    it; the pump's baud rate is a keypad setting).
+
+    Semantics the supervisor relies on:
+    - Status comes from the prompt of `VOL`, so one poll (`read_status` then `read_delivered`)
+      costs one exchange: `read_status` keeps that reply's volume for the very next
+      `read_delivered` (any other exchange drops it).
+    - Delivered volume: `VOL` is per run (RUN resets it), so the driver folds each run's volume
+      into `carried_ml` before every RUN (and clears VOL with `CLV`); `read_delivered` returns
+      `carried_ml + VOL` = volume since the last `clear_counters` (`CLV`, carried 0).
+    - Target: `MLT` (mL) counts per run, so on every RUN after volume was carried the driver
+      re-sends the remaining target (total - carried). A target that 5 characters cannot express
+      within `VOLUME_RESOLUTION_ML` (100 mL and above) raises `UnsupportedError`.
+    - Pause is emulated (the protocol has none): `pause()` = STP; `start()` resumes with the
+      remaining target; while paused `read_status` says PAUSED. `supports_pause=True`.
+    - Infusion only (`can_withdraw=False`): a Pump 11 can only toggle direction (REV) and cannot
+      report it while stopped. A PHD2000 gets `DIR INF`; a Pump 11 that starts refilling is
+      reversed at once (REV) as host software does.
+    """
+
+    family = "harvard-legacy"
+    default_baudrate: ClassVar[int] = 9600
+    default_bytesize: ClassVar[int] = 8
+    default_parity: ClassVar[str] = "N"
+    default_stopbits: ClassVar[float] = 2
+
+    def __init__(
+        self, transport: Transport, *, address: int = 0, pump_id: str | None = None
+    ) -> None:
+        if not 0 <= address <= MAX_ADDRESS:
+            raise ValueError(f"Harvard address must be 0..{MAX_ADDRESS}, got {address}")
+        super().__init__(transport, address=address, pump_id=pump_id)
+        self.identity: PumpIdentity | None = None
+        #: "pump11", "phd2000" or None (not yet known): from VER and the address padding
+        self.variant: str | None = None
+        self.prompt: str | None = None
+        self.carried_ml = 0.0
+        self.paused = False
+        self._stopped_by_host = False
+        self._target_ml: float | None = None
+        self._diameter_mm: float | None = None
+        self._direction_set = False
+        self._poll_volume_ml: float | None = None
+
+    # -- wire ----------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        command: str,
+        *,
+        query: bool = False,
+        errors: bool = True,
+        expect: Callable[[str], object] | None = None,
+    ) -> LegacyReply:
+        """One exchange; the reply's prompt updates the driver's view of the pump. `expect`
+        validates the reply text inside the exchange, so a garbled query is retried."""
+
+        def parse(raw: bytes) -> LegacyReply:
+            reply = parse_reply(raw, address=self.address)
+            if expect is not None and reply.error is None:
+                expect(reply.text)
+            return reply
+
+        self._poll_volume_ml = None
+        reply = await self._exchange(
+            encode_command(self.address, command),
+            legacy_frame_length,
+            parse,
+            idempotent=query,
+            command=command,
+        )
+        self._note(reply)
+        if errors and reply.error is not None:
+            raise CommandRejected(
+                f"pump rejected {command!r} with {reply.error}", code=reply.error, command=command
+            )
+        return reply
+
+    def _note(self, reply: LegacyReply) -> None:
+        self.prompt = reply.prompt
+        if reply.prompt != "*":
+            self._stopped_by_host = False
+        if reply.prompt in "><":
+            self.paused = False
+        if not reply.padded and self.address < 10 and self.variant != "phd2000":
+            self.variant = "phd2000"
+            self.log.info("pump.variant", variant="phd2000", why="unpadded address")
+
+    async def open(self) -> None:
+        """Open the port and ask `VER`. No reply (or only garbage) is reported as a
+        `PumpTimeout` naming the port, baud rate and address."""
+        await super().open()
+        try:
+            self.identity = await self.identify()
+        except (PumpTimeout, ProtocolError) as exc:
+            await self.transport.close()
+            baud = getattr(self.transport, "baudrate", None) or self.default_baudrate
+            raise PumpTimeout(
+                f"no valid reply from Harvard pump {self.address} on {self.transport.name} at "
+                f"{baud} baud (pump default 9600 8N2): check the pump's address and baud "
+                f"rate ({exc})"
+            ) from exc
+        except BaseException:
+            await self.transport.close()
+            raise
+        self.log.info("pump.open", model=self.identity.model, variant=self.variant)
+
+    # -- interface -----------------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        d = self._diameter_mm
+        return Capabilities(
+            family=self.family,
+            can_withdraw=False,
+            min_rate_ml_per_h=MIN_SPEED_MM_PER_H * _area_mm2(d or 0.46) / 1000,
+            max_rate_ml_per_h=MAX_SPEED_MM_PER_H * _area_mm2(d or 26.7) / 1000,
+            volume_resolution_ml=VOLUME_RESOLUTION_ML,
+            rate_resolution_ml_per_h=1e-6,  # 0.001 µL/h in ULH
+            accuracy_percent=ACCURACY_PERCENT,
+            has_link_watchdog=False,
+            supports_target_volume=True,
+            supports_pause=True,
+        )
+
+    @classmethod
+    def volume_resolution_for(cls, container: ContainerSpec) -> float:
+        """MLT step at the syringe's capacity (0.001 mL below 10 mL), else the instance's."""
+        capacity = container.capacity_ml
+        if capacity is None:
+            return VOLUME_RESOLUTION_ML
+        return min(VOLUME_RESOLUTION_ML, target_step_ml(capacity))
+
+    async def identify(self) -> PumpIdentity:
+        """`VER` -> e.g. `PUMP11V2.0` (model, firmware); `PHD` in the text marks a PHD2000."""
+        reply = await self._send("VER", query=True)
+        model, firmware = parse_version(reply.text)
+        if "PHD" in model.upper():
+            self.variant = "phd2000"
+        elif self.variant is None:
+            self.variant = "pump11"
+        return PumpIdentity(model=model, firmware=firmware, address=self.address)
+
+    async def configure_syringe(self, inner_diameter_mm: float) -> None:
+        """`MMD` (mm, 5 characters)."""
+        if not math.isfinite(inner_diameter_mm) or inner_diameter_mm <= 0:
+            raise ValueError(f"inner diameter must be > 0 mm, got {inner_diameter_mm}")
+        text = format_number(inner_diameter_mm)
+        await self._send(f"MMD{text}")
+        self._diameter_mm = float(text)
+
+    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
+        """`MLH|ULH|ULM|MLM value` in the most precise unit (`choose_rate_unit`); allowed while
+        running. A PHD2000 gets `DIR INF` once first."""
+        if direction is not Direction.INFUSE:
+            raise UnsupportedError("harvard-legacy driver infuses only (direction is a toggle)")
+        setting = choose_rate_unit(rate_ml_per_h)
+        if self.variant == "phd2000" and not self._direction_set:
+            await self._send("DIR INF")
+            self._direction_set = True
+        await self._send(setting.command)
+
+    async def read_rate(self) -> float:
+        """`RAT` -> the rate in force, mL/h."""
+        return parse_rate((await self._send("RAT", query=True, expect=parse_rate)).text)
+
+    async def set_target_volume(self, volume_ml: float | None) -> None:
+        """Target volume since the last `clear_counters`: `MLT` with what remains of it in this
+        run; None -> `CLT`."""
+        if volume_ml is None:
+            await self._send("CLT")
+            self._target_ml = None
+            return
+        if not math.isfinite(volume_ml) or volume_ml <= 0:
+            raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
+        remaining = volume_ml - self.carried_ml
+        if self.carried_ml <= 0:
+            await self._send(f"MLT{self._target_text(volume_ml)}")
+        elif not _reached(remaining):
+            await self._send(f"MLT{self._target_text(remaining)}")
+        self._target_ml = volume_ml
+
+    @staticmethod
+    def _target_text(volume_ml: float) -> str:
+        try:
+            text = format_number(volume_ml)
+        except ValueError as exc:
+            raise UnsupportedError(f"{volume_ml} mL does not fit a 5-character MLT") from exc
+        if abs(float(text) - volume_ml) > VOLUME_RESOLUTION_ML / 2 + 1e-12 or float(text) == 0:
+            raise UnsupportedError(
+                f"{volume_ml} mL cannot be set as a target within {VOLUME_RESOLUTION_ML} mL "
+                f"(5 characters give {text})"
+            )
+        return text
+
+    async def start(self) -> None:
+        """Start or resume: `VOL` (fold this run's volume into `carried_ml`), `CLV` if it was not
+        zero, `MLT` remaining when volume is carried, `RUN`. No-op when already running, and when
+        the target has been reached (the pump stays stopped and the next poll sees it)."""
+        reply = await self._send("VOL", query=True, expect=_vol)
+        if reply.prompt in "><":
+            self.log.info("pump.start_already_running", prompt=reply.prompt)
+            return
+        volume_ml = _vol(reply.text)
+        if volume_ml > 0:
+            await self._send("CLV")
+            self.carried_ml += volume_ml
+        if self._target_ml is not None and self.carried_ml > 0:
+            remaining = self._target_ml - self.carried_ml
+            if _reached(remaining):
+                self.paused = False
+                self.log.info("pump.target_already_reached", carried_ml=self.carried_ml)
+                return
+            await self._send(f"MLT{self._target_text(remaining)}")
+        reply = await self._send("RUN")
+        if reply.prompt == "<":
+            self.log.warning("pump.reversing_refill", why="pump was set to refill")
+            reply = await self._send("REV")
+            if reply.prompt != ">":
+                await self._send("STP", errors=False)
+                raise PumpError(f"pump did not turn to infuse after REV (prompt {reply.prompt!r})")
+        if reply.prompt == "*":
+            raise PumpAlarm(AlarmReason.STALL, "pump stalled on RUN")
+        self.paused = False
+
+    async def pause(self) -> None:
+        """Emulated pause: `STP` when running (the driver then reports PAUSED and `start()`
+        resumes with the remaining target); no-op when not running."""
+        status = await self.read_status()
+        if status.state is not PumpState.RUNNING:
+            return
+        await self.stop()
+        self.paused = True
+
+    async def stop(self) -> None:
+        """`STP` until the prompt is `:` (or `*`, the PHD2000's answer on a running pump);
+        idempotent (`NA` on a stopped pump is fine). Ends an emulated pause."""
+        for _ in range(3):
+            reply = await self._send("STP", errors=False)
+            if reply.prompt in ":*":
+                self._stopped_by_host = reply.prompt == "*"
+                self.paused = False
+                return
+        raise PumpError(f"pump still shows prompt {self.prompt!r} after 3 STP")
+
+    async def read_status(self) -> PumpStatus:
+        """`VOL` query; status from its prompt (a stall is a status here, not an exception)."""
+        reply = await self._send("VOL", query=True, expect=_vol)
+        volume_ml = _vol(reply.text)
+        status = status_for_prompt(
+            reply.prompt, stopped_by_host=self._stopped_by_host, paused=self.paused, raw=reply.raw
+        )
+        self._poll_volume_ml = volume_ml
+        return status
+
+    async def read_delivered(self) -> DeliveredVolume:
+        """`carried_ml` + `VOL` (mL); reuses the volume of an immediately preceding status read."""
+        volume_ml = self._poll_volume_ml
+        if volume_ml is None:
+            volume_ml = _vol((await self._send("VOL", query=True, expect=_vol)).text)
+        self._poll_volume_ml = None
+        return DeliveredVolume(infused_ml=self.carried_ml + volume_ml)
+
+    async def clear_counters(self) -> None:
+        """`CLV`; the carried volume and an emulated pause end with it."""
+        await self._send("CLV")
+        self.carried_ml = 0.0
+        self.paused = False
