@@ -66,11 +66,8 @@ STX, CR, ENQ, ACK, NAK = 0x02, 0x0D, 0x05, 0x06, 0x15
 MIN_PUMP, MAX_PUMP = 1, 89
 #: a reply longer than this without CR is garbage, not a slow reply
 _MAX_REPLY = 64
-#: `V` takes at most 99999.99 revolutions, 0.01 rev steps (manual, command table)
-MAX_TARGET_REV = 99_999.99
-REV_STEP = 0.01
-#: `S` takes rpm with one decimal
-RPM_STEP = 0.1
+#: `V`/`C` count 0.01 rev (V at most 99999.99); `S` takes rpm with one decimal (manual table)
+REV_STEP, RPM_STEP = 0.01, 0.1
 
 # Nominal mL per revolution of Masterflex L/S precision tubing in a standard L/S pump head
 # (Masterflex L/S tubing selection charts, 600-rpm drives). NOMINAL values only: the real
@@ -215,9 +212,10 @@ def parse_to_go(value: str) -> float:
 
 @dataclass(frozen=True)
 class DriveStatus:
-    """`I` status: 5 digits `abcde` (manual: STX PnnIxxxxx CR). Interpreted: a = control mode
-    (0 local, 1 remote), d = motor (1 stopped, 2 stopped with revolutions preset, 3 running);
-    b, c and e are kept in `raw` only."""
+    """`I` status: 5 digits `abcde` (manual table: STX PnnIxxxxx CR; its section on the digits
+    was not at hand). Interpreted as users observed on real drives: a = control mode (0 local,
+    1 remote), d = motor (1 stopped, 2 stopped with revolutions preset, 3 running); b, c, e are
+    kept in `raw` only. Anything else is a `ProtocolError`, never a guess."""
 
     remote: bool
     motor: int
