@@ -62,7 +62,8 @@ __all__ = [
 CR, LF = 0x0D, 0x0A
 MAX_ADDRESS = 99
 ERRORS = frozenset({"Command error", "Unknown command", "Argument error", "Out of range"})
-#: a reply longer than this without a complete prompt line is garbage, not a slow reply
+#: a reply longer than this without a complete prompt line is garbage, not a slow reply: the
+#: framer hands that much to the parser (which rejects it)
 _MAX_REPLY = 256
 _LINE = re.compile(rb"\n\d\d(?:T\*|[:><*])[^\r\n]*\r?\n")
 _REPLY = re.compile(r"\r?\n(\d\d)(T\*|[:><*])([^\r\n]*?)\r?\n")
@@ -91,9 +92,9 @@ def encode_command(address: int, command: str) -> bytes:
 def elite_frame_length(buf: bytes) -> int | None:
     """Framer: a reply ends with its first complete `LF aa<prompt>body CR LF` line."""
     m = _LINE.search(buf)
-    if m is not None:
+    if m is not None and m.end() <= _MAX_REPLY:
         return m.end()
-    return len(buf) if len(buf) > _MAX_REPLY else None
+    return _MAX_REPLY + 1 if len(buf) > _MAX_REPLY else None
 
 
 # --------------------------------------------------------------------------- replies

@@ -72,7 +72,8 @@ MAX_ADDRESS = 99
 NUMBER_WIDTH = 5
 PROMPTS = frozenset(":><*/^")
 ERRORS = frozenset({"?", "NA", "OOR"})
-#: a reply longer than this without `address + prompt` is garbage, not a slow reply
+#: a reply longer than this without `address + prompt` is garbage, not a slow reply: the framer
+#: hands that much to the parser (which rejects it); the rest is stale at the next exchange
 _MAX_REPLY = 160
 _END = re.compile(rb"(?:^|(?<=[\r\n]))(\d{1,2})([:><*/^])")
 _REPLY = re.compile(r"([\r\n]+)(?:([^\r\n]*)([\r\n]+))?(\d{1,2})([:><*/^])")
@@ -94,9 +95,9 @@ def legacy_frame_length(buf: bytes) -> int | None:
     """Framer: a reply ends at the first `address + prompt` that starts a line (after CR or LF),
     so the PHD2000's unpadded address and extra CR frame like the Pump 11's replies."""
     m = _END.search(buf)
-    if m is not None:
+    if m is not None and m.end() <= _MAX_REPLY:
         return m.end()
-    return len(buf) if len(buf) > _MAX_REPLY else None
+    return _MAX_REPLY + 1 if len(buf) > _MAX_REPLY else None
 
 
 # --------------------------------------------------------------------------- replies
@@ -160,6 +161,8 @@ def format_number(value: float, width: int = NUMBER_WIDTH) -> str:
     99999 -> "99999". ValueError for negative, non-finite or too large values."""
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"Harvard numbers are finite and >= 0, got {value}")
+    if value >= 10.0**width:
+        raise ValueError(f"{value} does not fit {width} characters")
     exact = Decimal(repr(float(value)))
     for decimals in range(width - 2, -1, -1):
         text = format(exact.quantize(Decimal(1).scaleb(-decimals), ROUND_HALF_EVEN), "f")
@@ -169,9 +172,10 @@ def format_number(value: float, width: int = NUMBER_WIDTH) -> str:
 
 
 def target_step_ml(volume_ml: float) -> float:
-    """Step of a 5-character MLT value around `volume_ml`: 0.001 below 10 mL, 0.01 below 100."""
+    """Step of a 5-character value around `volume_ml`: 0.001 below 10, 0.01 below 100, ...,
+    1 from 1000 up."""
     digits = max(1, len(str(int(volume_ml))))
-    return 10.0 ** (digits - (NUMBER_WIDTH - 1))
+    return 10.0 ** min(0, digits - (NUMBER_WIDTH - 1))
 
 
 class RateUnit(StrEnum):
