@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.simulator.devices.base import PumpSnapshot
@@ -566,3 +568,30 @@ def test_in_memory_transport_on_the_virtual_clock() -> None:
     expected = [ACK, ACK, ACK, ACK, frame("P01I1003"), frame("P01C00600.00"), frame("P01I1001")]
     assert replies == expected
     assert delivered_ml == pytest.approx(480.0, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- fuzz
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=40),
+            st.sampled_from([b"\x02P01", b"\r", b"\x05", b"\x18", b"S+", b"G0", b"V1", b"U0"]),
+        ),
+        max_size=30,
+    )
+)
+def test_any_bytes_never_raise_and_replies_stay_well_formed(chunks: list[bytes]) -> None:
+    emu = remote(1, 2)
+    for chunk in chunks:
+        emu.feed(chunk)
+        emu.advance(0.5)
+    out = emu.read()
+    while out:  # only ACK, NAK and STX ... CR replies
+        n = framer(out)
+        assert n is not None
+        assert out[:n] in (ACK, NAK) or (out[:1] == b"\x02" and out[n - 1 : n] == b"\r")
+        out = out[n:]
+    assert set(emu.snapshot()) <= set(range(1, 90))

@@ -13,6 +13,10 @@ Behaviour the notes leave open is decided here and marked "Emulation choice". Pu
 taken on real drives (a Python library's hardware test suite) informed some of them: `S` answers
 `S+004.0`, the status digit sequence 1 (idle) / 2 (revolutions set) / 3 (running), `A0`, `K0`, U90
 refused, and `G0` answering NAK although the motor runs.
+
+An occluded line or a dry reservoir changes nothing on the wire: the drive senses neither, its
+rotor turns on and `C` keeps counting. Only the ground truth (snapshot, `physics()`) shows that
+no liquid moves; a host must detect it by other means (pressure sensor, balance, bubble sensor).
 """
 
 from __future__ import annotations
