@@ -172,7 +172,7 @@ def test_phases_pauses_titrations_alarms(journal_path: Path) -> None:
     data = build_report(journal_path)
     assert data.phases == (
         PhaseRow("loading", 24.5, 24.5, 147.0, 0.035, "mg/kg/min", 0.0, 600.0),
-        PhaseRow("maintenance", 56.0, 28.0, 14.0, 0.2, "mg/kg/h", 600.0, None),
+        PhaseRow("maintenance", 56.0, 28.0, 14.0, 0.2, "mg/kg/h", 600.0, 6300.0),
     )
     assert data.phases[1].difference_ml == -28.0
     assert data.pauses == (Pause(4200.0, 4500.0, "nurse", "reposition"),)
@@ -217,7 +217,7 @@ def test_rolling_totals_against_library_limits(journal_path: Path) -> None:
 def test_phase_table_rows(journal_path: Path) -> None:
     assert phase_rows(build_report(journal_path)) == [
         ("loading", "24.500", "24.500", "+0.000", "147", "0.035 mg/kg/min", "0:00:00–0:10:00"),
-        ("maintenance", "56.000", "28.000", "-28.000", "14", "0.2 mg/kg/h", "0:10:00–…"),
+        ("maintenance", "56.000", "28.000", "-28.000", "14", "0.2 mg/kg/h", "0:10:00–1:45:00"),
         ("total", "80.500", "52.500", "-28.000", "", "", ""),
     ]
 

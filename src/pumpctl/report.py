@@ -49,11 +49,14 @@ ROLLING_WINDOWS_S: dict[str, float] = {"1h": 3600.0, "4h": 4 * 3600.0, "24h": 24
 
 #: machine phases in which the pump is not delivering (rate 0 from the transition on)
 _IDLE_PHASES = frozenset({"paused", "stopped", "alarm", "completed", "ready", "idle"})
+#: machine phases that end the run (a segment still running ends with them)
+_END_PHASES = frozenset({"stopped", "alarm", "completed"})
 
 
 @dataclass(frozen=True)
 class PhaseRow:
-    """One plan segment as planned and as run. `started_s`/`ended_s` None: it never ran/ended."""
+    """One plan segment as planned and as run. `started_s` None: it never ran; `ended_s` None:
+    still running when the journal ends (a stop or an alarm ends the segment)."""
 
     phase: str
     planned_ml: float | None
@@ -238,6 +241,7 @@ class _Walker:
         self.ended: dict[str, float] = {}
         self.by_phase: dict[str, float] = {}
         self.segment_rate = 0.0
+        self._segment: str | None = None  # the segment running (started, not ended)
         self._paused: tuple[float, str, str] | None = None
 
     def _rate(self, t: float, rate: float) -> None:
@@ -267,12 +271,14 @@ class _Walker:
             if self.first_segment_s is None:
                 self.first_segment_s = t
             self.started.setdefault(phase, t)
+            self._segment = phase
             self.segment_rate = float(p.get("rate_ml_per_h") or 0.0)
             self._rate(t, self.segment_rate)
             self._point(t)
         elif e.kind is EventKind.SEGMENT_END:
             phase = str(p.get("phase"))
             self.ended[phase] = t
+            self._segment = None
             self._volume(t, phase, float(p.get("delivered_ml") or 0.0))
             self._rate(t, 0.0)
         elif e.kind is EventKind.CHECKPOINT:
@@ -313,6 +319,10 @@ class _Walker:
                 self._rate(t, self.segment_rate)
         if dest in _IDLE_PHASES:
             self._rate(t, 0.0)
+        if dest in _END_PHASES and self._segment is not None:
+            # stopped or alarmed mid-segment: no segment_end is journaled, the segment ends here
+            self.ended.setdefault(self._segment, t)
+            self._segment = None
 
     def _close_pause(self, t: float | None) -> None:
         if self._paused is not None:
