@@ -1,0 +1,565 @@
+"""Harvard Apparatus 11 Elite / PHD Ultra "text" protocol emulation.
+
+Its own codec, written from the protocol notes (never shares code with the driver). A request is
+`[address[:]]command[ args]` + CR (LF also ends a line; the LF of a CR LF is not a second line):
+lower-case words that may be shortened to their first 4 letters, quantities with text units
+(`ml/min`, `ul/hr`, short `m/m`, `u/h`; `ml`, `ul`, short `m`, `u`). A reply is produced at once:
+LF, then one line per body line, each `aa<prompt>body` + CR LF (`aa` = 2-digit address; prompt
+`:` idle, `>` infusing, `<` withdrawing, `*` stalled, `T*` target reached). A bare line is
+answered with the prompt line, which host software uses to discover the address. Behaviour the
+notes leave open is decided here and marked "Emulation choice".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
+from enum import Enum
+
+from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.physics import StopReason, SyringePhysics
+
+__all__ = ["HarvardEliteEmulation", "format_quantity", "parse_quantity"]
+
+# --------------------------------------------------------------------------- model facts (data)
+
+VERSION = "11 ELITE I/W Single 3.0.4"
+MAX_LINE_BYTES = 256
+BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
+DIAMETER_RANGE_MM = (Decimal("0.1"), Decimal("33"))
+SYRINGE_RANGE_ML = (Decimal("0.0005"), Decimal("60"))
+FORCE_RANGE_PERCENT = (1, 100)
+# Rate limits follow plunger speed, scaled by bore area from the reference syringe: with the
+# default 14.5 mm bore `irate lim` answers the notes' example `1.061 nl/min to 25.023 ml/min`.
+REFERENCE_DIAMETER_MM = Decimal("14.5")
+MIN_RATE_REF_ML_PER_MIN = Decimal("0.000001061")
+MAX_RATE_REF_ML_PER_MIN = Decimal("25.023")
+DEFAULT_DIAMETER_MM = REFERENCE_DIAMETER_MM
+DEFAULT_SYRINGE_ML = Decimal("10")
+VOLUME_UNITS_ML = {"ml": Decimal(1), "ul": Decimal("1e-3"), "nl": Decimal("1e-6"), "pl": Decimal("1e-9")}  # fmt: skip
+TIME_UNITS_MIN = {"min": Decimal(1), "hr": Decimal(60), "sec": Decimal(1) / Decimal(60)}
+TIME_ALIASES = {"m": "min", "min": "min", "h": "hr", "hr": "hr", "s": "sec", "sec": "sec"}
+ERRORS = {
+    "command": "Command error",  # not possible now (e.g. a new diameter while running)
+    "unknown": "Unknown command",
+    "argument": "Argument error",
+    "range": "Out of range",
+}
+COMMANDS = (
+    "address", "baud", "civolume", "crate", "ctvolume", "cvolume", "cwvolume", "diameter",
+    "force", "irate", "irun", "ivolume", "metrics", "poll", "rrun", "run", "status", "stp",
+    "svolume", "tvolume", "ver", "wrate", "wrun", "wvolume",
+)  # fmt: skip
+_LOOKUP = {name: name for name in COMMANDS} | {name[:4]: name for name in COMMANDS}
+METRICS = (
+    ("Pump type", "Pump 11"),
+    ("Pump type string", "11 ELITE I/W Single"),
+    ("Min syringe size", "0.1 mm"),
+    ("Max syringe size", "33 mm"),
+    ("Direction", "Infuse/withdraw"),
+    ("Limit switches", "No"),
+)
+_REQUEST = re.compile(r"\s*(?:(\d{1,2}):?)?\s*(\S*)\s*(.*?)\s*", re.S)
+_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z/]*)")
+
+
+def parse_quantity(text: str, *, rate: bool) -> tuple[Decimal, str | None, str | None] | None:
+    """`"0.5000000000 m/m"` -> (0.5, "ml", "min"); `"10 m"` -> (10, "ml", None); None if bad.
+
+    Any number of decimals and an exponent are accepted; the unit is optional (the caller then
+    keeps the current one). A rate needs `vol/time`, a volume just `vol`.
+    """
+    m = _QUANTITY.fullmatch(text.strip())
+    if m is None:
+        return None
+    try:
+        value = Decimal(m.group(1))
+    except InvalidOperation:
+        return None
+    unit = m.group(2).lower()
+    if not unit:
+        return value, None, None
+    vol, _, time = unit.partition("/")
+    vol = vol if vol in VOLUME_UNITS_ML else vol + "l" if vol + "l" in VOLUME_UNITS_ML else ""
+    if not vol or bool(time) != rate or (rate and time not in TIME_ALIASES):
+        return None
+    return value, vol, TIME_ALIASES[time] if rate else None
+
+
+def format_quantity(ml: Decimal, per: str = "", *, rounding: str = ROUND_DOWN) -> str:
+    """`ml` in the largest unit that keeps it >= 1, 3 decimals at most: `"25.023 ml/min"`,
+    `"1.061 nl/min"`, `"100 ml"`, `"0 ml"` (`per` = "/min", "/hr", "/sec" or "")."""
+    for unit, size in VOLUME_UNITS_ML.items():
+        if ml >= size or unit == "pl":
+            number = (ml / size).quantize(Decimal("0.001"), rounding=rounding)
+            text = format(number.normalize(), "f") if number else "0"
+            return f"{text} {unit if number else 'ml'}{per}"
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- one pump
+
+
+class _State(Enum):
+    IDLE = ":"
+    RUNNING = "run"  # `>` or `<` by direction
+    STALLED = "*"
+    TARGET = "T*"
+
+
+class _Error(Exception):
+    """An error body (one of `ERRORS`)."""
+
+
+@dataclass
+class _Rate:
+    ml_per_min: Decimal = Decimal(0)
+    time: str = "min"  # the time unit the host set it in (queries answer in it)
+
+    def text(self) -> str:
+        return format_quantity(self.ml_per_min * TIME_UNITS_MIN[self.time], "/" + self.time)
+
+
+@dataclass
+class _Pump:
+    address: int
+    physics: SyringePhysics
+    diameter_mm: Decimal = DEFAULT_DIAMETER_MM
+    syringe_ml: Decimal = DEFAULT_SYRINGE_ML
+    irate: _Rate = field(default_factory=_Rate)
+    wrate: _Rate = field(default_factory=_Rate)
+    target_ml: Decimal | None = None
+    infuse: bool = True
+    force_percent: int = 100
+    state: _State = _State.IDLE
+    alarm_reason: str | None = "reset"
+    i_base_ml: float = 0.0
+    w_base_ml: float = 0.0
+    run_started_s: float = 0.0
+
+    @property
+    def prompt(self) -> str:
+        if self.state is _State.RUNNING:
+            return ">" if self.infuse else "<"
+        return str(self.state.value)
+
+    def rate(self) -> _Rate:
+        return self.irate if self.infuse else self.wrate
+
+    def counter_ml(self, *, infuse: bool) -> float:
+        if infuse:
+            return max(0.0, self.physics.infused_ml - self.i_base_ml)
+        return max(0.0, self.physics.withdrawn_ml - self.w_base_ml)
+
+
+def _decimal(value: float) -> Decimal:
+    return max(Decimal(round(value, 12)).quantize(Decimal("1e-12")), Decimal(0))
+
+
+def rate_limits_ml_per_min(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
+    scale = diameter_mm * diameter_mm / (REFERENCE_DIAMETER_MM * REFERENCE_DIAMETER_MM)
+    return MIN_RATE_REF_ML_PER_MIN * scale, MAX_RATE_REF_ML_PER_MIN * scale
+
+
+# --------------------------------------------------------------------------- the link
+
+
+class HarvardEliteEmulation(Emulation):
+    """11 Elite pumps (infuse/withdraw) on one link. Pure: no threads, no clock, no I/O."""
+
+    model = "harvard-elite"
+    baud_rate: int = 115200  # the pump's configured baud (the `baud` command changes it)
+    counts_commands = True  # every line (CR, LF or CR LF) counts
+
+    def __init__(self, addresses: Iterable[int] = (0,)) -> None:
+        addrs = list(addresses)
+        if not addrs or len(set(addrs)) != len(addrs) or not all(0 <= a <= 99 for a in addrs):
+            raise ValueError(f"addresses must be distinct, in 0..99, got {addrs}")
+        self._pumps: dict[int, _Pump] = {}
+        for a in addrs:
+            cap = float(DEFAULT_SYRINGE_ML)
+            self._pumps[a] = _Pump(a, SyringePhysics(float(DEFAULT_DIAMETER_MM), cap))
+        self._now = 0.0
+        self._now_comp = 0.0
+        self._line = bytearray()
+        self._after_cr = False
+        self._out: deque[tuple[float, bytes]] = deque()
+        self._out_bytes = 0
+        self.max_outbound_bytes = 4096
+        self._link_up = True
+        self._garble = 0
+        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
+        self._delay_s = 0.0
+        self.commands_seen = 0
+
+    # -- Emulation API -----------------------------------------------------------------------
+
+    @property
+    def now_s(self) -> float:
+        return self._now
+
+    @property
+    def addresses(self) -> list[int]:
+        return sorted(self._pumps)
+
+    def physics(self, address: int) -> SyringePhysics:
+        """The syringe on pump `address` (ground truth; tests and rigs read it)."""
+        return self._pumps[address].physics
+
+    def load_syringe(
+        self, address: int, inner_diameter_mm: float, capacity_ml: float, contents_ml: float
+    ) -> None:
+        """Put a syringe on a pump (rig setup); sets `diameter` and `svolume` to match."""
+        p = self._pumps[address]
+        self._halt(p, _State.IDLE)
+        p.diameter_mm, p.syringe_ml = Decimal(str(inner_diameter_mm)), Decimal(str(capacity_ml))
+        p.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
+
+    def feed(self, data: bytes) -> None:
+        if not self._link_up or not data:
+            return
+        for b in data:
+            if b == 0x0D or b == 0x0A:
+                if b == 0x0A and self._after_cr:  # the LF of a CR LF
+                    self._after_cr = False
+                    continue
+                self._after_cr = b == 0x0D
+                line = self._line.decode("latin-1")
+                self._line.clear()
+                self.commands_seen += 1
+                self._on_line(line)
+                continue
+            self._after_cr = False
+            if len(self._line) < MAX_LINE_BYTES:
+                self._line.append(b)
+
+    def read(self) -> bytes:
+        out = self._out
+        chunks = []
+        while out and out[0][0] <= self._now:
+            _, data = out.popleft()
+            self._out_bytes -= len(data)
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"cannot go back in time ({seconds} s)")
+        y = seconds - self._now_comp
+        end = self._now + y
+        self._now_comp = (end - self._now) - y
+        dt = max(0.0, end - self._now)
+        self._now = end
+        for p in self._pumps.values():
+            reason = p.physics.advance(dt)
+            if reason is StopReason.LIMIT:
+                p.state = _State.TARGET
+            elif reason is not None:
+                p.state, p.alarm_reason = _State.STALLED, reason.value
+
+    def snapshot(self) -> dict[int, PumpSnapshot]:
+        out = {}
+        for a, p in sorted(self._pumps.items()):
+            ph = p.physics
+            rate = ph.rate_ml_per_h if ph.moving else float(p.rate().ml_per_min * 60)
+            out[a] = PumpSnapshot(
+                running=p.state is _State.RUNNING,
+                direction="infuse" if p.infuse else "withdraw",
+                rate_ml_per_h=round(rate, 9),
+                delivered_ml=round(ph.pushed_net_ml, 9),
+                target_ml=float(p.target_ml) if p.target_ml is not None else None,
+                alarm=p.alarm_reason,
+            )
+        return out
+
+    def set_occlusion(self, address: int, on: bool) -> None:
+        self._pumps[address].physics.set_occluded(on)
+
+    def set_link_up(self, up: bool) -> None:
+        self._link_up = up
+        if not up:
+            self._out.clear()
+            self._out_bytes = 0
+            self._line.clear()
+
+    def power_cycle(self, address: int) -> None:
+        """Emulation choice: syringe, rates, force and address are non-volatile; the motor stops,
+        the volume counters and the target are lost, and the pump never resumes by itself."""
+        p = self._pumps[address]
+        self._halt(p, _State.IDLE)
+        p.target_ml = None
+        p.i_base_ml, p.w_base_ml = p.physics.infused_ml, p.physics.withdrawn_ml
+        p.alarm_reason = "reset"
+
+    def garble_next_replies(self, n: int) -> None:
+        self._garble = max(0, n)
+
+    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
+        self._mangle = (n, mangle) if n > 0 else None
+
+    def corrupt_next_checksums(self, n: int) -> None:
+        """Text replies carry no checksum: nothing to corrupt."""
+
+    def set_reply_delay_s(self, seconds: float) -> None:
+        self._delay_s = max(0.0, seconds)
+
+    def set_syringe_remaining_ml(self, address: int, remaining_ml: float) -> None:
+        """Leave `remaining_ml` in pump `address`'s syringe; a running pump keeps running."""
+        p = self._pumps[address]
+        ph = p.physics
+        moving, rate = ph.moving, ph.rate_ml_per_h
+        ph.load(ph.inner_diameter_mm, ph.capacity_ml, min(max(0.0, remaining_ml), ph.capacity_ml))
+        if moving:
+            ph.start(rate, infuse=p.infuse, limit_ml=self._limit(p))
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _reply(self, p: _Pump, lines: list[str]) -> bytes:
+        head = f"{p.address:02d}{p.prompt}"
+        data = ("\n" + "".join(f"{head}{line}\r\n" for line in lines)).encode("latin-1")
+        if self._garble:
+            # Emulation choice: flip bit 6 of the first address digit (`00:` -> `p0:`); the line
+            # structure stays, so a host notices only by checking the address.
+            self._garble -= 1
+            data = data[:1] + bytes((data[1] ^ 0x40,)) + data[2:]
+        if self._mangle is not None:
+            n, mangle = self._mangle
+            data = mangle(data)
+            self._mangle = (n - 1, mangle) if n > 1 else None
+        return data
+
+    def _emit(self, data: bytes) -> None:
+        """One whole reply at once: it never has a gap a host would take for its end."""
+        self._out.append((self._now + self._delay_s, data))
+        self._out_bytes += len(data)
+        while self._out_bytes > self.max_outbound_bytes and len(self._out) > 1:
+            _, old = self._out.popleft()
+            self._out_bytes -= len(old)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def _on_line(self, line: str) -> None:
+        m = _REQUEST.fullmatch(line)
+        if m is None:
+            return
+        addr_text, word, args = m.group(1), m.group(2), m.group(3)
+        if addr_text is None and not word:
+            # A bare line: every pump answers with its prompt line (address discovery).
+            # Emulation choice: on a chain of several the lines follow in address order.
+            self._emit(b"".join(self._reply(p, [""]) for _, p in sorted(self._pumps.items())))
+            return
+        # Emulation choice (PHD Ultra manual: the address precedes only a non-zero address): a
+        # command without address is for pump 0.
+        pump = self._pumps.get(int(addr_text) if addr_text else 0)
+        if pump is None:
+            return  # unknown address: silence
+        if not word:
+            self._emit(self._reply(pump, [""]))
+            return
+        name = _LOOKUP.get(word.lower())
+        if name is None and len(word) >= 4:
+            name = next((c for c in COMMANDS if c.startswith(word.lower())), None)
+        try:
+            if name is None:
+                raise _Error(ERRORS["unknown"])
+            lines = self._command(pump, name, args.lower().split())
+        except _Error as exc:
+            lines = [str(exc)]
+        self._emit(self._reply(pump, lines))
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _command(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+        """Run one command; the body lines of the reply ([""]: the prompt line alone)."""
+        if name in ("irun", "wrun", "run", "rrun", "stp"):
+            if args:
+                raise _Error(ERRORS["argument"])
+            if name == "stp":
+                self._halt(p, _State.IDLE)
+            else:
+                infuse = {"irun": True, "wrun": False, "run": p.infuse}.get(name, not p.infuse)
+                self._run(p, infuse=infuse)
+            return [""]
+        if name in ("irate", "wrate"):
+            return self._rate(p, args, infuse=name == "irate")
+        if name in ("ivolume", "wvolume", "crate", "ver", "metrics", "status"):
+            if args:
+                raise _Error(ERRORS["argument"])
+            return self._query(p, name)
+        if name in ("civolume", "cwvolume", "cvolume", "ctvolume"):
+            if args:
+                raise _Error(ERRORS["argument"])
+            if name != "cwvolume" and name != "ctvolume":
+                p.i_base_ml = p.physics.infused_ml
+            if name != "civolume" and name != "ctvolume":
+                p.w_base_ml = p.physics.withdrawn_ml
+            if name == "ctvolume":
+                self._set_target(p, None)
+            return [""]
+        if name == "tvolume":
+            if not args:
+                if p.target_ml is None:
+                    return ["Target volume not set"]
+                return [format_quantity(p.target_ml)]
+            self._set_target(p, self._volume(args, limit=p.syringe_ml))
+            return [""]
+        if name in ("diameter", "svolume"):
+            return self._syringe(p, name, args)
+        return self._setting(p, name, args)
+
+    def _query(self, p: _Pump, name: str) -> list[str]:
+        if name in ("ivolume", "wvolume"):
+            return [format_quantity(_decimal(p.counter_ml(infuse=name == "ivolume")))]
+        if name == "crate":
+            time = p.rate().time
+            ml_per_min = _decimal(p.physics.rate_ml_per_h / 60) if p.physics.moving else Decimal(0)
+            return [format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)]
+        if name == "ver":
+            return [VERSION]
+        if name == "metrics":
+            return [f"{label:<19}{value}" for label, value in METRICS] + [""]
+        # status (PHD Ultra): rate fl/s, run time s, volume fl (this direction), then flags
+        ph = p.physics
+        rate_fl_s = round(ph.rate_ml_per_h / 3600 * 1e12)
+        volume_fl = round(p.counter_ml(infuse=p.infuse) * 1e12)
+        seconds = round(self._now - p.run_started_s) if p.state is _State.RUNNING else 0
+        flags = (
+            ("i" if p.infuse else "w")
+            + "."
+            + ("S" if p.state is _State.STALLED else ".")
+            + "."
+            + ("I" if p.infuse else "W")
+            + ("T" if p.state is _State.TARGET else ".")
+        )
+        return [f"{rate_fl_s} {seconds} {volume_fl} {flags}"]
+
+    def _rate(self, p: _Pump, args: list[str], *, infuse: bool) -> list[str]:
+        rate = p.irate if infuse else p.wrate
+        lo, hi = rate_limits_ml_per_min(p.diameter_mm)
+        if not args:
+            return [rate.text()]
+        if args == ["lim"]:
+            low = format_quantity(lo, "/min", rounding=ROUND_CEILING)
+            return [f"{low} to {format_quantity(hi, '/min')}"]
+        if args in (["max"], ["min"]):
+            value, time = (hi if args == ["max"] else lo), rate.time
+        else:
+            parsed = parse_quantity(" ".join(args), rate=True)
+            if parsed is None or parsed[1] is None or parsed[2] is None:
+                raise _Error(ERRORS["argument"])
+            number, vol, time = parsed[0], parsed[1], parsed[2]
+            value = number * VOLUME_UNITS_ML[vol] / TIME_UNITS_MIN[time]
+            if not lo <= value <= hi:
+                raise _Error(ERRORS["range"])
+        rate.ml_per_min, rate.time = value, time
+        if p.state is _State.RUNNING and p.infuse == infuse:  # a new rate takes effect at once
+            p.physics.set_rate(float(value * 60))
+        return [""]
+
+    def _volume(self, args: list[str], *, limit: Decimal) -> Decimal:
+        parsed = parse_quantity(" ".join(args), rate=False)
+        if parsed is None or parsed[1] is None:
+            raise _Error(ERRORS["argument"])
+        ml = parsed[0] * VOLUME_UNITS_ML[parsed[1]]
+        if not 0 < ml <= limit:
+            raise _Error(ERRORS["argument"])  # as host software expects for a target too large
+        return ml
+
+    def _syringe(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+        if not args:
+            if name == "diameter":
+                return [f"{p.diameter_mm:.4f} mm"]
+            return [format_quantity(p.syringe_ml)]
+        if name == "diameter":
+            m = _QUANTITY.fullmatch(" ".join(args))
+            if m is None or m.group(2).lower() not in ("", "mm"):
+                raise _Error(ERRORS["argument"])
+            value = Decimal(m.group(1))
+            if not DIAMETER_RANGE_MM[0] <= value <= DIAMETER_RANGE_MM[1]:
+                raise _Error(ERRORS["range"])
+        else:
+            value = self._volume(args, limit=SYRINGE_RANGE_ML[1])
+            if value < SYRINGE_RANGE_ML[0]:
+                raise _Error(ERRORS["range"])
+        if p.state is _State.RUNNING:
+            raise _Error(ERRORS["command"])
+        if name == "diameter":
+            p.diameter_mm = value
+        else:
+            p.syringe_ml = value
+            if p.target_ml is not None and p.target_ml > value:
+                p.target_ml = None
+        # a new syringe is loaded, full
+        p.physics.load(float(p.diameter_mm), float(p.syringe_ml), float(p.syringe_ml))
+        return [""]
+
+    def _setting(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+        """force, address, baud, poll."""
+        if name == "poll":
+            if args and args != ["off"]:
+                raise _Error(ERRORS["argument"])  # Emulation choice: poll mode not emulated
+            return ["off"] if not args else [""]
+        current = {"force": p.force_percent, "address": p.address, "baud": self._baud()}[name]
+        if not args:
+            return [f"{current}%" if name == "force" else str(current)]
+        if len(args) != 1 or not args[0].isdigit():
+            raise _Error(ERRORS["argument"])
+        value = int(args[0])
+        if name == "force":
+            if not FORCE_RANGE_PERCENT[0] <= value <= FORCE_RANGE_PERCENT[1]:
+                raise _Error(ERRORS["range"])
+            p.force_percent = value
+        elif name == "baud":
+            if value not in BAUD_RATES:
+                raise _Error(ERRORS["range"])
+            # The reply still goes out at the old baud; the line changes after it.
+            self.set_baud_rate(value)
+        else:
+            if value > 99:
+                raise _Error(ERRORS["range"])
+            if value != p.address and value in self._pumps:
+                raise _Error(ERRORS["command"])  # two pumps would share an address
+            del self._pumps[p.address]
+            p.address = value  # the reply comes from the new address
+            self._pumps[value] = p
+        return [""]
+
+    def _baud(self) -> int:
+        return self.uart.baud if self.uart is not None else self.baud_rate
+
+    # -- motion --------------------------------------------------------------------------------
+
+    def _set_target(self, p: _Pump, ml: Decimal | None) -> None:
+        p.target_ml = ml
+        if p.state is _State.TARGET:
+            p.state = _State.IDLE
+        if p.physics.moving:  # the run goes on towards the new target (or none)
+            p.physics.start(p.physics.rate_ml_per_h, infuse=p.infuse, limit_ml=self._limit(p))
+
+    def _limit(self, p: _Pump) -> float | None:
+        """Travel left to the target: targets count against the direction's volume counter."""
+        if p.target_ml is None:
+            return None
+        return max(0.0, float(p.target_ml) - p.counter_ml(infuse=p.infuse))
+
+    def _run(self, p: _Pump, *, infuse: bool) -> None:
+        if p.state is _State.RUNNING and infuse == p.infuse:
+            return  # already running that way: the prompt says so
+        rate = p.irate if infuse else p.wrate
+        lo, hi = rate_limits_ml_per_min(p.diameter_mm)
+        if not lo <= rate.ml_per_min <= hi:
+            raise _Error(ERRORS["range"])  # no rate set (or one the new syringe cannot do)
+        p.infuse = infuse
+        limit = self._limit(p)
+        if limit == 0.0:
+            self._halt(p, _State.TARGET)  # target already reached by the counter
+            return
+        p.physics.start(float(rate.ml_per_min * 60), infuse=infuse, limit_ml=limit)
+        p.state, p.alarm_reason, p.run_started_s = _State.RUNNING, None, self._now
+
+    def _halt(self, p: _Pump, state: _State) -> None:
+        p.physics.stop()
+        p.state = state

@@ -1,0 +1,578 @@
+"""Harvard Apparatus legacy "pump chain" emulation: Pump 11 / 11 Plus and PHD2000 on one link.
+
+Its own codec, written from the protocol notes (never shares code with the driver). A request is
+`[address]COMMAND[value]` + CR (spaces and case ignored); a reply is CR LF, an optional text line
+(query answer or error `?`, `NA`, `OOR`) ending CR LF, then address + prompt. Host software reads
+replies by byte count, so widths are fixed: a set/action reply is 5 bytes (`\\r\\n00:`), DIA/VOL
+17 - 2 = 15 bytes (8-character number), VER 17 bytes (10-character text), RAT a 6-character number
+plus ` ul/m`, ` ml/m`, ` ul/h` or ` ml/h`. A PHD2000 does not pad its address and puts an extra CR
+before it (`\\r\\n\\r0:`: still 5 bytes at addresses 0-9), answers STP on a running pump with `*`,
+and adds DIR/MOD/RFR/TGT/DEL/CLD/AF/PAR/IN/OUT/SAV. Behaviour the notes leave open is decided
+here and marked "Emulation choice".
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_DOWN, Decimal
+from enum import Enum
+
+from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.physics import StopReason, SyringePhysics
+
+__all__ = ["HarvardLegacyEmulation", "format_field", "format_rate"]
+
+# --------------------------------------------------------------------------- model facts (data)
+
+VERSION_PUMP11 = "PUMP11V2.0"  # 10 characters: the VER reply is 17 bytes
+# Emulation choice: 10 characters too, so a PHD2000 at addresses 0-9 also answers VER in 17 bytes.
+VERSION_PHD2000 = "PHD2000V20"
+MAX_LINE_BYTES = 256  # a line longer than this is junk; dropped
+MAX_NUMBER_CHARS = 5  # "numbers up to 5 characters"
+DIAMETER_RANGE_MM = {False: (Decimal("0.1"), Decimal("35")), True: (Decimal("0.1"), Decimal("50"))}
+# Pump 11 keeps 2 decimals of a diameter (more are truncated); the PHD2000 keeps 4.
+DIAMETER_DECIMALS = {False: 2, True: 4}
+# Rate limits follow plunger speed, scaled by bore area from one reference syringe each
+# (approximations of the Pump 11 Plus literature: ~55 mL/min with a 60 mL BD syringe, 0.1 uL/h
+# with a 1 mL BD syringe).
+MAX_RATE_REF = (Decimal("26.59"), Decimal("3300"))  # (mm, mL/h)
+MIN_RATE_REF = (Decimal("4.699"), Decimal("0.0001"))  # (mm, mL/h)
+RATE_COMMANDS_ML_PER_H = {
+    "ULM": Decimal("0.06"),
+    "MLM": Decimal("60"),
+    "ULH": Decimal("0.001"),
+    "MLH": Decimal("1"),
+}
+RATE_TEXT = {  # RAT query units: Pump 11 (` ul/m`, per the notes); PHD2000 as its host software sees
+    False: {"ULM": "ul/m", "MLM": "ml/m", "ULH": "ul/h", "MLH": "ml/h"},
+    True: {"ULM": "ul/mn", "MLM": "ml/mn", "ULH": "ul/hr", "MLH": "ml/hr"},
+}
+PHD_RATE_UNITS = {"UM": "ULM", "MM": "MLM", "UH": "ULH", "MH": "MLH"}  # `RAT v UM|MM|UH|MH`
+# BD plastic syringes (inner diameter mm -> capacity mL): a diameter picks the loaded syringe.
+SYRINGES = (
+    (Decimal("4.699"), 1.0),
+    (Decimal("8.585"), 3.0),
+    (Decimal("11.99"), 5.0),
+    (Decimal("14.43"), 10.0),
+    (Decimal("19.05"), 20.0),
+    (Decimal("21.59"), 30.0),
+    (Decimal("26.59"), 60.0),
+)
+DEFAULT_DIAMETER_MM = Decimal("26.59")
+DEFAULT_TRAVEL_MM = 60.0  # capacity of an unlisted bore = area x this travel
+PUMP11_COMMANDS = frozenset(
+    {"MMD", "ULM", "MLM", "ULH", "MLH", "RAT", "DIA", "MLT", "TAR", "VOL", "CLV", "CLT"}
+    | {"RUN", "REV", "STP", "VER"}
+)
+PHD_COMMANDS = PUMP11_COMMANDS | {
+    "DIR", "MOD", "RFR", "TGT", "DEL", "CLD", "AF", "PAR", "IN", "OUT", "SAV",
+}  # fmt: skip
+TWO_LETTER = frozenset({"AF", "IN"})
+QUERIES = frozenset({"VOL", "DEL", "TAR", "VER", "DIA", "RAT", "TGT", "DIR", "MOD", "RFR"})
+QUERY_ONLY = frozenset({"VOL", "DEL", "TAR", "VER"})
+NO_ARGUMENT = frozenset({"RUN", "REV", "STP", "CLV", "CLT", "CLD", "SAV", "AF", "PAR"})
+_DELETE = bytes(range(33)) + b"\x7f"  # spaces and control characters are ignored
+
+
+def _to_decimal(value: float) -> Decimal:
+    return max(Decimal(round(value, 9)).quantize(Decimal("1e-9")), Decimal(0))
+
+
+def _fit(value: Decimal, width: int, decimals: int) -> str:
+    """As many decimals (up to `decimals`) as fit in `width`, truncated, right-justified."""
+    for d in range(decimals, 0, -1):
+        text = format(value.quantize(Decimal(1).scaleb(-d), rounding=ROUND_DOWN), "f")
+        if len(text) <= width:
+            return text.rjust(width)
+    text = format(value.quantize(Decimal(1), rounding=ROUND_DOWN), "f") + "."
+    return text.rjust(width) if len(text) <= width else "9" * (width - 1) + "."
+
+
+def format_field(value: Decimal | float) -> str:
+    """DIA/VOL/TAR number: 8 characters, right-justified, 4 decimals when they fit (truncated).
+
+    `10 -> " 10.0000"`, `4.699 -> "  4.6990"`, `1234.56789 -> "1234.567"`.
+    """
+    return _fit(value if isinstance(value, Decimal) else _to_decimal(value), 8, 4)
+
+
+def format_rate(value: Decimal) -> str:
+    """RAT number: 6 characters, 5 significant digits (`1.5 -> "1.5000"`, `12345 -> "12345."`)."""
+    return _fit(value, 6, 4)
+
+
+def parse_number(text: str) -> Decimal | None:
+    """Digits with at most one point, at most 5 characters; None if not a number at all.
+
+    Emulation choice: a longer number is reported out of range (`OOR`) by the caller.
+    """
+    if not text or text == "." or text.count(".") > 1 or not text.replace(".", "").isdigit():
+        return None
+    return Decimal(text if text[0] != "." else "0" + text)
+
+
+def syringe_capacity_ml(diameter_mm: Decimal) -> float:
+    for bore, capacity in SYRINGES:
+        if abs(bore - diameter_mm) <= Decimal("0.3"):
+            return capacity
+    return float(diameter_mm) ** 2 * 3.141592653589793 / 4.0 * DEFAULT_TRAVEL_MM / 1000.0
+
+
+def rate_limits_ml_per_h(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
+    area = diameter_mm * diameter_mm
+    lo = MIN_RATE_REF[1] * area / (MIN_RATE_REF[0] * MIN_RATE_REF[0])
+    hi = MAX_RATE_REF[1] * area / (MAX_RATE_REF[0] * MAX_RATE_REF[0])
+    return lo, hi
+
+
+# --------------------------------------------------------------------------- one pump
+
+
+class _State(Enum):
+    STOPPED = ":"
+    RUNNING = "run"  # `>` or `<` by direction
+    STALLED = "*"  # stall, empty or full syringe
+    INTERRUPTED = "/*"  # PHD2000: stopped by STP (or a bare CR) while running
+
+
+class _Error(Exception):
+    """An error reply line: `?` (syntax), `NA` (not applicable now), `OOR` (out of range)."""
+
+
+@dataclass
+class _Settings:
+    """What a PHD2000 keeps in non-volatile memory after SAV (and restores at power-up)."""
+
+    diameter_mm: Decimal = DEFAULT_DIAMETER_MM
+    rate: Decimal = Decimal(0)
+    rate_units: str = "MLH"
+    refill: Decimal | None = None
+    refill_units: str = "MLH"
+    target_ml: Decimal | None = None
+    infuse: bool = True
+    mode: str = "PUMP"
+
+
+@dataclass
+class _Pump:
+    address: int
+    phd: bool
+    physics: SyringePhysics
+    s: _Settings = field(default_factory=_Settings)
+    saved: _Settings = field(default_factory=_Settings)
+    state: _State = _State.STOPPED
+    alarm_reason: str | None = "reset"  # latched for the snapshot until the next start
+    vol_base_travel_ml: float = 0.0  # VOL counts plunger travel since RUN or CLV
+    run_start_travel_ml: float = 0.0  # the target counts travel since RUN
+    misc: dict[str, str] = field(default_factory=lambda: {"AF": "OFF", "PAR": "ON"})
+
+    @property
+    def prompt(self) -> str:
+        if self.state is _State.RUNNING:
+            return ">" if self.s.infuse else "<"
+        return "*" if self.state is not _State.STOPPED else ":"
+
+    def travel_ml(self) -> float:
+        return self.physics.infused_ml + self.physics.withdrawn_ml
+
+    def rate_ml_per_h(self, *, infuse: bool | None = None) -> Decimal:
+        """The rate the pump runs at in a direction (a PHD2000 refills at RFR when one is set)."""
+        s = self.s
+        if not (s.infuse if infuse is None else infuse) and self.phd and s.refill is not None:
+            return s.refill * RATE_COMMANDS_ML_PER_H[s.refill_units]
+        return s.rate * RATE_COMMANDS_ML_PER_H[s.rate_units]
+
+
+# --------------------------------------------------------------------------- the link
+
+
+class HarvardLegacyEmulation(Emulation):
+    """Pump 11 and PHD2000 pumps on one pump chain. Pure: no threads, no clock, no I/O.
+
+    `addresses` are Pump 11s, `phd_addresses` PHD2000s (an address in both is a PHD2000).
+    """
+
+    model = "harvard-legacy"
+    baud_rate: int = 9600  # the pump's configured baud (endpoints compare the client's with it)
+    counts_commands = True  # every CR-terminated line counts
+
+    def __init__(self, addresses: Iterable[int] = (0,), *, phd_addresses: Iterable[int] = ()):
+        plain, phd = list(addresses), list(phd_addresses)
+        every = plain + phd
+        if not every or len(set(plain)) != len(plain) or len(set(phd)) != len(phd):
+            raise ValueError(f"addresses must be distinct and not empty, got {plain}, {phd}")
+        if not all(0 <= a <= 99 for a in every):
+            raise ValueError(f"addresses must be in 0..99, got {every}")
+        self._pumps: dict[int, _Pump] = {}
+        for a in sorted(set(every)):
+            cap = syringe_capacity_ml(DEFAULT_DIAMETER_MM)
+            physics = SyringePhysics(float(DEFAULT_DIAMETER_MM), cap)
+            self._pumps[a] = _Pump(a, a in phd, physics)
+        self._order = sorted(self._pumps.values(), key=lambda p: p.address)
+        self._now = 0.0
+        self._now_comp = 0.0
+        self._line = bytearray()
+        self._out: deque[tuple[float, bytes]] = deque()
+        self._out_bytes = 0
+        self.max_outbound_bytes = 4096
+        self._link_up = True
+        self._garble = 0
+        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
+        self._delay_s = 0.0
+        self.commands_seen = 0
+
+    # -- Emulation API -----------------------------------------------------------------------
+
+    @property
+    def now_s(self) -> float:
+        return self._now
+
+    @property
+    def addresses(self) -> list[int]:
+        return sorted(self._pumps)
+
+    def physics(self, address: int) -> SyringePhysics:
+        """The syringe on pump `address` (ground truth; tests and rigs read it)."""
+        return self._pumps[address].physics
+
+    def load_syringe(
+        self, address: int, inner_diameter_mm: float, capacity_ml: float, contents_ml: float
+    ) -> None:
+        """Put a syringe on a pump (rig setup); also sets the pump's diameter to match."""
+        pump = self._pumps[address]
+        self._halt(pump, _State.STOPPED)
+        pump.s.diameter_mm = Decimal(str(inner_diameter_mm))
+        pump.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
+
+    def feed(self, data: bytes) -> None:
+        if not self._link_up or not data:
+            return
+        buf = self._line + data
+        start = 0
+        while (end := buf.find(b"\r", start)) >= 0:
+            self.commands_seen += 1
+            self._on_line(bytes(buf[start:end]))
+            start = end + 1
+        rest = buf[start:]
+        self._line = rest if len(rest) <= MAX_LINE_BYTES else bytearray()
+
+    def read(self) -> bytes:
+        out = self._out
+        chunks = []
+        while out and out[0][0] <= self._now:
+            _, data = out.popleft()
+            self._out_bytes -= len(data)
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError(f"cannot go back in time ({seconds} s)")
+        y = seconds - self._now_comp
+        end = self._now + y
+        self._now_comp = (end - self._now) - y
+        dt = max(0.0, end - self._now)
+        self._now = end
+        for pump in self._order:
+            reason = pump.physics.advance(dt)
+            if reason is StopReason.LIMIT:  # target volume reached: the run ends, prompt `:`
+                pump.state = _State.STOPPED
+            elif reason is not None:  # stall, empty or full: prompt `*`
+                pump.state, pump.alarm_reason = _State.STALLED, reason.value
+
+    def snapshot(self) -> dict[int, PumpSnapshot]:
+        return {a: self._snapshot(p) for a, p in sorted(self._pumps.items())}
+
+    def set_occlusion(self, address: int, on: bool) -> None:
+        self._pumps[address].physics.set_occluded(on)
+
+    def set_link_up(self, up: bool) -> None:
+        self._link_up = up
+        if not up:
+            self._out.clear()
+            self._out_bytes = 0
+            self._line.clear()
+
+    def power_cycle(self, address: int) -> None:
+        """Emulation choice: a Pump 11 keeps its diameter and loses rate and target; a PHD2000
+        comes back with what SAV stored. Counters restart; the pump never resumes by itself."""
+        pump = self._pumps[address]
+        self._halt(pump, _State.STOPPED)
+        if pump.phd:
+            pump.s = replace(pump.saved)
+        else:
+            pump.s = _Settings(diameter_mm=pump.s.diameter_mm)
+        pump.vol_base_travel_ml = pump.run_start_travel_ml = pump.travel_ml()
+        pump.alarm_reason = "reset"
+
+    def garble_next_replies(self, n: int) -> None:
+        self._garble = max(0, n)
+
+    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
+        self._mangle = (n, mangle) if n > 0 else None
+
+    def corrupt_next_checksums(self, n: int) -> None:
+        """Pump-chain replies carry no checksum: nothing to corrupt."""
+
+    def set_reply_delay_s(self, seconds: float) -> None:
+        self._delay_s = max(0.0, seconds)
+
+    def set_syringe_remaining_ml(self, address: int, remaining_ml: float) -> None:
+        """Leave `remaining_ml` in pump `address`'s syringe; a running pump keeps running."""
+        p = self._pumps[address]
+        ph = p.physics
+        moving, rate, infuse = ph.moving, ph.rate_ml_per_h, ph.infusing
+        contents = min(max(0.0, remaining_ml), ph.capacity_ml)
+        ph.load(ph.inner_diameter_mm, ph.capacity_ml, contents)
+        if moving:
+            ph.start(rate, infuse=infuse, limit_ml=self._remaining_target(p))
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _snapshot(self, p: _Pump) -> PumpSnapshot:
+        moving = p.physics.moving
+        rate = p.physics.rate_ml_per_h if moving else float(p.rate_ml_per_h())
+        target = p.s.target_ml
+        return PumpSnapshot(
+            running=p.state is _State.RUNNING,
+            direction="infuse" if p.s.infuse else "withdraw",
+            rate_ml_per_h=round(rate, 9),
+            delivered_ml=round(p.physics.pushed_net_ml, 9),
+            target_ml=float(target) if target else None,
+            alarm=p.alarm_reason,
+        )
+
+    def _reply(self, p: _Pump, line: str | None) -> bytes:
+        """CR LF [line CR LF] address prompt; the PHD2000's address unpadded after an extra CR."""
+        tail = f"\r{p.address}{p.prompt}" if p.phd else f"{p.address:02d}{p.prompt}"
+        text = "\r\n" + (line + "\r\n" if line is not None else "") + tail
+        data = text.encode("latin-1")
+        if self._garble:
+            # Emulation choice: flip bit 6 of the first address digit (`00:` -> `p0:`); the byte
+            # count, the CR LF framing and the prompt stay, so only a host that checks the
+            # address (or the number) notices.
+            self._garble -= 1
+            i = len(data) - len(tail) + (1 if p.phd else 0)
+            data = data[:i] + bytes((data[i] ^ 0x40,)) + data[i + 1 :]
+        if self._mangle is not None:
+            n, mangle = self._mangle
+            data = mangle(data)
+            self._mangle = (n - 1, mangle) if n > 1 else None
+        return data
+
+    def _emit(self, data: bytes) -> None:
+        self._out.append((self._now + self._delay_s, data))
+        self._out_bytes += len(data)
+        while self._out_bytes > self.max_outbound_bytes and len(self._out) > 1:
+            _, old = self._out.popleft()  # a host that never reads: drop the oldest
+            self._out_bytes -= len(old)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def _on_line(self, raw: bytes) -> None:
+        text = raw.translate(None, _DELETE).upper().decode("latin-1")
+        addr: int | None = None
+        if text[:1].isdigit():
+            n = 2 if text[1:2].isdigit() else 1
+            addr, text = int(text[:n]), text[n:]
+        if addr is None:
+            # Emulation choice (clone manuals): a command without address reaches every pump and
+            # every pump answers; on a chain of several the replies follow one another in
+            # address order (a real chain garbles them). A bare CR stops every pump.
+            targets = self._order
+            text = text or "STP"
+        else:
+            pump = self._pumps.get(addr)
+            if pump is None:
+                return  # unknown address: silence
+            targets = [pump]
+        if len(targets) == 1:
+            self._emit(self._execute(targets[0], text))
+        else:
+            self._emit(b"".join(self._execute(p, text) for p in targets))
+
+    def _execute(self, p: _Pump, text: str) -> bytes:
+        if not text:
+            return self._reply(p, None)  # address only: the prompt
+        name, args = text[:3], text[3:]
+        if name not in PHD_COMMANDS and text[:2] in TWO_LETTER:
+            name, args = text[:2], text[2:]
+        allowed = PHD_COMMANDS if p.phd else PUMP11_COMMANDS
+        try:
+            if name not in allowed:
+                raise _Error("?")
+            return self._reply(p, self._command(p, name, args))
+        except _Error as exc:
+            return self._reply(p, str(exc))
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _command(self, p: _Pump, name: str, args: str) -> str | None:
+        """Run one command; the text line of the reply (None: a set/action reply)."""
+        if name in QUERIES:
+            if not args:
+                return self._query(p, name)
+            if name in QUERY_ONLY or not p.phd:  # Pump 11 sets with MMD/ULM..., not DIA/RAT
+                raise _Error("?")
+        elif name not in NO_ARGUMENT and not args:
+            raise _Error("?")
+        if name == "RUN":
+            self._run(p)
+        elif name == "STP":
+            if p.phd and p.state is not _State.STOPPED:
+                self._halt(p, _State.INTERRUPTED)  # PHD2000: `*`, interrupted
+            else:
+                self._halt(p, _State.STOPPED)
+        elif name == "REV":
+            self._set_direction(p, infuse=not p.s.infuse)
+        elif name in ("CLV", "CLD"):
+            p.vol_base_travel_ml = p.travel_ml()
+        elif name == "CLT":
+            self._set_target(p, None)
+        elif name in ("MLT", "TGT"):
+            self._set_target(p, self._number(args))
+        elif name in ("MMD", "DIA"):
+            self._set_diameter(p, args)
+        elif name in RATE_COMMANDS_ML_PER_H:
+            self._set_rate(p, self._number(args), name)
+        elif name in ("RAT", "RFR"):
+            self._set_phd_rate(p, args, refill=name == "RFR")
+        elif name == "DIR":
+            if args not in ("INF", "REF", "REV"):
+                raise _Error("OOR")
+            self._set_direction(p, infuse=(args == "INF") if args != "REV" else not p.s.infuse)
+        elif name == "MOD":
+            self._set_mode(p, args)
+        elif name in ("AF", "PAR"):
+            if not args:
+                return p.misc[name]
+            if args not in ("ON", "OFF"):
+                raise _Error("OOR")
+            p.misc[name] = args
+        elif name == "IN":
+            if args not in ("6", "7", "8"):
+                raise _Error("NA")
+            return "OFF"
+        elif name == "OUT":
+            if args not in ("4ON", "4OFF", "5ON", "5OFF"):
+                raise _Error("NA")
+        elif name == "SAV":
+            p.saved = replace(p.s)
+        return None
+
+    def _query(self, p: _Pump, name: str) -> str:
+        if name in ("VOL", "DEL"):
+            return format_field(max(0.0, p.travel_ml() - p.vol_base_travel_ml))
+        if name == "DIA":
+            return format_field(p.s.diameter_mm)
+        if name == "RAT":
+            return format_rate(p.s.rate) + " " + RATE_TEXT[p.phd][p.s.rate_units]
+        if name == "RFR":
+            s = p.s
+            rate, units = (s.rate, s.rate_units) if s.refill is None else (s.refill, s.refill_units)
+            return format_rate(rate) + " " + RATE_TEXT[True][units]
+        if name in ("TAR", "TGT"):
+            return format_field(p.s.target_ml or Decimal(0))
+        if name == "DIR":
+            return "INFUSE" if p.s.infuse else "REFILL"
+        if name == "MOD":
+            return p.s.mode
+        return VERSION_PHD2000 if p.phd else VERSION_PUMP11
+
+    @staticmethod
+    def _number(text: str) -> Decimal:
+        value = parse_number(text)
+        if value is None:
+            raise _Error("?")
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _Error("OOR")
+        return value
+
+    def _set_diameter(self, p: _Pump, args: str) -> None:
+        value = self._number(args).quantize(
+            Decimal(1).scaleb(-DIAMETER_DECIMALS[p.phd]), rounding=ROUND_DOWN
+        )
+        lo, hi = DIAMETER_RANGE_MM[p.phd]
+        if not lo <= value <= hi:
+            raise _Error("OOR")
+        if p.state is _State.RUNNING:
+            raise _Error("NA")
+        if value != p.s.diameter_mm:
+            # A new bore is a new (full) syringe; as host software warns, it resets the rate.
+            capacity = syringe_capacity_ml(value)
+            p.physics.load(float(value), capacity, capacity)
+            p.s.rate = Decimal(0)
+            p.s.refill = None
+        p.s.diameter_mm = value
+
+    def _check_rate(self, p: _Pump, ml_per_h: Decimal) -> None:
+        lo, hi = rate_limits_ml_per_h(p.s.diameter_mm)
+        if not lo <= ml_per_h <= hi:
+            raise _Error("OOR")
+
+    def _set_rate(self, p: _Pump, value: Decimal, units: str, *, refill: bool = False) -> None:
+        self._check_rate(p, value * RATE_COMMANDS_ML_PER_H[units])
+        if refill:
+            p.s.refill, p.s.refill_units = value, units
+        else:
+            p.s.rate, p.s.rate_units = value, units
+        if p.state is _State.RUNNING:  # a new rate takes effect at once
+            p.physics.set_rate(float(p.rate_ml_per_h()))
+
+    def _set_phd_rate(self, p: _Pump, args: str, *, refill: bool) -> None:
+        units = PHD_RATE_UNITS.get(args[-2:])
+        number = args[:-2] if units else args
+        if units is None:
+            units = p.s.refill_units if refill and p.s.refill is not None else p.s.rate_units
+        self._set_rate(p, self._number(number), units, refill=refill)
+
+    def _set_target(self, p: _Pump, value: Decimal | None) -> None:
+        if value is not None and p.state is _State.RUNNING:
+            raise _Error("NA")
+        p.s.target_ml = value if value else None
+        if value is None and p.physics.moving:  # the run goes on without a target
+            p.physics.start(p.physics.rate_ml_per_h, infuse=p.s.infuse)
+
+    def _set_mode(self, p: _Pump, args: str) -> None:
+        modes = {"PMP": "PUMP", "VOL": "VOLUME", "VLM": "VOLUME", "PGM": "PROGRAM"}
+        if args not in modes:
+            raise _Error("OOR")
+        if args == "PGM" or p.state is _State.RUNNING:
+            raise _Error("NA")  # Emulation choice: stored programs are not emulated
+        p.s.mode = modes[args]
+
+    def _set_direction(self, p: _Pump, *, infuse: bool) -> None:
+        """REV reverses; a running pump keeps running the other way (Pump 11 host software
+        relies on `REV` answering `<` while infusing and `:` while stopped)."""
+        if p.state is _State.RUNNING:
+            rate = p.rate_ml_per_h(infuse=infuse)
+            self._check_rate(p, rate)
+            p.physics.set_direction(infuse=infuse)
+            p.physics.set_rate(float(rate))
+        p.s.infuse = infuse
+
+    # -- motion --------------------------------------------------------------------------------
+
+    def _remaining_target(self, p: _Pump) -> float | None:
+        target = p.s.target_ml
+        if not target:
+            return None
+        return max(0.0, float(target) - (p.travel_ml() - p.run_start_travel_ml))
+
+    def _run(self, p: _Pump) -> None:
+        if p.state is _State.RUNNING:
+            if p.phd:
+                raise _Error("NA")  # PHD2000 host software treats NA as "already running"
+            return  # Pump 11: ignored, the prompt says it runs
+        rate = p.rate_ml_per_h()
+        self._check_rate(p, rate)
+        p.vol_base_travel_ml = p.run_start_travel_ml = p.travel_ml()  # a new run
+        limit = self._remaining_target(p)
+        p.physics.start(float(rate), infuse=p.s.infuse, limit_ml=limit)
+        p.state, p.alarm_reason = _State.RUNNING, None
+
+    def _halt(self, p: _Pump, state: _State) -> None:
+        p.physics.stop()
+        p.state = state
