@@ -232,7 +232,9 @@ def _resolution_for(cls: Any, plan: Plan) -> float:
 @click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--model", required=True, help="pump model (see `pumpctl models`)")
 @click.option("--port", required=True, help="device path or pyserial URL (socket://host:port)")
-@click.option("--address", type=click.IntRange(0, 99), default=0, show_default=True)
+@click.option(
+    "--address", type=click.IntRange(0, 99), default=None, help="pump address (default: model's)"
+)
 @click.option("--baud", type=int, default=None, help="baud rate (default: the model's)")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
 @click.option(
@@ -261,7 +263,7 @@ def run(
     program: Path,
     model: str,
     port: str,
-    address: int,
+    address: int | None,
     baud: int | None,
     journal: Path | None,
     audit: Path | None,
@@ -277,7 +279,7 @@ def run(
 
     from pumpctl.clock import Clock, run_with_clock
     from pumpctl.display import ProgressPrinter, summary_lines
-    from pumpctl.drivers.registry import driver_class, open_transport
+    from pumpctl.drivers.registry import default_address, driver_class, open_transport
     from pumpctl.journal import Journal
     from pumpctl.supervisor import Supervisor, SupervisorConfig
 
@@ -285,6 +287,8 @@ def run(
     _configure_logs(audit, json_log, verbose=False)
     plan = _checked_plan(program, overrides)  # SR01: nothing is opened before this passes
     cls = driver_class(model)
+    if address is None:
+        address = default_address(model)
     printer = None if json_log else ProgressPrinter(_echo, every_s=60.0)
     # SR19: the pump's watchdog runs on pump time; on a scaled rig a wall-clock hiccup of half a
     # second is time_scale/2 pump seconds, so size it for that too (the NE maximum is 255 s)
@@ -293,7 +297,7 @@ def run(
     jr = Journal(journal) if journal is not None else None
 
     async def main_(clock: Clock) -> Any:
-        transport = open_transport(port, baudrate=baud, clock=clock)
+        transport = open_transport(port, baudrate=baud, clock=clock, model=model)
         driver = cls(transport, address=address)
         async with driver:
             sup = Supervisor(driver, plan, clock, config=config, journal=jr, on_progress=printer)

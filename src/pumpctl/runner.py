@@ -11,7 +11,7 @@ from typing import Any
 
 from pumpctl.clock import Clock
 from pumpctl.drivers.base import PumpDriver
-from pumpctl.drivers.registry import driver_class
+from pumpctl.drivers.registry import default_address, driver_class
 from pumpctl.drivers.transport import Transport
 from pumpctl.journal import Journal
 from pumpctl.machine import Phase
@@ -87,7 +87,7 @@ async def run_on_simulator(
     clock: Clock,
     *,
     model: str = "ne1000",
-    address: int = 0,
+    address: int | None = None,
     config: SupervisorConfig | None = None,
     journal: Journal | None = None,
     on_progress: Callable[[Progress], None] | None = None,
@@ -96,6 +96,8 @@ async def run_on_simulator(
 ) -> tuple[RunResult, PumpSnapshot]:
     """Run `plan` against an in-process emulation of `model`; returns the result and the
     emulated pump's ground truth (what the plunger really pushed)."""
+    if address is None:
+        address = default_address(model)
     emu = emulation or build_emulation(model, [address])
     transport: Transport = InMemoryTransport(emu, clock, name=f"sim://{model}")
     driver = driver_class(model)(transport, address=address)

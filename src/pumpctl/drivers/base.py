@@ -177,6 +177,8 @@ class PumpDriver(ABC):
     """
 
     family: ClassVar[str]
+    #: the address a pump of this family answers to out of the box
+    default_address: ClassVar[int] = 0
     #: reply timeout for one exchange, seconds of wire time
     reply_timeout_s: float = 1.0
     #: extra attempts for idempotent queries after a timeout or garbled reply

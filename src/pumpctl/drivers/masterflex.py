@@ -260,6 +260,7 @@ class MasterflexDriver(PumpDriver):
 
     family = "masterflex-ls"
     default_baudrate: ClassVar[int] = 4800
+    default_address: ClassVar[int] = 1  # pump numbers run 01-89
     default_bytesize: ClassVar[int] = 7
     default_parity: ClassVar[str] = "O"
     default_stopbits: ClassVar[float] = 1

@@ -22,6 +22,7 @@ __all__ = [
     "BUILTIN_DRIVERS",
     "ENTRY_POINT_GROUP",
     "available_models",
+    "default_address",
     "driver_class",
     "open_transport",
 ]
@@ -30,6 +31,9 @@ ENTRY_POINT_GROUP = "pumpctl.drivers"
 
 BUILTIN_DRIVERS: dict[str, str] = {
     "ne1000": "pumpctl.drivers.newera:NE1000Driver",
+    "harvard-legacy": "pumpctl.drivers.harvard_legacy:HarvardLegacyDriver",
+    "harvard-elite": "pumpctl.drivers.harvard_elite:HarvardEliteDriver",
+    "masterflex-ls": "pumpctl.drivers.masterflex:MasterflexDriver",
 }
 
 #: baud rate a model ships with, when `open_transport` is not told one
@@ -69,7 +73,21 @@ def open_transport(
     """
     from pumpctl.drivers.transport import SerialTransport
 
+    cls = driver_class(model) if model else None
     if baudrate is None:
-        declared = getattr(driver_class(model), "default_baudrate", None) if model else None
+        declared = getattr(cls, "default_baudrate", None)
         baudrate = declared if isinstance(declared, int) else _DEFAULT_BAUDRATE
-    return SerialTransport(port, baudrate=baudrate, clock=clock)
+    # line settings differ per family (Masterflex 7O1, Harvard legacy 8N2): the model declares them
+    return SerialTransport(
+        port,
+        baudrate=baudrate,
+        bytesize=int(getattr(cls, "default_bytesize", 8)),
+        parity=str(getattr(cls, "default_parity", "N")),
+        stopbits=float(getattr(cls, "default_stopbits", 1)),
+        clock=clock,
+    )
+
+
+def default_address(model: str) -> int:
+    """The address a model's pumps answer to out of the box (Masterflex numbers start at 1)."""
+    return int(getattr(driver_class(model), "default_address", 0))
