@@ -124,12 +124,18 @@ def parse_reply(raw: bytes, *, address: int | None = None) -> EliteReply:
     return EliteReply(reply_address, prompt, body=body, raw=m[0].strip())
 
 
+def _finite(value: float, text: str) -> float:
+    if not math.isfinite(value):
+        raise ProtocolError(f"number out of range in {text!r}")
+    return value
+
+
 def parse_rate(text: str) -> float:
     """`5 ml/hr`, `1.061 nl/min`, `3 m/m` -> mL/h."""
     m = _RATE.fullmatch(text)
     if m is None or m[2].lower() not in _VOLUME_ML or m[3].lower() not in _PER_H:
         raise ProtocolError(f"unexpected rate {text!r}")
-    return float(m[1]) * _VOLUME_ML[m[2].lower()] * _PER_H[m[3].lower()]
+    return _finite(float(m[1]), text) * _VOLUME_ML[m[2].lower()] * _PER_H[m[3].lower()]
 
 
 def parse_rate_limits(text: str) -> tuple[float, float]:
@@ -148,7 +154,7 @@ def parse_volume(text: str) -> float:
     m = _VOLUME.fullmatch(text)
     if m is None or m[2].lower() not in _VOLUME_ML:
         raise ProtocolError(f"unexpected volume {text!r}")
-    return float(m[1]) * _VOLUME_ML[m[2].lower()]
+    return _finite(float(m[1]), text) * _VOLUME_ML[m[2].lower()]
 
 
 def parse_version(text: str) -> tuple[str, str]:

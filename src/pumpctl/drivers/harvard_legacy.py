@@ -136,12 +136,18 @@ def parse_reply(raw: bytes, *, address: int | None = None) -> LegacyReply:
     return LegacyReply(reply_address, prompt, text=text, padded=padded, raw=m[0])
 
 
+def _finite(value: float, text: str) -> float:
+    if not math.isfinite(value):
+        raise ProtocolError(f"number out of range in {text!r}")
+    return value
+
+
 def parse_number(text: str, *, what: str = "reply") -> float:
     """A DIA/VOL field: right-justified number (8 characters on a Pump 11)."""
     m = re.fullmatch(rf"\s*{_NUMBER}\s*", text)
     if m is None:
         raise ProtocolError(f"unexpected {what} {text!r}")
-    return float(m[1])
+    return _finite(float(m[1]), text)
 
 
 def parse_version(text: str) -> tuple[str, str]:
@@ -237,7 +243,7 @@ def parse_rate(text: str) -> float:
     m = re.fullmatch(rf"\s*{_NUMBER}\s*([umUM][lL]/[mhMH])\s*", text)
     if m is None:
         raise ProtocolError(f"unexpected RAT reply {text!r}")
-    return float(m[1]) / _UNITS_BY_TEXT[m[2].lower()].per_ml_per_h
+    return _finite(float(m[1]), text) / _UNITS_BY_TEXT[m[2].lower()].per_ml_per_h
 
 
 # --------------------------------------------------------------------------- status
