@@ -156,7 +156,8 @@ class _Pump:
 
 
 def _decimal(value: float) -> Decimal:
-    return max(Decimal(round(value, 12)).quantize(Decimal("1e-12")), Decimal(0))
+    d = Decimal(round(value, 12)).quantize(Decimal("1e-12"))
+    return d if d > 0 else Decimal(0)
 
 
 def rate_limits_ml_per_min(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:

@@ -77,7 +77,8 @@ _DELETE = bytes(range(33)) + b"\x7f"  # spaces and control characters are ignore
 
 
 def _to_decimal(value: float) -> Decimal:
-    return max(Decimal(round(value, 9)).quantize(Decimal("1e-9")), Decimal(0))
+    d = Decimal(round(value, 9)).quantize(Decimal("1e-9"))
+    return d if d > 0 else Decimal(0)
 
 
 def _fit(value: Decimal, width: int, decimals: int) -> str:
