@@ -3,13 +3,14 @@ drives on one link, a host that never reads, faults, and the in-memory transport
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pumpctl.clock import Clock, run_with_clock
+from pumpctl.clock import Clock, RealClock, run_with_clock
 from pumpctl.simulator.devices.base import PumpSnapshot
 from pumpctl.simulator.devices.masterflex import (
     MasterflexEmulation,
@@ -17,10 +18,11 @@ from pumpctl.simulator.devices.masterflex import (
     format_revs,
     format_speed,
 )
-from pumpctl.simulator.endpoints import InMemoryTransport
+from pumpctl.simulator.endpoints import InMemoryTransport, TcpEndpoint
 from pumpctl.simulator.server import state_json
 
 ACK, NAK = b"\x06", b"\x15"
+SAFETY_S = 5.0  # generous; never decides pass or fail
 
 
 def frame(text: str) -> bytes:
@@ -595,3 +597,22 @@ def test_any_bytes_never_raise_and_replies_stay_well_formed(chunks: list[bytes])
         assert out[:n] in (ACK, NAK) or (out[:1] == b"\x02" and out[n - 1 : n] == b"\r")
         out = out[n:]
     assert set(emu.snapshot()) <= set(range(1, 90))
+
+
+# --------------------------------------------------------------------------- tcp endpoint
+
+
+async def test_served_over_tcp_in_real_time() -> None:
+    endpoint = TcpEndpoint(MasterflexEmulation((1, 2)), RealClock(), port=0)
+    host, port = await endpoint.start()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"\x05")
+        assert await asyncio.wait_for(reader.readuntil(b"\r"), SAFETY_S) == frame("P01")
+        writer.write(frame("P02") + frame("P02S-7.5"))
+        assert await asyncio.wait_for(reader.readexactly(2), SAFETY_S) == ACK + ACK
+        writer.write(frame("P02S"))
+        assert await asyncio.wait_for(reader.readuntil(b"\r"), SAFETY_S) == frame("P02S-007.5")
+        writer.close()
+    finally:
+        await endpoint.stop()
