@@ -375,22 +375,43 @@ async def test_rates_and_errors() -> None:
 
 @pytest.mark.parametrize("error", sorted(ERRORS))
 async def test_every_error_body_is_command_rejected(error: str) -> None:
-    driver, t = await opened((b"tvolume 28 ml\r", line(error)))
+    driver, t = await opened((b"svolume\r", line("60 ml")), (b"tvolume 28 ml\r", line(error)))
     with pytest.raises(CommandRejected) as info:
         await driver.set_target_volume(28.0)
     assert info.value.code == error
     t.done()
 
 
-async def test_target_volume() -> None:
+async def test_target_volume_raises_svolume_to_hold_it() -> None:
+    """The pump refuses a target above `svolume` (which `diameter` does not set)."""
     driver, t = await opened(
-        (b"tvolume 28 ml\r", line()), (b"tvolume 500 ul\r", line()), (b"ctvolume\r", line())
+        (b"svolume\r", line("10 ml")),  # read once
+        (b"tvolume 500 ul\r", line()),
+        (b"svolume 30 ml\r", line()),  # 28 mL needs a 30 mL syringe size
+        (b"tvolume 28 ml\r", line()),
+        (b"tvolume 30 ml\r", line()),
+        (b"ctvolume\r", line()),
     )
-    await driver.set_target_volume(28.0)
     await driver.set_target_volume(0.5)
+    await driver.set_target_volume(28.0)
+    assert driver.syringe_volume_ml == 30.0
+    await driver.set_target_volume(30.0)
     await driver.set_target_volume(None)
     with pytest.raises(ValueError):
         await driver.set_target_volume(0.0)
+    t.expect((b"svolume 60 ml\r", line()), (b"tvolume 45 ml\r", line()))
+    await driver.configure_syringe_volume(60.0)
+    await driver.set_target_volume(45.0)
+    t.done()
+
+
+async def test_target_volume_beyond_the_largest_syringe_is_left_to_the_pump() -> None:
+    driver, t = await opened(
+        (b"svolume\r", line("60 ml")),
+        (b"svolume 200 ml\r", line("Argument error")),
+    )
+    with pytest.raises(CommandRejected):
+        await driver.set_target_volume(200.0)
     t.done()
 
 
@@ -399,6 +420,7 @@ async def test_segment_with_native_pause() -> None:
     driver, t = await opened(
         (b"cvolume\r", line()),
         (b"irate 7 ml/hr\r", line()),
+        (b"svolume\r", line("60 ml")),
         (b"tvolume 28 ml\r", line()),
         (b"irun\r", line(prompt=">")),
         (b"ivolume\r", line("3.4567 ml", ">")),  # poll: one exchange

@@ -216,6 +216,8 @@ def format_volume(volume_ml: float) -> str:
 NOMINAL_MIN_RATE_ML_PER_H = 1.28e-9 * 60
 NOMINAL_MAX_RATE_ML_PER_H = 88.28 * 60
 ACCURACY_PERCENT = 0.5
+#: common syringe capacities, mL (`svolume` is raised to one of these to hold a target)
+STANDARD_SYRINGES_ML = (1.0, 3.0, 5.0, 10.0, 20.0, 30.0, 50.0, 60.0, 100.0, 140.0)
 #: volume counters and targets are exact to well below this (ivolume prints >= 4 digits)
 VOLUME_RESOLUTION_ML = 0.001
 
@@ -236,6 +238,9 @@ class HarvardEliteDriver(PumpDriver):
     - `T*` (target reached) reads as STOPPED; `*` (stall) as ALARM/STALL.
     - `configure_syringe` reads `irate lim` into the capabilities' rate range.
     - `can_withdraw` follows `ver` (`I/W` models).
+    - The pump refuses a target above `svolume`; `set_target_volume` raises `svolume` to a
+      standard size when needed (see `_ensure_syringe_holds`), `configure_syringe_volume` sets
+      it exactly.
     """
 
     family = "harvard-elite"
@@ -254,6 +259,8 @@ class HarvardEliteDriver(PumpDriver):
         self.prompt: str | None = None
         self.paused = False
         self.rate_limits_ml_per_h: tuple[float, float] | None = None
+        #: the pump's `svolume`, mL (None until read or set)
+        self.syringe_volume_ml: float | None = None
         self._can_withdraw = False
         self._direction = Direction.INFUSE
         self._withdrawn = False
@@ -304,11 +311,11 @@ class HarvardEliteDriver(PumpDriver):
             self.identity = await self.identify()
         except (PumpTimeout, ProtocolError) as exc:
             await self.transport.close()
-            baud = getattr(self.transport, "baudrate", None) or self.default_baudrate
+            baud = getattr(self.transport, "baudrate", None)
+            at = f" at {baud} baud" if isinstance(baud, int) else ""
             raise PumpTimeout(
-                f"no valid reply from Harvard pump {self.address} on {self.transport.name} at "
-                f"{baud} baud (11 Elite usual 115200): check the pump's address and baud "
-                f"rate ({exc})"
+                f"no valid reply from Harvard pump {self.address} on {self.transport.name}{at} "
+                f"(11 Elite usual 115200): check the pump's address and baud rate ({exc})"
             ) from exc
         except BaseException:
             await self.transport.close()
@@ -356,10 +363,11 @@ class HarvardEliteDriver(PumpDriver):
         self.rate_limits_ml_per_h = parse_rate_limits(reply.body)
 
     async def configure_syringe_volume(self, capacity_ml: float) -> None:
-        """`svolume` (the pump's near-empty and syringe-table logic; not needed to dose)."""
+        """`svolume`: the syringe's capacity; the pump refuses targets above it."""
         if not math.isfinite(capacity_ml) or capacity_ml <= 0:
             raise ValueError(f"syringe volume must be > 0 mL, got {capacity_ml}")
         await self._send(f"svolume {format_volume(capacity_ml)}")
+        self.syringe_volume_ml = capacity_ml
 
     async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
         """`irate` / `wrate` with text units; allowed while running. `start()` runs this way."""
@@ -382,7 +390,21 @@ class HarvardEliteDriver(PumpDriver):
             return
         if not math.isfinite(volume_ml) or volume_ml <= 0:
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
+        await self._ensure_syringe_holds(volume_ml)
         await self._send(f"tvolume {format_volume(volume_ml)}")
+
+    async def _ensure_syringe_holds(self, volume_ml: float) -> None:
+        """The pump refuses a target above its syringe volume (`svolume`), which `diameter`
+        does not set. Unless `configure_syringe_volume` gave the capacity, raise `svolume` to
+        the smallest standard syringe size that holds the target (the plan has already checked
+        it fits the real syringe)."""
+        if self.syringe_volume_ml is None:
+            reply = await self._send("svolume", query=True, expect=parse_volume)
+            self.syringe_volume_ml = parse_volume(reply.body)
+        if volume_ml <= self.syringe_volume_ml * (1 + 1e-9):
+            return
+        size = next((s for s in STANDARD_SYRINGES_ML if s >= volume_ml), volume_ml)
+        await self.configure_syringe_volume(size)
 
     async def start(self) -> None:
         """`irun` (or `wrun` after a withdraw rate); resumes after `pause()`. A `*` reply is a

@@ -396,11 +396,11 @@ class HarvardLegacyDriver(PumpDriver):
             self.identity = await self.identify()
         except (PumpTimeout, ProtocolError) as exc:
             await self.transport.close()
-            baud = getattr(self.transport, "baudrate", None) or self.default_baudrate
+            baud = getattr(self.transport, "baudrate", None)
+            at = f" at {baud} baud" if isinstance(baud, int) else ""
             raise PumpTimeout(
-                f"no valid reply from Harvard pump {self.address} on {self.transport.name} at "
-                f"{baud} baud (pump default 9600 8N2): check the pump's address and baud "
-                f"rate ({exc})"
+                f"no valid reply from Harvard pump {self.address} on {self.transport.name}{at} "
+                f"(pump default 9600 8N2): check the pump's address and baud rate ({exc})"
             ) from exc
         except BaseException:
             await self.transport.close()
