@@ -170,3 +170,11 @@ def test_accuracy_command(tmp_path: Path) -> None:
     unknown = CliRunner().invoke(accuracy_command, ["nosuchpump", "-o", str(out)])
     assert unknown.exit_code == 1
     assert "unknown" in unknown.output
+
+
+@pytest.mark.parametrize("model", ["harvard-legacy", "harvard-elite"])
+def test_SR32_other_syringe_models_within_stated_accuracy(model: str) -> None:
+    r = measure_accuracy(model)
+    assert (r.container, r.set_rate_ml_per_h) == ("syringe", 5.0)
+    assert r.truth.volumes_ml[-1] == pytest.approx(10.0, abs=1e-6)
+    assert r.passed, r.summary_lines()

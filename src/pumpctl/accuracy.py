@@ -11,6 +11,9 @@ The standard weighs what a pump delivers at one constant rate for 2 hours (sampl
 Rate: the standard's intermediate rate, 5 mL/h for a syringe pump and 25 mL/h for a volumetric
 (peristaltic) pump, unless the caller sets one. The syringe is a BD 60 mL (26.59 mm), the bore
 the simulator loads by default, full, so 2 h at the chosen rate never reaches end of travel.
+Tubing is Masterflex L/S 14 (0.21 mL/rev nominal, so 25 mL/h is about 2 rpm, inside the drive's
+range), calibrated: the emulated tubing is set to the same displacement, so what remains is the
+drive's own behaviour (the rollers' ripple shows in the short windows).
 
 Here the "balance" is twofold: the emulation's ground truth (what the plunger pushed) and the
 pump's own counter as the real driver reads it over the wire. The simulator's mechanics are
@@ -53,6 +56,8 @@ DURATION_MIN = 120
 ANALYSIS_MIN = (60, 120)
 #: BD 60 mL plastic syringe bore, the simulator's default syringe
 DEFAULT_SYRINGE_MM = 26.59
+#: Masterflex L/S 14 tubing, mL per revolution (nominal; the emulated tubing is set to match)
+DEFAULT_TUBING_ML_PER_REV = 0.21
 
 
 @dataclass(frozen=True)
@@ -204,44 +209,46 @@ async def run_accuracy(
     rate_ml_per_h: float | None = None,
     *,
     inner_diameter_mm: float = DEFAULT_SYRINGE_MM,
-    ml_per_rev: float | None = None,
+    ml_per_rev: float = DEFAULT_TUBING_ML_PER_REV,
     interval_s: float = SAMPLE_INTERVAL_S,
     duration_min: float = DURATION_MIN,
 ) -> AccuracyResult:
     """Run the real driver of `model` against its in-memory emulation at a constant rate and
     sample both volumes every `interval_s` clock seconds from the start."""
     from pumpctl.drivers.base import Direction
-    from pumpctl.drivers.registry import driver_class
+    from pumpctl.drivers.registry import default_address, driver_class
     from pumpctl.simulator.endpoints import InMemoryTransport
     from pumpctl.simulator.server import build_emulation
 
-    emulation = build_emulation(model, [0])
+    address = default_address(model)
+    emulation = build_emulation(model, [address])
     transport = InMemoryTransport(emulation, clock, name=f"sim://{model}")
-    driver = driver_class(model)(transport, address=0)
+    driver = driver_class(model)(transport, address=address)
     async with driver:
         await driver.identify()
         await driver.stop()
         container = driver.capabilities.container
         if container == "syringe":
             await driver.configure_syringe(inner_diameter_mm)
-        elif ml_per_rev is not None:
-            await driver.configure_tubing(ml_per_rev)
         else:
-            raise ValueError(f"{model} pumps through tubing: give its mL per revolution")
+            set_tubing = getattr(emulation, "set_ml_per_rev", None)
+            if callable(set_tubing):  # calibrated tubing: the true displacement is the declared
+                set_tubing(address, ml_per_rev)
+            await driver.configure_tubing(ml_per_rev)
         rate = rate_ml_per_h if rate_ml_per_h is not None else DEFAULT_RATES_ML_PER_H[container]
         await driver.clear_counters()
         await driver.set_rate(rate, Direction.INFUSE)
         await driver.set_target_volume(None)
         await driver.start()
         start = clock.now()
-        base_truth = emulation.snapshot()[0].delivered_ml
+        base_truth = emulation.snapshot()[address].delivered_ml
         truth: list[float] = []
         counter: list[float] = []
         samples = round(duration_min * 60.0 / interval_s)
         for k in range(samples + 1):
             await clock.sleep(max(0.0, start + k * interval_s - clock.now()))
             counted = await driver.read_delivered()  # syncs the emulation to now
-            truth.append(emulation.snapshot()[0].delivered_ml - base_truth)
+            truth.append(emulation.snapshot()[address].delivered_ml - base_truth)
             counter.append(counted.net_ml)
         await driver.stop()
         accuracy = driver.capabilities.accuracy_percent

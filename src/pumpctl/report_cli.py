@@ -80,14 +80,15 @@ def accuracy(model: str, rate_ml_per_h: float | None, output: Path) -> None:
     virtual clock, sampled every 30 s) and draw the trumpet and flow-rate curves. Exits 1 when
     the 2nd-hour rate error is outside the pump's stated accuracy."""
     from pumpctl.accuracy import measure_accuracy, render_accuracy
+    from pumpctl.drivers.base import PumpError
 
     if output.suffix.lower() not in (".png", ".svg"):
         raise click.BadParameter("use a .png or .svg file", param_hint="--output")
     _quiet_logs()
     try:
         result = measure_accuracy(model, rate_ml_per_h)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (ValueError, PumpError) as exc:
+        raise click.ClickException(f"{model}: {exc}") from exc
     render_accuracy(result, output)
     for line in result.summary_lines():
         _echo(line)
