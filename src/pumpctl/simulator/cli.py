@@ -17,6 +17,20 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
+def _check_faults(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Parse every `--fault` before anything starts; a bad one is a usage error naming it."""
+    from pumpctl.simulator.faults import FaultSpecError, parse_fault
+
+    for spec in value:
+        try:
+            parse_fault(spec)
+        except FaultSpecError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+    return value
+
+
 @click.command()
 @click.argument("model")
 @click.option(
@@ -28,7 +42,7 @@ def _echo(line: str) -> None:
     "addresses",
     type=click.IntRange(0, 99),
     multiple=True,
-    help="pump address on the link (repeatable; default 0)",
+    help="pump address on the link (repeatable; default 0, masterflex-ls 1)",
 )
 @click.option(
     "--state",
@@ -43,6 +57,27 @@ def _echo(line: str) -> None:
     show_default=True,
     help="simulated seconds per wall second",
 )
+@click.option(
+    "--fault",
+    "faults",
+    metavar="SPEC",
+    multiple=True,
+    callback=_check_faults,
+    help="inject a fault (repeatable): KIND[/ADDR]@WHEN[:DURATION][=ARG], WHEN in simulated "
+    "time (300s, 10m, 1h) or commands (#120); e.g. stall@300s, link-drop@10m:30s, baud@1m=9600. "
+    "Kinds: stall near-empty empty link-drop garble crc truncate slow reset baud",
+)
+@click.option(
+    "--phd-address",
+    "phd_addresses",
+    type=click.IntRange(0, 99),
+    multiple=True,
+    help="a PHD2000 on the chain at this address (repeatable; harvard-legacy only)",
+)
+@click.option("--pace", is_flag=True, help="deliver bytes no faster than the pump's baud allows")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="seed of the faults' random choices"
+)
 def simulate(
     model: str,
     port: str | None,
@@ -50,12 +85,20 @@ def simulate(
     addresses: tuple[int, ...],
     state_file: Path | None,
     time_scale: float,
+    faults: tuple[str, ...],
+    phd_addresses: tuple[int, ...],
+    pace: bool,
+    seed: int,
 ) -> None:
-    """Emulate pump MODEL on a pty (default: a new one, printed as PTY=...), a path or TCP."""
+    """Emulate pump MODEL on a pty (default: a new one, printed as PTY=...), a path or TCP.
+
+    MODEL: ne1000, harvard-legacy, harvard-elite or masterflex-ls. Fault times are the pump's
+    simulated time since start (so --time-scale speeds them up too).
+    """
     import logging
 
     from pumpctl.log import configure_logging
-    from pumpctl.simulator.server import run_simulator
+    from pumpctl.simulator.server import FACTORY_ADDRESS, run_simulator
 
     # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
     configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
@@ -66,10 +109,14 @@ def simulate(
             model,
             port=port,
             tcp=tcp,
-            addresses=list(addresses) or [0],
+            addresses=list(addresses) or [FACTORY_ADDRESS.get(model, 0)],
             state_file=state_file,
             time_scale=time_scale,
             announce=_echo,
+            faults=faults,
+            seed=seed,
+            pace=pace,
+            phd_addresses=list(phd_addresses),
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -9,7 +9,7 @@ An emulation is served by one endpoint at a time; its simulated time is mapped t
 timeline at first use (`emulation time = clock.now() - offset`). Every endpoint applies a
 `FaultSchedule` while it advances the emulation, splitting advances at fault times.
 
-The line: the emulation has UART settings (`Emulation.line_settings()`); a client whose settings
+The line: the emulation has UART settings (`Emulation.uart_settings()`); a client whose settings
 differ (a pty client's termios, the in-memory transport's `baud_rate`) gets what a UART gives at
 the wrong baud: garbage (default) or silence, both ways. With `pace=True` the pty and TCP
 endpoints deliver bytes no faster than the wire would (start + data + parity + stop bits each).
@@ -169,7 +169,7 @@ class _Link:
 
     def feed(self, data: bytes, client: LineSettings | None) -> None:
         emulation = self.emulation
-        pump = emulation.line_settings()
+        pump = emulation.uart_settings()
         if _mismatched(pump, client):
             if self.mismatch == "silence":
                 return
@@ -180,7 +180,7 @@ class _Link:
 
     def read(self, client: LineSettings | None) -> bytes:
         data = self.emulation.read()
-        pump = self.emulation.line_settings()
+        pump = self.emulation.uart_settings()
         if not data or not _mismatched(pump, client):
             return data
         if self.mismatch == "silence":
@@ -236,7 +236,7 @@ class InMemoryTransport(Transport):
         self.emulation = emulation
         self.clock = clock
         self.faults = faults
-        pump_line = emulation.line_settings()
+        pump_line = emulation.uart_settings()
         self.line = pump_line.model_copy(update={"baud": baud_rate or pump_line.baud})
         self._link = _Link(emulation, clock, faults, mismatch)
         self._open = False
@@ -343,7 +343,7 @@ class _RealTimeEndpoint:
         return self.clock.now() / self.clock.time_scale
 
     def _byte_s(self) -> float:
-        return 1.0 / self.emulation.line_settings().bytes_per_s
+        return 1.0 / self.emulation.uart_settings().bytes_per_s
 
     def _on_input(self, data: bytes) -> None:
         self._sync()
@@ -417,7 +417,7 @@ class PtyEndpoint(_RealTimeEndpoint):
         if self._given_path is None:
             self._fd, self._slave_fd = os.openpty()
             tty.setraw(self._slave_fd, termios.TCSANOW)
-            set_pty_line_settings(self._slave_fd, self.emulation.line_settings())
+            set_pty_line_settings(self._slave_fd, self.emulation.uart_settings())
             self.path = os.ttyname(self._slave_fd)
         else:
             try:

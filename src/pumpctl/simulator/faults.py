@@ -299,7 +299,7 @@ class FaultSchedule:
             for a in self._targets(emulation, fault):
                 emulation.power_cycle(a)
         elif kind is FaultKind.BAUD:
-            before = emulation.line_settings().baud
+            before = emulation.uart_settings().baud
             emulation.set_baud_rate(int(fault.value))
             return before
         return None

@@ -15,37 +15,83 @@ import importlib
 import json
 import os
 import queue
+import random
 import signal
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.log import get_logger
 from pumpctl.simulator.devices.base import Emulation
 from pumpctl.simulator.endpoints import PtyEndpoint, TcpEndpoint
+from pumpctl.simulator.faults import FaultSchedule, parse_fault
 
-__all__ = ["EMULATIONS", "StateWriter", "build_emulation", "run_simulator", "serve", "state_json"]
+__all__ = [
+    "EMULATIONS",
+    "FACTORY_ADDRESS",
+    "StateWriter",
+    "build_emulation",
+    "build_faults",
+    "run_simulator",
+    "serve",
+    "state_json",
+]
 
-#: model name -> "module:Class" (imported lazily; Harvard and Masterflex join later)
+#: model name -> "module:Class", imported lazily (constructors take `addresses`)
 EMULATIONS: dict[str, str] = {
     "ne1000": "pumpctl.simulator.devices.newera:NE1000Emulation",
+    "harvard-legacy": "pumpctl.simulator.devices.harvard_legacy:HarvardLegacyEmulation",
+    "harvard-elite": "pumpctl.simulator.devices.harvard_elite:HarvardEliteEmulation",
+    "masterflex-ls": "pumpctl.simulator.devices.masterflex:MasterflexEmulation",
 }
+#: models with a PHD2000 on the chain (`phd_addresses=`)
+PHD_MODELS = frozenset({"harvard-legacy"})
+#: the address a pump answers at from the factory, where it is not 0
+FACTORY_ADDRESS = {"masterflex-ls": 1}
 STATE_INTERVAL_S = 0.2  # wall seconds between state snapshots
 
 log = get_logger("pumpctl.simulator.server")
 
 
-def build_emulation(model: str, addresses: list[int]) -> Emulation:
-    """The emulation for `model` with pumps at `addresses`; ValueError lists valid models."""
+def build_emulation(
+    model: str,
+    addresses: Sequence[int],
+    *,
+    phd_addresses: Sequence[int] = (),
+    faults: FaultSchedule | None = None,
+) -> Emulation:
+    """The emulation for `model` with pumps at `addresses` (and PHD2000s at `phd_addresses`,
+    harvard-legacy only); ValueError lists valid models, or says why the faults cannot apply."""
     target = EMULATIONS.get(model)
     if target is None:
         raise ValueError(f"unknown model {model!r}; valid models: {', '.join(sorted(EMULATIONS))}")
+    if phd_addresses and model not in PHD_MODELS:
+        raise ValueError(f"--phd-address is for {', '.join(sorted(PHD_MODELS))}, not {model}")
     module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    emulation: Emulation = cls(addresses)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise ValueError(f"the {model} emulation is not available in this build") from None
+    cls = getattr(module, class_name)
+    emulation: Emulation = (
+        cls(list(addresses), phd_addresses=list(phd_addresses))
+        if model in PHD_MODELS
+        else cls(list(addresses))
+    )
+    if faults is not None:
+        faults.check(emulation)
     return emulation
+
+
+def build_faults(specs: Sequence[str], seed: int = 0) -> FaultSchedule | None:
+    """A schedule from `--fault` specs (None without any); FaultSpecError names a bad spec."""
+    if not specs:
+        return None
+    return FaultSchedule([parse_fault(s) for s in specs], random.Random(seed))
 
 
 def state_json(emulation: Emulation) -> str:
@@ -110,19 +156,21 @@ async def serve(
     announce: Callable[[str], None],
     stop: asyncio.Event,
     emulation: Emulation | None = None,
+    faults: FaultSchedule | None = None,
+    pace: bool = False,
 ) -> None:
     """Serve until `stop` is set (the async core of `run_simulator`; tests call it directly)."""
     if port is not None and tcp is not None:
         raise ValueError("give a pty path or a TCP address, not both")
-    emu = emulation or build_emulation(model, addresses)
+    emu = emulation or build_emulation(model, addresses, faults=faults)
     endpoint: PtyEndpoint | TcpEndpoint
     if tcp is not None:
         host, tcp_port = _parse_tcp(tcp)
-        endpoint = TcpEndpoint(emu, clock, host=host, port=tcp_port)
+        endpoint = TcpEndpoint(emu, clock, host=host, port=tcp_port, faults=faults, pace=pace)
         bound_host, bound_port = await endpoint.start()
         announce(f"TCP={bound_host}:{bound_port}")
     else:
-        endpoint = PtyEndpoint(emu, clock, path=port)
+        endpoint = PtyEndpoint(emu, clock, path=port, faults=faults, pace=pace)
         path = await endpoint.start()
         announce(f"PTY={path}")
     writer = StateWriter(state_file) if state_file is not None else None
@@ -155,9 +203,19 @@ def run_simulator(
     state_file: Path | None,
     time_scale: float = 1.0,
     announce: Callable[[str], None],
+    faults: Sequence[str] = (),
+    seed: int = 0,
+    pace: bool = False,
+    phd_addresses: Sequence[int] = (),
 ) -> None:
-    """Block serving the simulator until SIGINT or SIGTERM, then return cleanly."""
-    emulation = build_emulation(model, addresses)  # fail fast (ValueError) before announcing
+    """Block serving the simulator until SIGINT or SIGTERM, then return cleanly.
+
+    `faults` are specs (`stall@300s`, see `pumpctl.simulator.faults`) drawn from a
+    `random.Random(seed)`; `pace` delivers bytes at the pump's baud. ValueError (FaultSpecError
+    included) before anything is announced when the model, addresses or faults are wrong.
+    """
+    schedule = build_faults(faults, seed)
+    emulation = build_emulation(model, addresses, phd_addresses=phd_addresses, faults=schedule)
 
     async def main(clock: Clock) -> None:
         stop = asyncio.Event()
@@ -175,6 +233,8 @@ def run_simulator(
             announce=announce,
             stop=stop,
             emulation=emulation,
+            faults=schedule,
+            pace=pace,
         )
 
     run_with_clock(main, time_scale=time_scale)

@@ -78,7 +78,7 @@ class Emulation(ABC):
     #: simulated seconds per wall second on the wire. Real-time endpoints on a scaled clock set it
     #: so wire-level timings (e.g. an inter-byte gap) stay wall-clock timings, as on a real line.
     wire_time_scale: float = 1.0
-    #: the pump's UART settings; None: `DEFAULT_LINE_SETTINGS[model]` (see `line_settings()`)
+    #: the pump's UART settings; None: the family's declared or factory ones (`uart_settings()`)
     uart: LineSettings | None = None
     #: True when the emulation counts host command frames in `commands_seen` itself; otherwise
     #: endpoints count CR-terminated lines (command-count faults need one or the other)
@@ -131,19 +131,34 @@ class Emulation(ABC):
 
     # -- optional hooks (defaults work through the methods above) ---------------------------
 
-    def line_settings(self) -> LineSettings:
-        """The pump's current line settings: `uart`, else a `baud_rate` attribute on the
-        family's class, else the model's factory settings, else 9600 8N1."""
+    def uart_settings(self) -> LineSettings:
+        """The pump's current line settings: `uart` if set (a `baud` fault sets it), else the
+        model's factory settings overridden by what the family's class declares (`baud_rate`,
+        `data_bits`, `parity`, `stop_bits`, or a `line_settings` (baud, data, parity, stop)
+        tuple), else 9600 8N1."""
         if self.uart is not None:
             return self.uart
-        base = DEFAULT_LINE_SETTINGS.get(self.model, LineSettings(baud=9600))
-        baud = getattr(self, "baud_rate", None)
-        return base.model_copy(update={"baud": baud}) if isinstance(baud, int) else base
+        line = DEFAULT_LINE_SETTINGS.get(self.model, LineSettings(baud=9600))
+        declared = getattr(self, "line_settings", None)
+        if isinstance(declared, LineSettings):
+            return declared
+        fields = ("baud", "data_bits", "parity", "stop_bits")
+        update: dict[str, object] = {}
+        if isinstance(declared, tuple) and len(declared) == len(fields):
+            update.update(zip(fields, declared, strict=True))
+        for name, attr in zip(fields, ("baud_rate", *fields[1:]), strict=True):
+            value = getattr(self, attr, None)
+            if value is not None and not callable(value):
+                update[name] = value
+        try:
+            return LineSettings.model_validate({**line.model_dump(), **update})
+        except ValueError:
+            return line  # an attribute that is not a line setting: keep the factory settings
 
     def set_baud_rate(self, baud: int) -> None:
         """The pump's baud changes (menu, power-up at another setting): a client at the old baud
         no longer understands it. Endpoints compare this with the client's settings."""
-        self.uart = self.line_settings().model_copy(update={"baud": baud})
+        self.uart = self.uart_settings().model_copy(update={"baud": baud})
 
     def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
         """Pass the next `n` whole replies through `mangle` (garbled bytes, truncation); 0
