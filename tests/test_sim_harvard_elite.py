@@ -382,3 +382,34 @@ def test_in_memory_transport_on_the_virtual_clock() -> None:
         reply("500 ul", prompt=">", address=3),
         reply("1 ml", prompt="T*", address=3),
     ]
+
+
+def test_manual_example_with_colon_and_abbreviation() -> None:
+    emu = HarvardEliteEmulation((12,))
+    assert talk(emu, b"12:irat 3.2 ul/min\r") == reply("", address=12)
+    assert talk(emu, b"12:irat\r") == reply("3.2 ul/min", address=12)
+
+
+def split_lines(raw: bytes) -> list[tuple[int, str, str]]:
+    """How line-based host software reads a reply: drop the first (empty) line and blank lines,
+    then split each into address, prompt (`T*` is the only two-character one) and body."""
+    lines = [x.strip() for x in raw.decode("ascii").splitlines(keepends=True)[1:]]
+    out = []
+    for text in filter(None, lines):
+        prompt = text[2:4] if text[2:3] == "T" else text[2:3]
+        out.append((int(text[:2]), prompt, text[2 + len(prompt) :]))
+    return out
+
+
+def test_line_based_host_parses_every_reply() -> None:
+    emu = HarvardEliteEmulation((1,))
+    assert split_lines(talk(emu, b"1  \r\n")) == [(1, ":", "")]
+    assert split_lines(talk(emu, b"1stp \r\n")) == [(1, ":", "")]
+    assert split_lines(talk(emu, b"1irate lim\r\n")) == [(1, ":", "1.061 nl/min to 25.023 ml/min")]
+    talk(emu, b"1irate 0.5000000000 m/m\r\n")
+    talk(emu, b"1tvolume 0.01 m\r\n")
+    assert split_lines(talk(emu, b"1irun \r\n")) == [(1, ">", "")]
+    emu.advance(2.0)
+    assert split_lines(talk(emu, b"1ivolume \r\n")) == [(1, "T*", "10 ul")]
+    info = [body for _, _, body in split_lines(talk(emu, b"1metrics \r\n"))]
+    assert info[-1] == "" and any("withdraw" in b for b in info if b.startswith("Direction"))
