@@ -2,7 +2,8 @@
 
 `python -m bench._pty_sim [--baud N]` prints `PTY=/dev/pts/N PACED=0|1` and serves until
 stdin closes. Runs in its own process so the emulation does not share the client's CPU. With
-`--baud`, asks the pty endpoint to pace its output at that baud (8N1) if the endpoint supports it.
+`--baud`, sets the pump's UART to that baud (8N1) and has the pty endpoint pace the bytes both
+ways at it (`pace=True`), when the endpoint supports pacing.
 """
 
 from __future__ import annotations
@@ -16,39 +17,29 @@ import selectors
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.log import configure_logging
 from pumpctl.simulator.devices.newera import NE1000Emulation
 from pumpctl.simulator.endpoints import PtyEndpoint
 
-#: keyword names a pacing pty endpoint may take for the line rate
-BAUD_KEYWORDS = ("baudrate", "baud", "baud_rate", "pace_baud")
 
-
-def pacing_kwargs(baud: int | None) -> dict[str, Any] | None:
-    """Keyword arguments asking `PtyEndpoint` to pace at `baud`, or None if it cannot."""
-    if baud is None:
-        return {}
-    params = inspect.signature(PtyEndpoint).parameters
-    kwargs: dict[str, Any] = {}
-    for name in BAUD_KEYWORDS:
-        if name in params:
-            kwargs[name] = baud
-            break
-    else:
-        return None
-    if "pace" in params:
-        kwargs["pace"] = True
-    return kwargs
+def can_pace() -> bool:
+    """Whether the pty endpoint paces output at the emulation's baud (`pace=True`)."""
+    return "pace" in inspect.signature(PtyEndpoint).parameters and hasattr(
+        NE1000Emulation, "set_baud_rate"
+    )
 
 
 async def _serve(clock: Clock, baud: int | None) -> None:
-    kwargs = pacing_kwargs(baud)
-    endpoint = PtyEndpoint(NE1000Emulation([0]), clock, **(kwargs or {}))
+    emulation = NE1000Emulation([0])
+    paced = baud is not None and can_pace()
+    if paced:
+        assert baud is not None
+        emulation.set_baud_rate(baud)  # the pump's UART: the client must open at this baud
+    endpoint = PtyEndpoint(emulation, clock, pace=paced)
     path = await endpoint.start()
-    print(f"PTY={path} PACED={int(bool(kwargs))}", flush=True)
+    print(f"PTY={path} PACED={int(paced)}", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
     await endpoint.stop()

@@ -7,10 +7,12 @@ pause once a day, all in pump units so the benchmark needs no drug library. Size
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import cpu_s
 from pumpctl.clock import Clock, run_with_clock, wall_monotonic
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.drivers.registry import driver_class
@@ -100,6 +102,9 @@ class FiveDayRun:
     operator: Operator
     truth_by_phase_ml: dict[str, float]
     polls: int
+    cpu_used_s: float
+    #: wall seconds taken by each whole simulated day (from the run's start)
+    wall_s_per_day: list[float]
 
 
 def run_five_day(plan: Plan | None = None) -> FiveDayRun:
@@ -113,7 +118,9 @@ def run_five_day(plan: Plan | None = None) -> FiveDayRun:
     emulation = build_emulation("ne1000", [0])
     marks: list[float] = []
     polls = [0]
+    day_walls: list[float] = []
     operator = Operator()
+    clock_box: list[Clock] = []
 
     def truth() -> float:
         return emulation.snapshot()[0].delivered_ml
@@ -128,21 +135,25 @@ def run_five_day(plan: Plan | None = None) -> FiveDayRun:
 
         async def counted_status() -> Any:
             polls[0] += 1
+            if clock_box[0].now() >= (len(day_walls) + 1) * DAY_S:
+                day_walls.append(wall_monotonic())
             return await read_status()
 
         driver.clear_counters = clear_counters  # type: ignore[method-assign]
         driver.read_status = counted_status  # type: ignore[method-assign]
 
     async def main(clock: Clock) -> RunResult:
+        clock_box.append(clock)
         transport = InMemoryTransport(emulation, clock, name="sim://ne1000")
         driver = driver_class("ne1000")(transport, address=0)
         instrument(driver)
         async with driver:
             return await run_plan(plan, driver, clock, config=SupervisorConfig(), operator=operator)
 
-    wall0 = wall_monotonic()
+    wall0, cpu0 = wall_monotonic(), cpu_s()
     result = run_with_clock(main, virtual=True)
-    wall = wall_monotonic() - wall0
+    wall, cpu = wall_monotonic() - wall0, cpu_s() - cpu0
+    ends = [wall0, *day_walls]
     marks.append(truth())
     by_phase = {seg.phase.value: marks[i + 1] - marks[i] for i, seg in enumerate(plan.segments)}
     return FiveDayRun(
@@ -153,4 +164,6 @@ def run_five_day(plan: Plan | None = None) -> FiveDayRun:
         operator=operator,
         truth_by_phase_ml=by_phase,
         polls=polls[0],
+        cpu_used_s=cpu,
+        wall_s_per_day=[b - a for a, b in itertools.pairwise(ends)],
     )

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from bench import Row, median, percentile
-from bench._pty_sim import pacing_kwargs, spawned
+from bench._pty_sim import can_pace, spawned
 from pumpctl.clock import Clock, RealClock, wall_monotonic
 from pumpctl.drivers.base import FrameLength
 from pumpctl.drivers.newera import NE1000Driver
@@ -102,7 +102,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "quick": quick,
         "unpaced": unpaced,
     }
-    can_pace = pacing_kwargs(9600) is not None
+    pacing = can_pace()
     for baud in BAUDS:
         wire_limit = baud / BITS_PER_BYTE / unpaced["bytes_per_poll"]
         wire_s = 1.0 / wire_limit
@@ -114,7 +114,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             # if pacing only adds wire time to today's unpaced round trip:
             "estimated_fraction_if_paced": wire_s / (wire_s + overhead_s),
         }
-        if can_pace:
+        if pacing:
             paced_polls = max(5, round(wire_limit * (0.5 if quick else PACED_ROUND_S)))
             paced, paced_ok = _measure(baud, paced_polls, rounds)
             entry.update(
@@ -129,7 +129,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 measured=False,
                 achieved_polls_per_s=None,
                 fraction_of_wire_limit=None,
-                why_not_measured="the pty endpoint has no byte pacing (no baud parameter): "
+                why_not_measured="the pty endpoint has no byte pacing (no `pace` option): "
                 "unpaced bytes arrive faster than any baud, and pacing in the client would not "
                 "measure the driver against a real line",
                 met=None,
