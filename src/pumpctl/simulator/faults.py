@@ -119,10 +119,15 @@ class Fault(BaseModel):
 
     def __str__(self) -> str:
         where = f"/{self.address}" if self.address is not None else ""
-        when = f"#{self.at_command}" if self.at_command is not None else f"{self.at_s:g}s"
-        span = f":{self.duration_s:g}s" if self.duration_s is not None else ""
-        arg = f"={self.argument:g}" if self.argument is not None else ""
+        when = f"#{self.at_command}" if self.at_s is None else f"{_plain(self.at_s)}s"
+        span = f":{_plain(self.duration_s)}s" if self.duration_s is not None else ""
+        arg = f"={_plain(self.argument)}" if self.argument is not None else ""
         return f"{self.kind}{where}@{when}{span}{arg}"
+
+
+def _plain(value: float) -> str:
+    """`300.0 -> "300"`, `0.25 -> "0.25"`: no exponent, so the text parses back."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def _seconds(text: str, spec: str, what: str) -> float:
