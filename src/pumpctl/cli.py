@@ -258,6 +258,11 @@ def _resolution_for(cls: Any, plan: Plan) -> float:
     show_default=True,
     help="poll interval, clock seconds",
 )
+@click.option(
+    "--resume-stale",
+    is_flag=True,
+    help="resume an interrupted run even if it stopped longer ago than the limit",
+)
 @_with_overrides
 def run(
     program: Path,
@@ -270,10 +275,15 @@ def run(
     json_log: bool,
     time_scale: float,
     poll_s: float,
+    resume_stale: bool,
     override_fields: tuple[str, ...],
     override_reasons: tuple[str, ...],
 ) -> None:
-    """Run PROGRAM on a real (or simulated) pump at PORT. Ctrl-C stops the pump safely."""
+    """Run PROGRAM on a real (or simulated) pump at PORT. Ctrl-C stops the pump safely.
+
+    With --journal, an interrupted run of the same program in that journal is resumed: what the
+    pump and the journal say was delivered is subtracted, so nothing is delivered twice.
+    """
     import asyncio
     import signal
 
@@ -281,6 +291,7 @@ def run(
     from pumpctl.display import ProgressPrinter, summary_lines
     from pumpctl.drivers.registry import default_address, driver_class, open_transport
     from pumpctl.journal import Journal
+    from pumpctl.runner import prepare_run
     from pumpctl.supervisor import Supervisor, SupervisorConfig
 
     overrides = _pair_overrides(override_fields, override_reasons)
@@ -300,7 +311,23 @@ def run(
         transport = open_transport(port, baudrate=baud, clock=clock, model=model)
         driver = cls(transport, address=address)
         async with driver:
-            sup = Supervisor(driver, plan, clock, config=config, journal=jr, on_progress=printer)
+            todo, resumed_from, notes = await prepare_run(
+                plan, driver, jr, allow_stale=resume_stale
+            )
+            for note in notes:
+                _echo(note)
+            if todo is None:
+                _echo("nothing remains to be delivered: the interrupted run had finished")
+                return None
+            sup = Supervisor(
+                driver,
+                todo,
+                clock,
+                config=config,
+                journal=jr,
+                on_progress=printer,
+                resumed_from=resumed_from,
+            )
             loop = asyncio.get_running_loop()
             pending: set[asyncio.Task[None]] = set()
 
@@ -327,15 +354,18 @@ def run(
                 return await sup.run()
 
     from pumpctl.control import ControlError
+    from pumpctl.resume import ResumeRefused
 
     try:
         result = run_with_clock(main_, time_scale=time_scale)
-    except ControlError as exc:  # another run owns this journal's control socket
+    except (ControlError, ResumeRefused) as exc:  # socket owned elsewhere, or resume needs a human
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_REFUSED)
     finally:
         if jr is not None:
             jr.close()
+    if result is None:
+        sys.exit(EXIT_OK)
     if not json_log:
         for line in summary_lines(plan, result, resolution_ml=_resolution_for(cls, plan)):
             _echo(line)

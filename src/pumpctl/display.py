@@ -81,7 +81,8 @@ def summary_lines(plan: Plan, result: RunResult, *, resolution_ml: float) -> lis
             f"{ph.delivered_ml:>14.3f}"
             f"{(f'{diff:+.3f}' if diff is not None else '-'):>10}  {mark}"
         )
-    total_planned = plan.total_volume_ml
+    planned = [ph.planned_ml for ph in result.phases]
+    total_planned = None if any(v is None for v in planned) else sum(v or 0.0 for v in planned)
     lines.append(
         f"{'total':<12}{(f'{total_planned:.3f}' if total_planned is not None else '-'):>12}"
         f"{result.delivered_ml:>14.3f}"

@@ -9,13 +9,14 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from pumpctl.clock import Clock
+from pumpctl.clock import Clock, wall_time
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.drivers.registry import default_address, driver_class
 from pumpctl.drivers.transport import Transport
-from pumpctl.journal import Journal
+from pumpctl.journal import EventKind, Journal, RunStatus
 from pumpctl.machine import Phase
 from pumpctl.plan import Plan
+from pumpctl.resume import find_interrupted_run, plan_resume, read_pump_after_restart
 from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.server import build_emulation
@@ -27,6 +28,7 @@ Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 __all__ = [
     "DemoScenario",
     "Operator",
+    "prepare_run",
     "run_on_simulator",
     "run_plan",
 ]
@@ -80,6 +82,48 @@ async def run_plan(
     finally:
         op_task.cancel()
         await asyncio.gather(op_task, return_exceptions=True)
+
+
+async def prepare_run(
+    plan: Plan,
+    driver: PumpDriver,
+    journal: Journal | None,
+    *,
+    allow_stale: bool = False,
+    now_wall: float | None = None,
+) -> tuple[Plan | None, str | None, list[str]]:
+    """The plan to run now: the whole plan, or what remains of an interrupted run (SR30).
+
+    Returns (plan or None when nothing remains, the interrupted run id, notes for the operator).
+    Raises `ResumeRefused` when resuming needs a person's decision.
+    """
+    if journal is None:
+        return plan, None, []
+    previous = find_interrupted_run(journal, plan)
+    if previous is None:
+        return plan, None, []
+    reading = await read_pump_after_restart(driver)
+    decision = plan_resume(
+        journal,
+        previous,
+        plan,
+        reading,
+        now_wall=wall_time() if now_wall is None else now_wall,
+        allow_stale=allow_stale,
+    )
+    journal.append(
+        previous.run_id,
+        EventKind.NOTE.value,
+        {"event": "resumed_elsewhere", **decision.model_dump(mode="json", exclude={"remaining"})},
+        t_clock_s=0.0,
+    )
+    journal.set_run_status(previous.run_id, RunStatus.STOPPED.value)
+    notes = [
+        f"resuming run {previous.run_id[:8]} interrupted in {decision.interrupted_phase or '-'}"
+        f" {decision.age_s:.0f} s ago",
+        *decision.notes,
+    ]
+    return decision.remaining, previous.run_id, notes
 
 
 async def run_on_simulator(

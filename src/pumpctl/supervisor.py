@@ -184,8 +184,11 @@ class Supervisor:
         config: SupervisorConfig | None = None,
         journal: Journal | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        resumed_from: str | None = None,
     ) -> None:
+        """`resumed_from`: the journal run id this run continues (its plan is what remained)."""
         self.driver = driver
+        self.resumed_from = resumed_from
         self.plan = plan
         self.clock = clock
         self.config = config or SupervisorConfig()
@@ -298,7 +301,12 @@ class Supervisor:
                 t_clock_s=started,
             )
             self._journal(
-                EventKind.NOTE, {"event": "plan_accepted", "warnings": list(self.plan.warnings)}
+                EventKind.NOTE,
+                {
+                    "event": "plan_accepted",
+                    "warnings": list(self.plan.warnings),
+                    "resumed_from": self.resumed_from,
+                },
             )
         self.log.info("run.start", segments=len(self.plan.segments), run_id=self.run_id)
         outcome = Outcome.COMPLETED
@@ -307,7 +315,12 @@ class Supervisor:
             try:
                 await self._prepare_pump()
                 if self.plan.segments[0].phase is not SegmentPhase.PRIME:
-                    self._fire(Trigger.SKIP_PRIMING, reason="program has no prime phase")
+                    reason = (
+                        f"resumed from run {self.resumed_from}: the line was primed then"
+                        if self.resumed_from
+                        else "program has no prime phase"
+                    )
+                    self._fire(Trigger.SKIP_PRIMING, reason=reason)
                 for index, segment in enumerate(self.plan.segments):
                     await self._run_segment(segment)
                     if segment.phase is SegmentPhase.PRIME:
