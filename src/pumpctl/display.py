@@ -81,8 +81,8 @@ def summary_lines(plan: Plan, result: RunResult, *, resolution_ml: float) -> lis
             f"{ph.delivered_ml:>14.3f}"
             f"{(f'{diff:+.3f}' if diff is not None else '-'):>10}  {mark}"
         )
-    planned = [ph.planned_ml for ph in result.phases]
-    total_planned = None if any(v is None for v in planned) else sum(v or 0.0 for v in planned)
+    volumes = [ph.planned_ml for ph in result.phases]
+    total_planned = None if any(v is None for v in volumes) else sum(v or 0.0 for v in volumes)
     lines.append(
         f"{'total':<12}{(f'{total_planned:.3f}' if total_planned is not None else '-'):>12}"
         f"{result.delivered_ml:>14.3f}"
