@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import termios
 import tty
 from collections.abc import Callable
@@ -15,10 +16,21 @@ from typing import Any
 import pytest
 
 from pumpctl.clock import Clock, RealClock, run_with_clock
-from pumpctl.drivers.base import PumpConnectionError, PumpTimeout
+from pumpctl.drivers.base import AlarmReason, PumpConnectionError, PumpState, PumpTimeout
+from pumpctl.drivers.newera import NE1000Driver
+from pumpctl.simulator.devices.base import LineSettings
 from pumpctl.simulator.devices.newera import NE1000Emulation
-from pumpctl.simulator.endpoints import InMemoryTransport, PtyEndpoint, TcpEndpoint
-from pumpctl.simulator.server import build_emulation, serve
+from pumpctl.simulator.endpoints import (
+    InMemoryTransport,
+    PtyEndpoint,
+    TcpEndpoint,
+    _Pacer,
+    pty_line_settings,
+    set_pty_line_settings,
+    wrong_baud,
+)
+from pumpctl.simulator.faults import FaultSchedule, garble_bytes, parse_fault
+from pumpctl.simulator.server import FACTORY_ADDRESS, build_emulation, build_faults, serve
 
 SAFETY_S = 10.0  # generous: only guards against a hang, never decides pass/fail
 
@@ -104,6 +116,105 @@ def test_five_day_run_on_the_virtual_clock() -> None:
     assert emu.snapshot()[0].delivered_ml == pytest.approx(54.0, abs=1e-9)
 
 
+def test_watchdog_stops_the_pump_during_a_silence_once_time_catches_up() -> None:
+    """After SAF3 (a safe packet) and 10 s of silence, the pump stopped at 3 s with A?T.
+
+    The in-memory transport advances the emulation lazily (at each exchange): ground truth read
+    during a silence needs `sync()` first. The emulation itself arms the watchdog at the SAF
+    packet (the first valid safe packet since power-up).
+    """
+    emu = NE1000Emulation()
+
+    async def main(clock: Clock) -> tuple[bool, str | None, float]:
+        t = InMemoryTransport(emu, clock)
+        driver = NE1000Driver(t)
+        await driver.open()
+        await driver.configure_syringe(26.59)
+        await driver.set_rate(60.0)
+        await driver.set_target_volume(None)
+        await driver.start()
+        await driver.enable_link_watchdog(3)
+        await clock.sleep(10.0)
+        stale = emu.snapshot()[0].running  # nothing advanced the emulation yet
+        t.sync()
+        status = await driver.read_status()
+        return stale, status.alarm.value if status.alarm else None, clock.now()
+
+    stale, alarm, now = run_with_clock(main, virtual=True)
+    assert stale is True
+    assert alarm == AlarmReason.LINK_TIMEOUT.value
+    snap = emu.snapshot()[0]
+    assert (snap.running, snap.alarm) == (False, "link_timeout")
+    assert snap.delivered_ml == pytest.approx(3.0 / 60.0)  # stopped at the 3 s deadline
+    assert now == 10.0
+    assert PumpState.ALARM  # the driver maps A?T to an alarm state (checked in driver tests)
+
+
+def test_in_memory_transport_applies_faults_at_their_simulated_time() -> None:
+    emu = NE1000Emulation()
+    schedule = FaultSchedule([parse_fault("reset@5s")], random.Random(0))
+
+    async def main(clock: Clock) -> list[bytes]:
+        t = InMemoryTransport(emu, clock, faults=schedule)
+        await t.open()
+        replies = [await t.exchange(b"0\r", basic_frame_length, 1.0)]
+        await clock.sleep(4.0)
+        replies.append(await t.exchange(b"0\r", basic_frame_length, 1.0))
+        await clock.sleep(60.0)  # one sync from 4 s to 64 s: the reset still happens at 5 s
+        replies.append(await t.exchange(b"0\r", basic_frame_length, 1.0))
+        assert t.commands_seen == 3
+        return replies
+
+    assert run_with_clock(main, virtual=True) == [basic("00A?R"), basic("00S"), basic("00A?R")]
+    assert schedule.history == [(5.0, "start", "reset@5s")]
+
+
+# --------------------------------------------------------------------------- the line
+
+
+def test_wrong_baud_garbage_length_follows_the_baud_ratio() -> None:
+    slow, fast = LineSettings(baud=9600), LineSettings(baud=19200)
+    data = bytes(range(40, 60))
+    assert len(wrong_baud(data, slow, fast, random.Random(1))) == 40
+    assert len(wrong_baud(data, fast, slow, random.Random(1))) == 10
+    assert len(wrong_baud(b"x", LineSettings(baud=115200), slow, random.Random(1))) == 1
+    assert wrong_baud(b"", slow, fast, random.Random(1)) == b""
+    junk = wrong_baud(bytes(500), slow, slow, random.Random(1))
+    assert not set(junk) & {0x02, 0x03, 0x0A, 0x0D}
+    assert junk == wrong_baud(bytes(500), slow, slow, random.Random(1))
+
+
+def test_pacer_releases_bytes_at_the_wire_rate() -> None:
+    pacer = _Pacer()
+    byte_s = 10 / 9600  # 8N1 at 9600 baud
+    pacer.push(b"abcdef", 1.0)
+    assert pacer.pop(1.0, byte_s) == b""  # the first byte is still on the wire
+    assert pacer.pop(1.0 + 2.5 * byte_s, byte_s) == b"ab"
+    assert pacer.pop(1.0 + 6 * byte_s, byte_s) == b"cdef"
+    pacer.push(b"g", 5.0)  # idle line: timing restarts at the push
+    assert pacer.pop(5.0 + 0.9 * byte_s, byte_s) == b""
+    assert pacer.pop(5.0 + byte_s, byte_s) == b"g"
+
+
+def test_pty_line_settings_round_trip() -> None:
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave, termios.TCSANOW)
+        for line in (
+            LineSettings(baud=4800, data_bits=7, parity="O"),
+            LineSettings(baud=9600, stop_bits=2),
+            LineSettings(baud=115200, parity="E"),
+        ):
+            set_pty_line_settings(slave, line)
+            # Linux: one termios for both ends; baud and stop bits kept, always 8N
+            expected = LineSettings(baud=line.baud, stop_bits=line.stop_bits)
+            assert pty_line_settings(slave) == expected
+            assert pty_line_settings(master) == expected
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 # --------------------------------------------------------------------------- real-time helpers
 
 
@@ -170,6 +281,121 @@ async def test_pty_on_an_existing_device_path() -> None:
         os.close(slave)
 
 
+def set_client_baud(fd: int, baud: int) -> None:
+    attrs = termios.tcgetattr(fd)
+    attrs[4] = attrs[5] = getattr(termios, f"B{baud}")
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Poll `predicate` on the event loop (safety deadline only)."""
+    clock = RealClock()
+    deadline = clock.now() + SAFETY_S
+    while not predicate():
+        assert clock.now() < deadline, "condition never held"
+        await clock.sleep(0.001)
+
+
+async def read_bytes(fd: int, count: int) -> bytes:
+    """Read from a non-blocking fd until `count` bytes arrived (event-driven)."""
+    loop = asyncio.get_running_loop()
+    buf = bytearray()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        try:
+            buf.extend(os.read(fd, 4096))
+        except BlockingIOError:
+            return
+        if len(buf) >= count and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        await asyncio.wait_for(done, SAFETY_S)
+    finally:
+        loop.remove_reader(fd)
+    return bytes(buf)
+
+
+async def test_pty_starts_at_the_pump_line_settings_and_garbles_at_another_baud() -> None:
+    emu = NE1000Emulation()
+    endpoint = PtyEndpoint(emu, RealClock())
+    path = await endpoint.start()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        assert pty_line_settings(fd) == LineSettings(baud=19200)  # what a client finds
+        os.write(fd, b"0\r")
+        assert await read_frames(fd) == basic("00A?R")
+        emu.set_reply_delay_s(0.2)
+        os.write(fd, b"0VER\r")  # heard at the right baud...
+        await wait_until(lambda: endpoint.commands_seen == 2)
+        set_client_baud(fd, 9600)  # ...answered after the client switched to 9600
+        garbage = await read_bytes(fd, 8)
+        assert len(garbage) == 8  # 17 bytes at 19200 heard at 9600: round(8.5) = 8
+        assert not set(garbage) & {0x02, 0x03, 0x0A, 0x0D}
+        emu.set_reply_delay_s(0.0)
+        set_client_baud(fd, 19200)
+        os.write(fd, b"0VER\r")
+        assert await read_frames(fd) == basic("00SNE1000V3.928")
+        os.close(fd)
+    finally:
+        await endpoint.stop()
+
+
+async def test_pty_paces_bytes_at_the_pump_baud() -> None:
+    emu = NE1000Emulation()
+    emu.set_baud_rate(1200)  # 8N1: 120 bytes/s
+    endpoint = PtyEndpoint(emu, RealClock(), pace=True)
+    path = await endpoint.start()
+    clock = RealClock()
+    try:
+        fd = open_raw(path)
+        assert pty_line_settings(fd) == LineSettings(baud=1200)
+        start = clock.now()
+        os.write(fd, b"0\r")
+        assert await read_frames(fd) == basic("00A?R")
+        wire_s = clock.now() - start
+        assert wire_s >= (2 + 7) / 120  # 2 bytes in, 7 out: never faster than the wire
+        os.close(fd)
+    finally:
+        await endpoint.stop()
+
+
+async def test_pty_endpoint_applies_faults_by_command_count() -> None:
+    schedule = FaultSchedule([parse_fault("reset@#1")], random.Random(0))
+    endpoint = PtyEndpoint(NE1000Emulation(), RealClock(), faults=schedule)
+    path = await endpoint.start()
+    try:
+        fd = open_raw(path)
+        replies = []
+        for _ in range(3):
+            os.write(fd, b"0\r")
+            replies.append(await read_frames(fd))
+        assert replies == [basic("00A?R"), basic("00A?R"), basic("00S")]
+        assert endpoint.commands_seen == 3
+        os.close(fd)
+    finally:
+        await endpoint.stop()
+
+
+async def test_tcp_endpoint_applies_faults() -> None:
+    schedule = FaultSchedule([parse_fault("garble@#1")], random.Random(4))
+    endpoint = TcpEndpoint(NE1000Emulation(), RealClock(), faults=schedule)
+    host, port = await endpoint.start()
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+        replies = []
+        for _ in range(3):
+            writer.write(b"0\r")
+            replies.append(await asyncio.wait_for(reader.readuntil(b"\x03"), SAFETY_S))
+        expected_garble = garble_bytes(basic("00S"), random.Random(4))
+        assert replies == [basic("00A?R"), expected_garble, basic("00S")]
+        writer.close()
+    finally:
+        await endpoint.stop()
+
+
 # --------------------------------------------------------------------------- tcp
 
 
@@ -199,6 +425,33 @@ def test_build_emulation_lists_valid_models() -> None:
     assert build_emulation("ne1000", [0, 5]).snapshot().keys() == {0, 5}
     with pytest.raises(ValueError, match="ne1000"):
         build_emulation("nosuchpump", [0])
+
+
+@pytest.mark.parametrize(
+    ("model", "line"),
+    [
+        ("ne1000", LineSettings(baud=19200)),
+        ("harvard-legacy", LineSettings(baud=9600, stop_bits=2)),
+        ("harvard-elite", LineSettings(baud=115200)),
+        ("masterflex-ls", LineSettings(baud=4800, data_bits=7, parity="O")),
+    ],
+)
+def test_build_emulation_for_every_model(model: str, line: LineSettings) -> None:
+    address = FACTORY_ADDRESS.get(model, 0)
+    emulation = build_emulation(model, [address])
+    assert emulation.model == model
+    assert list(emulation.snapshot()) == [address]
+    assert emulation.uart_settings() == line
+
+
+def test_build_emulation_checks_phd_addresses_and_faults() -> None:
+    legacy = build_emulation("harvard-legacy", [0], phd_addresses=[3])
+    assert sorted(legacy.snapshot()) == [0, 3]
+    with pytest.raises(ValueError, match="--phd-address is for harvard-legacy, not ne1000"):
+        build_emulation("ne1000", [0], phd_addresses=[3])
+    with pytest.raises(ValueError, match="stall/4@1s: no pump at address 4"):
+        build_emulation("ne1000", [0], faults=build_faults(["stall/4@1s"]))
+    assert build_faults([]) is None
 
 
 def read_state(path: Path) -> dict[str, Any] | None:

@@ -79,20 +79,16 @@ def wrong_baud(
 
 
 def _mismatched(pump: LineSettings, client: LineSettings | None) -> bool:
-    """Baud, data bits or parity differ. Stop bits do not matter: a receiver expecting one
-    takes a second as idle line, and one expecting two mostly gets them from the gaps."""
-    if client is None:
-        return False
-    return (pump.baud, pump.data_bits, pump.parity) != (
-        client.baud,
-        client.data_bits,
-        client.parity,
-    )
+    """The bauds differ. Only the baud: a Linux pty forces 8 data bits and no parity whatever
+    the client sets (so neither is visible), and stop bits do not matter (a receiver expecting
+    one takes a second as idle line; one expecting two mostly gets them from the gaps)."""
+    return client is not None and client.baud != pump.baud
 
 
 def pty_line_settings(fd: int) -> LineSettings | None:
     """The line settings a pty's client set (termios of the slave, as seen on either side);
-    None when the speed is not a standard baud."""
+    None when the speed is not a standard baud. A Linux pty keeps baud and stop bits but always
+    reports 8 data bits and no parity."""
     attrs = termios.tcgetattr(fd)
     cflag, ispeed = attrs[2], attrs[4]
     baud = _SPEED_CODES.get(ispeed)
