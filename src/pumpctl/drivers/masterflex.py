@@ -166,11 +166,13 @@ def _quantize(value: float, step: str) -> Decimal:
 
 
 def format_speed(rpm: float) -> str:
-    """`S` argument: sign (+ clockwise, - counter-clockwise), 4 digits, 1 decimal: `+0130.0`."""
-    if not math.isfinite(rpm) or abs(rpm) >= 9999.95:
-        raise ValueError(f"speed must be finite and below 9999.95 rpm, got {rpm}")
+    """`S` argument in the manual's `S±nnn.n` form: sign (+ clockwise, - counter-clockwise),
+    3 digits, 1 decimal: `+130.0`. (`S±nnnn` is the integer form; 0.1 rpm resolution needs this
+    one, and a 7-character `+0130.0` is refused by the drive.)"""
+    if not math.isfinite(rpm) or abs(rpm) >= 999.95:
+        raise ValueError(f"speed must be finite and below 999.95 rpm, got {rpm}")
     q = _quantize(abs(rpm), "0.1")
-    return f"{'-' if rpm < 0 and q else '+'}{q:06.1f}"
+    return f"{'-' if rpm < 0 and q else '+'}{q:05.1f}"
 
 
 def format_revolutions(revolutions: float) -> str:
@@ -212,10 +214,11 @@ def parse_to_go(value: str) -> float:
 
 @dataclass(frozen=True)
 class DriveStatus:
-    """`I` status: 5 digits `abcde` (manual table: STX PnnIxxxxx CR; its section on the digits
-    was not at hand). Interpreted as users observed on real drives: a = control mode (0 local,
-    1 remote), d = motor (1 stopped, 2 stopped with revolutions preset, 3 running); b, c, e are
-    kept in `raw` only. Anything else is a `ProtocolError`, never a guess."""
+    """`I` status digits. The public manual shows the shape (STX Pnn I digits CR) but not what
+    each digit means, and reports differ on their number (4 or 5). Every reading we found agrees
+    on two digits, the only ones acted on: the 1st = control mode (0 local, 1 remote) and the 4th
+    = motor (1 stopped, 2 stopped with revolutions preset, 3 running); the others are kept in
+    `raw`. Anything else is a `ProtocolError`, never a guess. Not verified on hardware."""
 
     remote: bool
     motor: int
@@ -226,13 +229,13 @@ class DriveStatus:
         return self.motor == 3
 
 
-_STATUS = re.compile(r"([01])\d\d([123])\d")
+_STATUS = re.compile(r"([01])\d\d([123])\d?")
 
 
 def parse_status(value: str) -> DriveStatus:
     m = _STATUS.fullmatch(value)
     if m is None:
-        raise ProtocolError(f"unexpected I status {value!r} (expected 5 digits abcde)")
+        raise ProtocolError(f"unexpected I status {value!r} (expected 4 or 5 digits)")
     return DriveStatus(remote=m[1] == "1", motor=int(m[2]), raw=value)
 
 
