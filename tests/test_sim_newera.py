@@ -391,6 +391,35 @@ def test_watchdog_stops_the_pump_and_raises_timeout_alarm() -> None:
     assert talk(emu, frame_safe(b"0")) == frame_safe(b"00S")
 
 
+def test_saf_as_a_safe_packet_arms_the_watchdog_at_once() -> None:
+    """The driver's sequence: SAF3 as a safe packet on a running basic-mode pump, then silence.
+
+    Protocol notes: "the timer arms at the first valid packet after power-up"; the SAF3 packet is
+    one, so 10 s of silence stop the pump at 3 s with A?T (reported to check: it does).
+    """
+    emu = ready()
+    setup_bd60(emu, rate="60MH", volume="0")
+    assert talk(emu, b"0RUN\r") == basic("00I")
+    assert talk(emu, frame_safe(b"0SAF3")) == frame_safe(b"00I")
+    emu.advance(2.99)
+    assert emu.read() == b"" and emu.snapshot()[0].running
+    emu.advance(7.01)
+    assert emu.read() == frame_safe(b"00A?T")  # unsolicited, at the 3 s deadline
+    snap = emu.snapshot()[0]
+    assert (snap.running, snap.alarm) == (False, "link_timeout")
+    assert snap.delivered_ml == pytest.approx(3.0 / 60)
+
+
+def test_stored_saf_does_not_time_out_before_the_first_packet() -> None:
+    emu = NE1000Emulation(safe_mode_timeout_s=3)  # SAF kept in non-volatile memory
+    assert emu.read() == frame_safe(b"00A?R")
+    emu.advance(3600.0)
+    assert emu.read() == b""  # never armed: no host has spoken since power-up
+    assert talk(emu, frame_safe(b"0")) == frame_safe(b"00A?R")
+    emu.advance(3.0)
+    assert emu.read() == frame_safe(b"00A?T")  # armed by that first packet
+
+
 def test_auto_alarm_never_while_a_reply_is_outstanding() -> None:
     emu = ready(safe_s=60)
     for cmd in (b"0RAT60MH", b"0VOL0", b"0RUN"):
@@ -421,6 +450,64 @@ def test_garbled_replies_keep_framing_but_fail_checks() -> None:
     assert reply[:2] == frame_safe(b"00S")[:2] and reply[-1] == 0x03
     assert reply[2:5] == b"p0S"
     assert int.from_bytes(reply[-3:-1], "big") != crc16_xmodem(reply[2:-3])
+
+
+def test_corrupt_checksums_hits_only_safe_replies() -> None:
+    emu = ready()
+    emu.corrupt_next_checksums(2)
+    assert talk(emu, b"0\r") == basic("00S")  # basic: no CRC to corrupt, count kept
+    talk(emu, b"0SAF10\r")  # its (safe) reply takes the first
+    good = frame_safe(b"00S")
+    bad = good[:-2] + bytes((good[-2] ^ 0xFF,)) + good[-1:]
+    assert talk(emu, frame_safe(b"0")) == bad
+    assert talk(emu, frame_safe(b"0")) == good
+    emu.corrupt_next_checksums(5)
+    emu.corrupt_next_checksums(0)  # cancelled
+    assert talk(emu, frame_safe(b"0")) == good
+
+
+def test_mangle_next_replies() -> None:
+    emu = ready()
+    emu.mangle_next_replies(2, lambda data: data[:3])
+    assert talk(emu, b"0\r") == b"\x0200"
+    assert talk(emu, b"0VER\r") == b"\x0200"
+    assert talk(emu, b"0\r") == basic("00S")
+    emu.mangle_next_replies(9, lambda data: b"")
+    emu.mangle_next_replies(0, lambda data: b"")
+    assert talk(emu, b"0\r") == basic("00S")
+
+
+def test_syringe_remaining_while_running_keeps_the_program() -> None:
+    emu = ready()
+    setup_bd60(emu, rate="60MH", volume="5")  # 5 mL program
+    assert talk(emu, b"0RUN\r") == basic("00I")
+    emu.advance(60.0)  # 1 mL done
+    emu.set_syringe_remaining_ml(0, 10.0)
+    assert emu.physics(0).remaining_ml == 10.0
+    emu.advance(240.0)  # the program's remaining 4 mL
+    assert talk(emu, b"0DIS\r") == basic("00SI5.000W0.000ML")  # target reached, no alarm
+    emu.set_syringe_remaining_ml(0, 0.5)
+    assert talk(emu, b"0VOL0\r") == basic("00S")
+    assert talk(emu, b"0RUN\r") == basic("00I")
+    emu.advance(31.0)
+    assert talk(emu, b"0\r") == basic("00A?S")  # empty after 0.5 mL = 30 s
+    assert emu.snapshot()[0].alarm == "empty"
+
+
+def test_syringe_empty_stops_an_infusing_pump_at_once() -> None:
+    emu = ready()
+    setup_bd60(emu, rate="60MH", volume="0")
+    assert talk(emu, b"0RUN\r") == basic("00I")
+    emu.set_syringe_remaining_ml(0, 0.0)
+    assert not emu.snapshot()[0].running
+    assert talk(emu, b"0\r") == basic("00A?S")
+
+
+def test_commands_seen_counts_lines_and_packets() -> None:
+    emu = NE1000Emulation()
+    emu.feed(b"0\r0VER\r" + frame_safe(b"0") + b"junk\r")
+    emu.feed(b"\x02\x05ab")  # a partial packet is not a command yet
+    assert emu.commands_seen == 4
 
 
 def test_reply_delay_holds_replies_back() -> None:
