@@ -363,6 +363,8 @@ async def test_rates_and_errors() -> None:
         (b"irate 9.5 ml/hr\r", line(prompt=">")),
         (b"irate 99999 ml/hr\r", line("Out of range")),
         (b"crate\r", line("9.5 ml/hr", ">")),
+        (b"irate\r", line("9.5 ml/hr", ">")),
+        (b"wrate\r", line("3 u/m", ">")),
     )
     await driver.set_rate(7.0)
     await driver.set_rate(9.5)
@@ -370,6 +372,8 @@ async def test_rates_and_errors() -> None:
         await driver.set_rate(99999.0)
     assert (info.value.code, info.value.command) == ("Out of range", "irate 99999 ml/hr")
     assert await driver.read_rate() == 9.5
+    assert await driver.read_set_rate() == 9.5
+    assert await driver.read_set_rate(Direction.WITHDRAW) == pytest.approx(0.18)
     t.done()
 
 

@@ -379,6 +379,11 @@ class HarvardEliteDriver(PumpDriver):
         await self._send(f"{word} {format_rate(rate_ml_per_h)}")
         self._direction = direction
 
+    async def read_set_rate(self, direction: Direction = Direction.INFUSE) -> float:
+        """`irate` / `wrate` query: the rate set, mL/h."""
+        word = "irate" if direction is Direction.INFUSE else "wrate"
+        return parse_rate((await self._send(word, query=True, expect=parse_rate)).body)
+
     async def read_rate(self) -> float:
         """`crate`: the rate the motor runs now, mL/h."""
         return parse_rate((await self._send("crate", query=True, expect=parse_rate)).body)
