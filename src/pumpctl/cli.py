@@ -177,10 +177,10 @@ def demo(
     from pumpctl.display import ProgressPrinter, summary_lines
     from pumpctl.journal import Journal
     from pumpctl.program import example_path
-    from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
+    from pumpctl.runner import DemoScenario, demo_program, run_on_simulator
 
     _configure_logs(audit, json_log, verbose=False)
-    path = program or example_path(DEMO_PROGRAM)
+    path = program or example_path(demo_program(model))
     plan = _checked_plan(path, [])
     printer = None if json_log else ProgressPrinter(_echo, every_s=every_min * 60.0)
     scenario = None if no_pause else DemoScenario()

@@ -28,6 +28,7 @@ Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 __all__ = [
     "DemoScenario",
     "Operator",
+    "demo_program",
     "prepare_run",
     "run_on_simulator",
     "run_plan",
@@ -35,6 +36,14 @@ __all__ = [
 
 DEMO_PROGRAM = "acute-pain.yaml"
 """The built-in program `pumpctl demo` runs (see `pumpctl.program.example_path`)."""
+
+#: the same program for pumps that move liquid through tubing rather than from a syringe
+DEMO_PROGRAMS = {"masterflex-ls": "acute-pain-peristaltic.yaml"}
+
+
+def demo_program(model: str) -> str:
+    """Name of the built-in demo program suited to `model`'s container (syringe or tubing)."""
+    return DEMO_PROGRAMS.get(model, DEMO_PROGRAM)
 
 
 class DemoScenario:
@@ -143,6 +152,12 @@ async def run_on_simulator(
     if address is None:
         address = default_address(model)
     emu = emulation or build_emulation(model, [address])
+    tubing = plan.container.ml_per_rev
+    set_tubing = getattr(emu, "set_ml_per_rev", None)
+    if emulation is None and tubing is not None and callable(set_tubing):
+        # the simulated tubing is the calibrated tubing the program names (a real line that
+        # differs from its calibration delivers the difference, and no pump counter can tell)
+        set_tubing(address, tubing)
     transport: Transport = InMemoryTransport(emu, clock, name=f"sim://{model}")
     driver = driver_class(model)(transport, address=address)
     async with driver:

@@ -222,6 +222,7 @@ class Supervisor:
         self._last_checkpoint_s = -math.inf
         self._resolution_ml = driver.capabilities.volume_resolution_ml
         self._accuracy = driver.capabilities.accuracy_percent / 100.0
+        self._rate_step_ml_per_h = driver.capabilities.rate_resolution_ml_per_h
         self._started = False
         self._ended = False
         # SR08: (clock s, total mL delivered so far) samples for the rolling-window totals
@@ -407,6 +408,15 @@ class Supervisor:
                 lambda: self.driver.configure_syringe(container.inner_diameter_mm or 0.0),
                 inner_diameter_mm=container.inner_diameter_mm,
             )
+            # pumps that know the syringe's size (Harvard Elite `svolume`) refuse targets above it
+            set_capacity = getattr(self.driver, "configure_syringe_volume", None)
+            if container.capacity_ml is not None and callable(set_capacity):
+                capacity = container.capacity_ml
+                await self._call(
+                    "configure_syringe_volume",
+                    lambda: set_capacity(capacity),
+                    capacity_ml=capacity,
+                )
         elif container.ml_per_rev is not None:
             await self._call(
                 "configure_tubing",
@@ -415,6 +425,8 @@ class Supervisor:
             )
         self._resolution_ml = self.driver.capabilities.volume_resolution_ml
         caps = self.driver.capabilities
+        self._rate_step_ml_per_h = caps.rate_resolution_ml_per_h
+        self._accuracy = caps.accuracy_percent / 100.0
         for seg in self.plan.segments:
             if not caps.min_rate_ml_per_h <= seg.rate_ml_per_h <= caps.max_rate_ml_per_h:
                 raise _Alarm(
@@ -560,10 +572,14 @@ class Supervisor:
                 f" > planned {target} mL",
             )
         expected = min(seg.expected_ml, target) if target is not None else seg.expected_ml
+        running_h = expected / seg.rate_ml_per_h if seg.rate_ml_per_h > 0 else 0.0
         tolerance = (
             self.config.deviation_floor_ml
             + self._accuracy * expected
             + 2 * self._resolution_ml
+            # the pump can only set the rate to within half its rate step (0.1 rpm on a
+            # peristaltic drive is several percent at low speed)
+            + self._rate_step_ml_per_h / 2 * running_h
             + seg.rate_ml_per_h * 2 * self.config.poll_interval_s / 3600.0
         )
         if abs(seg.delivered_ml - expected) > tolerance:
