@@ -256,7 +256,7 @@ def test_render_every_format(journal_path: Path, tmp_path: Path, suffix: str) ->
         text = content.decode()
         assert "data:image/png;base64,iVBORw0KGgo" in text  # base64 of the PNG signature
         assert "<td>38.500</td>" in text and "30.000 EXCEEDED" in text
-        assert "ALARM stall" in text and "titration 14 → 21 mL/h" in text
+        assert "ALARM stall" in text and "titration 14 → 21 mL/h (0.2 → 0.3 mg/kg/h)" in text
         assert "reposition (ended at 1:15:00)" in text
 
 

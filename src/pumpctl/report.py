@@ -720,12 +720,20 @@ def _html_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _in_dose_units(data: ReportData, old_ml_per_h: float, new_ml_per_h: float) -> str:
+    old, new = data.dose_rate(old_ml_per_h), data.dose_rate(new_ml_per_h)
+    if old is None or new is None:
+        return ""
+    return f" ({old:.4g} → {new:.4g} {data.dose_rate_unit})"
+
+
 def _html(data: ReportData, png_b64: str) -> str:
     esc = html.escape
     events = [
         (
             t.t_s,
             f"titration {t.old_ml_per_h:g} → {t.new_ml_per_h:g} mL/h"
+            + _in_dose_units(data, t.old_ml_per_h, t.new_ml_per_h)
             + ("" if t.accepted else " (refused)"),
             t.who,
             t.reason,
