@@ -138,6 +138,14 @@ class Emulation(ABC):
         tuple), else 9600 8N1."""
         if self.uart is not None:
             return self.uart
+        # the factory settings only depend on class-level declarations: work them out once
+        # (this is called on every exchange; `set_baud_rate` changes `uart`, not these)
+        cached: LineSettings | None = self.__dict__.get("_factory_uart")
+        if cached is None:
+            cached = self._factory_uart = self._factory_uart_settings()
+        return cached
+
+    def _factory_uart_settings(self) -> LineSettings:
         line = DEFAULT_LINE_SETTINGS.get(self.model, LineSettings(baud=9600))
         declared = getattr(self, "line_settings", None)
         if isinstance(declared, LineSettings):
