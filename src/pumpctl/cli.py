@@ -6,6 +6,7 @@ only pays for what it uses.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,23 @@ def _checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
             )
         sys.exit(result.exit_code or EXIT_REFUSED)
     return result.plan
+
+
+def _progress_sink(
+    plan: Plan, *, pump: str, time_scale: float, json_log: bool, every_s: float
+) -> tuple[Any, Any]:
+    """(progress callback, context manager): a live panel on a terminal (SR34), plain progress
+    lines when piped, nothing with --json-log (the structlog JSON lines are the output)."""
+    from contextlib import nullcontext
+
+    from pumpctl.display import LiveView, ProgressPrinter
+
+    if json_log:
+        return None, nullcontext()
+    if sys.stdout.isatty():
+        view = LiveView(plan, pump=pump, time_scale=time_scale)
+        return view, view
+    return ProgressPrinter(_echo, every_s=every_s), nullcontext()
 
 
 def _pair_overrides(fields: tuple[str, ...], reasons: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -174,7 +192,7 @@ def demo(
 ) -> None:
     """Run a built-in program on a simulated pump, on a virtual clock (days take seconds)."""
     from pumpctl.clock import Clock, run_with_clock, wall_monotonic
-    from pumpctl.display import ProgressPrinter, summary_lines
+    from pumpctl.display import summary_lines
     from pumpctl.journal import Journal
     from pumpctl.program import example_path
     from pumpctl.runner import DemoScenario, demo_program, run_on_simulator
@@ -182,7 +200,9 @@ def demo(
     _configure_logs(audit, json_log, verbose=False)
     path = program or example_path(demo_program(model))
     plan = _checked_plan(path, [])
-    printer = None if json_log else ProgressPrinter(_echo, every_s=every_min * 60.0)
+    printer, live = _progress_sink(
+        plan, pump=f"sim://{model}", time_scale=math.inf, json_log=json_log, every_s=every_min * 60
+    )
     scenario = None if no_pause else DemoScenario()
     jr = Journal(journal) if journal is not None else None
     if not json_log:
@@ -197,7 +217,8 @@ def demo(
 
     wall0 = wall_monotonic()
     try:
-        result, truth = run_with_clock(main_, virtual=True)
+        with live:
+            result, truth = run_with_clock(main_, virtual=True)
     finally:
         if jr is not None:
             jr.close()
@@ -288,7 +309,7 @@ def run(
     import signal
 
     from pumpctl.clock import Clock, run_with_clock
-    from pumpctl.display import ProgressPrinter, summary_lines
+    from pumpctl.display import summary_lines
     from pumpctl.drivers.registry import default_address, driver_class, open_transport
     from pumpctl.journal import Journal
     from pumpctl.runner import prepare_run
@@ -300,7 +321,9 @@ def run(
     cls = driver_class(model)
     if address is None:
         address = default_address(model)
-    printer = None if json_log else ProgressPrinter(_echo, every_s=60.0)
+    printer, live = _progress_sink(
+        plan, pump=f"{model}@{port}", time_scale=time_scale, json_log=json_log, every_s=60.0
+    )
     # SR19: the pump's watchdog runs on pump time; on a scaled rig a wall-clock hiccup of half a
     # second is time_scale/2 pump seconds, so size it for that too (the NE maximum is 255 s)
     watchdog_s = min(255.0, max(10.0, 2 * poll_s, 0.5 * time_scale))
@@ -357,7 +380,8 @@ def run(
     from pumpctl.resume import ResumeRefused
 
     try:
-        result = run_with_clock(main_, time_scale=time_scale)
+        with live:
+            result = run_with_clock(main_, time_scale=time_scale)
     except (ControlError, ResumeRefused) as exc:  # socket owned elsewhere, or resume needs a human
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_REFUSED)

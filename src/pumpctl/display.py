@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pumpctl.plan import Plan
 from pumpctl.supervisor import Progress, RunResult
 
-__all__ = ["ProgressPrinter", "format_duration", "summary_lines"]
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+__all__ = ["LiveView", "ProgressPrinter", "format_duration", "summary_lines"]
 
 
 def format_duration(seconds: float) -> str:
@@ -92,3 +96,99 @@ def summary_lines(plan: Plan, result: RunResult, *, resolution_ml: float) -> lis
         f" pump volume resolution {resolution_ml:g} mL"
     )
     return lines
+
+
+class LiveView:
+    """A live panel for people at the pump (SR34): phase, rate in dose units and mL/h,
+    delivered and remaining volume, time left, a progress bar per phase, alarms in red; and,
+    on a virtual or scaled clock, simulated time next to wall time.
+
+    Use only when stdout is a terminal (`rich.console.Console().is_terminal`); pipes and logs get
+    `ProgressPrinter` lines instead.
+    """
+
+    def __init__(self, plan: Plan, *, pump: str, time_scale: float) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.plan = plan
+        self.pump = pump
+        self.time_scale = time_scale
+        self.console = Console()
+        self._live = Live(console=self.console, refresh_per_second=8, transient=False)
+        self._wall0: float | None = None
+        self._t0: float | None = None
+        self._delivered: dict[str, float] = {}
+        self._last_render = -1.0
+        self._last_phase: str | None = None
+
+    def __enter__(self) -> LiveView:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(None, None, None)
+
+    def __call__(self, p: Progress) -> None:
+        from pumpctl.clock import wall_monotonic
+
+        if self._t0 is None:
+            self._t0, self._wall0 = p.clock_s, wall_monotonic()
+        if p.segment is not None:
+            self._delivered[p.segment.value] = p.segment_delivered_ml
+        now = wall_monotonic()
+        # a virtual clock polls thousands of times a wall second: render ~10 times a second,
+        # but at once on a phase change or an alarm
+        if now - self._last_render < 0.1 and p.phase == self._last_phase and not p.alarms:
+            return
+        self._last_render, self._last_phase = now, p.phase
+        self._live.update(self.render(p, now - (self._wall0 or 0.0)), refresh=True)
+
+    def render(self, p: Progress, wall_s: float) -> RenderableType:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        alarm = bool(p.alarms)
+        head = Table.grid(padding=(0, 2))
+        head.add_row(
+            f"[bold]{self.plan.program}[/]",
+            f"phase [bold {'red' if alarm else 'cyan'}]{p.phase}[/]",
+            f"rate [bold]{p.rate_ml_per_h:.3f}[/] mL/h"
+            + (
+                f" ({p.dose_rate:.4g} {p.dose_rate_unit})"
+                if p.dose_rate is not None and p.dose_rate_unit and p.rate_ml_per_h > 0
+                else ""
+            ),
+        )
+        elapsed = p.clock_s - (self._t0 or 0.0)
+        times = f"clock {format_duration(elapsed)}"
+        if self.time_scale != 1.0:
+            times += f"   wall {format_duration(wall_s)}"
+        if p.segment_remaining_s is not None:
+            times += f"   phase ends in {format_duration(p.segment_remaining_s)}"
+        total = (
+            f"delivered {p.total_delivered_ml:.3f} of {p.total_planned_ml:.3f} mL"
+            f" (remaining {max(0.0, p.total_planned_ml - p.total_delivered_ml):.3f} mL)"
+            if p.total_planned_ml is not None
+            else f"delivered {p.total_delivered_ml:.3f} mL"
+        )
+        bars = Table.grid(padding=(0, 1))
+        for seg in self.plan.segments:
+            done = self._delivered.get(seg.phase.value, 0.0)
+            planned = seg.volume_ml
+            width = planned if planned is not None else max(done, 1.0)
+            bars.add_row(
+                f"{seg.phase.value:<12}",
+                ProgressBar(total=width, completed=min(done, width), width=40),
+                f"{done:8.3f} / {planned:.3f} mL" if planned is not None else f"{done:8.3f} mL",
+            )
+        parts: list[RenderableType] = [head, times, total, bars]
+        if alarm:
+            parts.append(f"[bold white on red] ALARM: {', '.join(p.alarms)} [/]")
+        return Panel(
+            Group(*parts),
+            title=f"pump {self.pump}",
+            border_style="red" if alarm else "green",
+        )
