@@ -319,3 +319,40 @@ def test_cli_errors(journal_path: Path, tmp_path: Path) -> None:
     assert bad_format.exit_code == 1
     assert "use .png, .svg or .html" in bad_format.output
     assert isinstance(report_command, click.Command)
+
+
+def test_open_ended_maintenance_and_an_operator_stop(tmp_path: Path) -> None:
+    """A segment `until stopped` has no planned volume: the plan curve runs at its rate to the
+    end of the run, and the totals say '-' rather than invent a plan."""
+    plan = Plan(
+        program="until-stopped",
+        program_hash="cd" * 32,
+        container=ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0),
+        segments=(Segment(phase=SegmentPhase.MAINTENANCE, rate_ml_per_h=6.0),),
+    )
+    path = tmp_path / "open.db"
+    with Journal(path) as journal:
+        run_id = journal.start_run(
+            program=plan.program,
+            program_hash=plan.program_hash,
+            plan_json=plan.model_dump_json(),
+            pump_model="ne1000",
+            port="sim://ne1000",
+            address=0,
+            t_clock_s=0.0,
+        )
+        for t, kind, phase, payload in [
+            (0.0, "segment_start", "maintenance", plan.segments[0].model_dump(mode="json")),
+            (1800.0, "checkpoint", "maintenance", checkpoint("maintenance", 3.0)),
+            (1800.0, "note", "maintenance", {"event": "stop_requested", "who": "op"}),
+            (1800.0, "transition", "stopped", transition("maintenance", "stopped", "stop")),
+        ]:
+            journal.append(run_id, kind, payload, t_clock_s=t, phase=phase)
+    data = build_report(path)
+    assert data.planned == ((0.0, 0.0), (1800.0, 3.0))
+    assert data.planned_ml is None
+    assert data.rate_steps == ((0.0, 6.0), (1800.0, 0.0))
+    assert data.phases[0].ended_s == 1800.0
+    assert data.dose_rate_unit is None and data.dose_rate(6.0) is None
+    assert phase_rows(data)[-1] == ("total", "-", "3.000", "-", "", "", "")
+    assert rolling_rows(data)[0] == ("1h", "3.000", "0:30:00", "3.000", "-")
