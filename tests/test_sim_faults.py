@@ -125,6 +125,7 @@ def test_parse_fault(spec: str, expected: Fault) -> None:
         ("stall@3s=2", r"stall takes no argument"),
         ("link-drop/1@3s", r"link-drop acts on the whole link, not on one pump address"),
         ("slow@1s:0s", r"'slow@1s:0s': .*greater than 0"),
+        ("slow@1s=1.2.3", r"'slow@1s=1.2.3': argument '1.2.3' is not a number"),
     ],
 )
 def test_parse_errors_name_the_spec_and_what_is_allowed(spec: str, message: str) -> None:

@@ -54,7 +54,8 @@ class FaultKind(StrEnum):
     CRC = "crc"  # ARG (default 1) safe-mode replies get a wrong CRC
     TRUNCATE = "truncate"  # ARG (default 1) replies lose their second half
     SLOW = "slow"  # every reply ARG s (default 1) late
-    RESET = "reset"  # power loss: counters and program lost, reset alarm; DURATION = power off
+    RESET = "reset"  # power loss: program and counters lost, reset alarm; DURATION: off that
+    # long, the whole link silent meanwhile
     BAUD = "baud"  # the pump's baud becomes ARG (required)
 
 
@@ -163,6 +164,9 @@ def parse_fault(spec: str) -> Fault:
     arg = m.group("arg")
     try:
         argument = float(arg) if arg else None
+    except ValueError:
+        raise FaultSpecError(f"bad fault {spec!r}: argument {arg!r} is not a number") from None
+    try:
         address = int(m.group("address")) if m.group("address") else None
         return Fault(
             kind=kind,
