@@ -174,6 +174,13 @@ def check(
 @click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
 @click.option("--no-pause", is_flag=True, help="skip the scripted pause/resume")
 @click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="SPEC",
+    help="inject a simulator fault, e.g. stall@2h or link-drop@30m (see pumpctl simulate)",
+)
+@click.option(
     "--every",
     "every_min",
     type=float,
@@ -188,6 +195,7 @@ def demo(
     audit: Path | None,
     json_log: bool,
     no_pause: bool,
+    faults: tuple[str, ...],
     every_min: float,
 ) -> None:
     """Run a built-in program on a simulated pump, on a virtual clock (days take seconds)."""
@@ -210,9 +218,22 @@ def demo(
         for w in plan.warnings:
             _echo(f"warning: {w}")
 
+    from pumpctl.simulator.faults import FaultSchedule, FaultSpecError
+
+    try:
+        schedule = FaultSchedule.from_specs(faults, seed=0) if faults else None
+    except FaultSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from exc
+
     async def main_(clock: Clock) -> Any:
         return await run_on_simulator(
-            plan, clock, model=model, journal=jr, on_progress=printer, operator=scenario
+            plan,
+            clock,
+            model=model,
+            journal=jr,
+            on_progress=printer,
+            operator=scenario,
+            faults=schedule,
         )
 
     wall0 = wall_monotonic()

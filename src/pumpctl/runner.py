@@ -19,6 +19,7 @@ from pumpctl.plan import Plan
 from pumpctl.resume import find_interrupted_run, plan_resume, read_pump_after_restart
 from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport
+from pumpctl.simulator.faults import FaultSchedule
 from pumpctl.simulator.server import build_emulation
 from pumpctl.supervisor import Progress, RunResult, Supervisor, SupervisorConfig
 
@@ -146,6 +147,7 @@ async def run_on_simulator(
     on_progress: Callable[[Progress], None] | None = None,
     operator: Operator | None = None,
     emulation: Emulation | None = None,
+    faults: FaultSchedule | None = None,
 ) -> tuple[RunResult, PumpSnapshot]:
     """Run `plan` against an in-process emulation of `model`; returns the result and the
     emulated pump's ground truth (what the plunger really pushed)."""
@@ -158,7 +160,7 @@ async def run_on_simulator(
         # the simulated tubing is the calibrated tubing the program names (a real line that
         # differs from its calibration delivers the difference, and no pump counter can tell)
         set_tubing(address, tubing)
-    transport: Transport = InMemoryTransport(emu, clock, name=f"sim://{model}")
+    transport: Transport = InMemoryTransport(emu, clock, name=f"sim://{model}", faults=faults)
     driver = driver_class(model)(transport, address=address)
     async with driver:
         result = await run_plan(
@@ -170,4 +172,7 @@ async def run_on_simulator(
             on_progress=on_progress,
             operator=operator,
         )
+    transport_sync = getattr(transport, "sync", None)
+    if callable(transport_sync):
+        transport_sync()  # bring the pump's physics (and faults) up to the end of the run
     return result, emu.snapshot()[address]

@@ -40,7 +40,7 @@ from pumpctl.drivers.base import (
     PumpStatus,
     PumpTimeout,
 )
-from pumpctl.journal import EventKind, Journal
+from pumpctl.journal import EventKind, Journal, RunStatus
 from pumpctl.log import get_logger
 from pumpctl.machine import InfusionMachine, Phase, TransitionRecord, Trigger
 from pumpctl.plan import Plan, Segment, SegmentPhase
@@ -371,7 +371,10 @@ class Supervisor:
             self._journal(
                 EventKind.NOTE, {"event": "run_ended", "result": result.model_dump(mode="json")}
             )
-            self.journal.set_run_status(self.run_id, outcome.value)
+            # the journal's run status is alarm for both alarm outcomes; the run_ended note above
+            # keeps the exact outcome (unconfirmed: the pump never confirmed the stop)
+            status = RunStatus.ALARM if outcome is Outcome.UNCONFIRMED else RunStatus(outcome.value)
+            self.journal.set_run_status(self.run_id, status.value)
         self.log.info(
             "run.end",
             outcome=outcome.value,
@@ -756,6 +759,9 @@ class Supervisor:
         self.log.error(
             "alarm", reason=exc.reason, detail=exc.detail, phase=self.machine.phase.value
         )
+        if self._seg is not None:
+            # the last counter reading we trust, before anything else can fail (SR29)
+            self._checkpoint(self._seg, force=True)
         self._journal(EventKind.ALARM, {"reason": exc.reason, "detail": exc.detail})
         if self.machine.may(Trigger.ALARM):
             self._fire(Trigger.ALARM, reason=exc.reason, detail=exc.detail)

@@ -1,0 +1,96 @@
+"""Fault matrix: every simulator fault in every phase, through the real driver and supervisor.
+
+For each cell: the run's outcome and alarm reason, the pump physically stopped (or stopped by its
+own watchdog where the controller cannot reach it), the journal accounts for what the pump
+counted, and no phase delivered more than planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pumpctl.clock import Clock
+from pumpctl.journal import Journal, delivered_by_phase
+from pumpctl.plan import SegmentPhase
+from pumpctl.runner import run_on_simulator
+from pumpctl.simulator.faults import FaultSchedule
+from pumpctl.simulator.server import build_emulation
+from pumpctl.supervisor import Outcome
+
+from .conftest import make_plan, run_virtual, segment
+
+RES = 0.001
+PLAN = make_plan(
+    segment(SegmentPhase.PRIME, 120.0, 0.5),  # 0-15 s
+    segment(SegmentPhase.LOADING, 60.0, 5.0),  # 15-315 s
+    segment(SegmentPhase.MAINTENANCE, 6.0, 3.0),  # 315-2115 s
+)
+PLANNED = {"prime": 0.5, "loading": 5.0, "maintenance": 3.0}
+WHEN = {"prime": "5s", "loading": "100s", "maintenance": "1000s"}
+
+
+@dataclass(frozen=True)
+class Expect:
+    spec: str  # fault spec without the time: KIND[:DURATION][=ARG] as "{kind}@{when}{rest}"
+    outcome: Outcome
+    alarm: str | None
+
+
+FAULTS = {
+    # the pump's own alarms: stopped, reason named, no restart (SR26)
+    "stall": Expect("stall@{when}", Outcome.ALARM, "stall"),
+    "empty": Expect(
+        "empty@{when}", Outcome.ALARM, "stall"
+    ),  # the NE reports end of travel as stall
+    "reset": Expect("reset@{when}", Outcome.ALARM, "reset"),  # SR28
+    # silence for good: alarm, and the stop cannot be confirmed (SR17, SR18)
+    "link-drop": Expect("link-drop@{when}", Outcome.UNCONFIRMED, "communication_lost"),
+    "baud": Expect("baud@{when}=9600", Outcome.UNCONFIRMED, "communication_lost"),
+    # transient faults the controller rides through, never acting on a bad reply (SR20)
+    "short-drop": Expect("link-drop@{when}:2s", Outcome.COMPLETED, None),
+    "garble": Expect("garble@{when}=1", Outcome.COMPLETED, None),
+    "crc": Expect("crc@{when}=1", Outcome.COMPLETED, None),
+    "truncate": Expect("truncate@{when}=1", Outcome.COMPLETED, None),
+    "slow": Expect("slow@{when}:60s=0.3", Outcome.COMPLETED, None),
+}
+
+
+@pytest.mark.parametrize("phase", list(WHEN))
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_in_phase(fault: str, phase: str, tmp_path: Path) -> None:
+    expect = FAULTS[fault]
+    spec = expect.spec.format(when=WHEN[phase])
+    emu = build_emulation("ne1000", [0])
+    journal = Journal(tmp_path / "run.sqlite")
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        schedule = FaultSchedule.from_specs([spec], seed=7)
+        return await run_on_simulator(PLAN, clock, emulation=emu, journal=journal, faults=schedule)
+
+    result, _ = run_virtual(main)
+    assert (result.outcome, result.alarm) == (expect.outcome, expect.alarm), spec
+
+    # the pump physically ends stopped; where the controller could not reach it, its own link
+    # watchdog (SR19, 10 s) stopped it
+    emu.advance(15.0)
+    truth = emu.snapshot()[0]
+    assert truth.running is False, spec
+    assert truth.delivered_ml <= sum(PLANNED.values()) + 3 * RES, spec
+
+    run = journal.latest_run()
+    assert run is not None
+    events = journal.events(run.run_id)
+    by_phase = delivered_by_phase(events)
+    for ph in result.phases:
+        assert ph.delivered_ml <= PLANNED[ph.phase.value] + RES, (spec, ph)  # SR23
+        if ph.delivered_ml > 0:
+            assert by_phase[ph.phase.value] == pytest.approx(ph.delivered_ml), spec  # SR29
+    if expect.outcome is Outcome.COMPLETED:
+        assert truth.delivered_ml == pytest.approx(sum(PLANNED.values()), abs=3 * RES)
+    else:
+        assert any(e.kind == "alarm" and e.payload["reason"] == expect.alarm for e in events)
+        assert run.status == "alarm"
+    journal.close()
