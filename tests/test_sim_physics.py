@@ -103,7 +103,7 @@ def test_occlusion_stores_volume_then_stalls_at_threshold() -> None:
     assert s.outflow_ml == 0.0
 
 
-def test_releasing_occlusion_delivers_the_stored_bolus() -> None:
+def test_SR27_releasing_occlusion_delivers_the_stored_bolus() -> None:
     """SR27: the bolus a released occlusion pushes is delivered volume."""
     s = bd60()
     s.start(60.0, infuse=True)

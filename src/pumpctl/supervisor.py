@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from pumpctl.clock import Clock
@@ -288,6 +289,21 @@ class Supervisor:
 
     async def run(self) -> RunResult:
         """Run the whole plan; returns when it completed, was stopped, or ended in an alarm."""
+        # SR33: every log line of this task (supervisor and driver alike) carries who and where
+        structlog.contextvars.bind_contextvars(
+            pump_id=self.driver.pump_id,
+            program_id=self.plan.program,
+            library_version=self.plan.library_version,
+            phase=self.machine.phase.value,
+        )
+        try:
+            return await self._run()
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "pump_id", "program_id", "library_version", "phase"
+            )
+
+    async def _run(self) -> RunResult:
         self._started = True
         started = self.clock.now()
         self._last_reply_s = started
@@ -323,6 +339,8 @@ class Supervisor:
                     )
                     self._fire(Trigger.SKIP_PRIMING, reason=reason)
                 for index, segment in enumerate(self.plan.segments):
+                    if segment.phase is SegmentPhase.KVO:
+                        self._notify_dosing_complete()
                     await self._run_segment(segment)
                     if segment.phase is SegmentPhase.PRIME:
                         self._fire(Trigger.PRIMING_DONE)
@@ -384,6 +402,16 @@ class Supervisor:
         )
         self._emit_progress()
         return result
+
+    def _notify_dosing_complete(self) -> None:
+        """SR24: the planned volume is in; the pump goes on at the keep-vein-open rate."""
+        delivered = sum(r.delivered_ml for r in self._results.values())
+        self._journal(EventKind.NOTE, {"event": "dosing_complete_kvo", "delivered_ml": delivered})
+        self.log.warning(
+            "infusion.complete",
+            message="planned volume delivered; keep-vein-open rate running until stopped",
+            delivered_ml=round(delivered, 6),
+        )
 
     def _only_kvo_left(self) -> bool:
         seg = self._seg
@@ -857,6 +885,7 @@ class Supervisor:
         self.machine.fire(trigger, **info)
 
     def _on_transition(self, record: TransitionRecord) -> None:
+        structlog.contextvars.bind_contextvars(phase=record.dest.value)
         self._journal(
             EventKind.TRANSITION,
             {
