@@ -98,9 +98,7 @@ REQUIREMENTS: dict[str, str] = {
 #: requirements known to have no test named after them yet. Listed on the page as "not yet
 #: covered"; a requirement with no test that is NOT listed here fails tests/test_docs.py.
 #: Remove an id once a `test_SRxx_...` exists.
-NOT_YET_COVERED: frozenset[str] = frozenset(
-    {"SR10", "SR18", "SR20", "SR22", "SR23", "SR24", "SR27", "SR33", "SR34"}
-)
+NOT_YET_COVERED: frozenset[str] = frozenset()
 
 _TEST_NAME = re.compile(r"test_((?:SR\d\d_)+)")
 
