@@ -29,7 +29,7 @@ def make_plan(
     *segments: Segment,
     titration: TitrationLimits | None = None,
     diameter_mm: float = BD60_DIAMETER_MM,
-    capacity_ml: float = 60.0,
+    capacity_ml: float | None = 60.0,
 ) -> Plan:
     return Plan(
         program="test-program",

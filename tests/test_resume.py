@@ -74,12 +74,19 @@ def restart(
         journal = Journal(journal_path, wall_clock=lambda: now_s + clock.now())
         try:
             async with NE1000Driver(InMemoryTransport(emu, clock)) as driver:
-                todo, resumed_from, notes = await prepare_run(
+                todo, resumed_from, notes, container_left = await prepare_run(
                     plan, driver, journal, now_wall=now_s, allow_stale=allow_stale
                 )
                 if todo is None:
                     return None, notes
-                sup = Supervisor(driver, todo, clock, journal=journal, resumed_from=resumed_from)
+                sup = Supervisor(
+                    driver,
+                    todo,
+                    clock,
+                    journal=journal,
+                    resumed_from=resumed_from,
+                    container_contents_ml=container_left,
+                )
                 return await sup.run(), notes
         finally:
             journal.close()

@@ -76,9 +76,13 @@ def test_SR26_stall_stops_infusion_with_alarm(acute_plan: Plan) -> None:
 
 
 def test_SR25_SR26_empty_syringe_stops_with_alarm() -> None:
-    # 81 mL planned into a 60 mL syringe: the plunger bottoms out and the pump stalls
+    # 81 mL planned from a 60 mL syringe whose capacity the controller was not told: the plunger
+    # bottoms out and the pump's own stall alarm stops the run (with the capacity known, the
+    # supervisor stops first: tests/test_container_change.py)
     plan = make_plan(
-        segment(SegmentPhase.LOADING, 147.0, 24.5), segment(SegmentPhase.MAINTENANCE, 14.0, 56.0)
+        segment(SegmentPhase.LOADING, 147.0, 24.5),
+        segment(SegmentPhase.MAINTENANCE, 14.0, 56.0),
+        capacity_ml=None,
     )
 
     async def main(clock: Clock):  # type: ignore[no-untyped-def]

@@ -355,7 +355,7 @@ def run(
         transport = open_transport(port, baudrate=baud, clock=clock, model=model)
         driver = cls(transport, address=address)
         async with driver:
-            todo, resumed_from, notes = await prepare_run(
+            todo, resumed_from, notes, container_left = await prepare_run(
                 plan, driver, jr, allow_stale=resume_stale
             )
             for note in notes:
@@ -371,6 +371,7 @@ def run(
                 journal=jr,
                 on_progress=printer,
                 resumed_from=resumed_from,
+                container_contents_ml=container_left,
             )
             loop = asyncio.get_running_loop()
             pending: set[asyncio.Task[None]] = set()
@@ -482,9 +483,12 @@ def ports() -> None:
 
 
 def _register_subcommands() -> None:
+    from pumpctl.report_cli import accuracy, report
     from pumpctl.simulator.cli import simulate
 
     main.add_command(simulate)
+    main.add_command(report)
+    main.add_command(accuracy)
 
 
 _register_subcommands()

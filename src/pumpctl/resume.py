@@ -59,6 +59,8 @@ class ResumeDecision(BaseModel):
     assumed_ml: float  # the part of delivered_ml that is an assumption, not a measurement
     interrupted_phase: str | None
     remaining: Plan | None  # None: nothing left to deliver
+    #: what is left in the syringe/reservoir now, by the same accounting (None: unknown)
+    container_left_ml: float | None = None
     age_s: float
     notes: tuple[str, ...]
 
@@ -108,7 +110,9 @@ def plan_resume(
     delivered: dict[str, float] = {}
     ended: set[str] = set()
     active: str | None = None
-    checkpoint: dict[str, tuple[float, float]] = {}  # phase -> (delivered_ml, t_wall)
+    # phase -> (delivered in the segment, of which counted since the pump's last clear, t_wall)
+    checkpoint: dict[str, tuple[float, float, float]] = {}
+    container_left: float | None = None
     max_rate: dict[str, float] = {}
     for e in events:
         p = e.payload
@@ -121,20 +125,29 @@ def plan_resume(
             ended.add(phase)
             active = None if active == phase else active
         elif e.kind is EventKind.CHECKPOINT:
-            checkpoint[str(p["phase"])] = (float(p["delivered_ml"]), e.t_wall)
+            delivered_ml = float(p["delivered_ml"])
+            counter_ml = float(p.get("pump_counter_ml", delivered_ml))
+            checkpoint[str(p["phase"])] = (delivered_ml, counter_ml, e.t_wall)
+            left = p.get("container_left_ml")
+            container_left = float(left) if left is not None else None
         elif e.kind is EventKind.TITRATION and p.get("accepted") and active is not None:
             max_rate[active] = max(max_rate.get(active, 0.0), float(p["new_ml_per_h"]))
     assumed = 0.0
     if active is not None:
         seg = plan.segment(SegmentPhase(active))
         planned = seg.volume_ml if seg is not None else None
-        journaled, t_ck = checkpoint.get(active, (0.0, last_wall))
-        lost_counter = reading.reset or reading.counter_ml + 1e-9 < journaled
+        journaled, counted, t_ck = checkpoint.get(active, (0.0, 0.0, last_wall))
+        # earlier legs of the segment (before a container change cleared the pump's counter)
+        carry = journaled - counted
+        lost_counter = reading.reset or reading.counter_ml + 1e-9 < counted
         if not lost_counter:
-            measured = max(reading.counter_ml, journaled)
+            measured = max(carry + reading.counter_ml, journaled)
             delivered[active] = measured
+            if container_left is not None:
+                container_left -= measured - journaled
             notes.append(
-                f"{active}: pump counter {reading.counter_ml:.3f} mL (journal {journaled:.3f})"
+                f"{active}: pump counter {reading.counter_ml:.3f} mL"
+                f" (+{carry:.3f} before a container change; journal {journaled:.3f})"
             )
         else:
             elapsed_clock_s = max(0.0, now_wall - t_ck) * clock_per_wall(events)
@@ -143,6 +156,8 @@ def plan_resume(
                 worst = min(worst, planned)
             delivered[active] = worst
             assumed = worst - journaled
+            if container_left is not None:
+                container_left -= assumed
             notes.append(
                 f"{active}: the pump was reset and lost its counter; assuming the worst case "
                 f"{worst:.3f} mL ({journaled:.3f} journaled + {assumed:.3f} assumed)"
@@ -179,6 +194,7 @@ def plan_resume(
         assumed_ml=assumed,
         interrupted_phase=active,
         remaining=remaining,
+        container_left_ml=container_left,
         age_s=age_s,
         notes=tuple(notes),
     )

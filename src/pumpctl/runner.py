@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 from pumpctl.clock import Clock, wall_time
 from pumpctl.drivers.base import PumpDriver
@@ -29,6 +29,7 @@ Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 __all__ = [
     "DemoScenario",
     "Operator",
+    "PreparedRun",
     "demo_program",
     "prepare_run",
     "run_on_simulator",
@@ -94,6 +95,16 @@ async def run_plan(
         await asyncio.gather(op_task, return_exceptions=True)
 
 
+class PreparedRun(NamedTuple):
+    """What to run now: the plan (None: nothing remains), the run it continues, notes for the
+    operator, and the container level carried over from that run (None: assume full)."""
+
+    plan: Plan | None
+    resumed_from: str | None
+    notes: list[str]
+    container_left_ml: float | None = None
+
+
 async def prepare_run(
     plan: Plan,
     driver: PumpDriver,
@@ -101,17 +112,16 @@ async def prepare_run(
     *,
     allow_stale: bool = False,
     now_wall: float | None = None,
-) -> tuple[Plan | None, str | None, list[str]]:
+) -> PreparedRun:
     """The plan to run now: the whole plan, or what remains of an interrupted run (SR30).
 
-    Returns (plan or None when nothing remains, the interrupted run id, notes for the operator).
     Raises `ResumeRefused` when resuming needs a person's decision.
     """
     if journal is None:
-        return plan, None, []
+        return PreparedRun(plan, None, [])
     previous = find_interrupted_run(journal, plan)
     if previous is None:
-        return plan, None, []
+        return PreparedRun(plan, None, [])
     reading = await read_pump_after_restart(driver)
     decision = plan_resume(
         journal,
@@ -133,7 +143,7 @@ async def prepare_run(
         f" {decision.age_s:.0f} s ago",
         *decision.notes,
     ]
-    return decision.remaining, previous.run_id, notes
+    return PreparedRun(decision.remaining, previous.run_id, notes, decision.container_left_ml)
 
 
 async def run_on_simulator(

@@ -125,6 +125,8 @@ class Progress(BaseModel):
     total_planned_ml: float | None
     segment_remaining_s: float | None
     alarms: list[str]
+    #: things the operator must know or do that are not alarms (syringe nearly empty, change it)
+    notices: list[str] = Field(default_factory=list)
 
 
 class _Alarm(Exception):
@@ -171,6 +173,11 @@ class _SegmentRun:
     paused_at_s: float | None = None
     last_increase_s: float | None = None
     ended_s: float | None = None
+    #: delivered in earlier legs of this segment (before a container change cleared the counter)
+    carry_ml: float = 0.0
+    #: segment volume at which the pump stops itself (its target), None = runs until stopped
+    stop_at_ml: float | None = None
+    awaiting_change: bool = False
 
 
 class Supervisor:
@@ -186,6 +193,7 @@ class Supervisor:
         journal: Journal | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         resumed_from: str | None = None,
+        container_contents_ml: float | None = None,
     ) -> None:
         """`resumed_from`: the journal run id this run continues (its plan is what remained)."""
         self.driver = driver
@@ -230,6 +238,14 @@ class Supervisor:
         self._rolling = plan.rolling_limits.by_window() if plan.rolling_limits else {}
         self._samples: dict[float, deque[tuple[float, float]]] = {w: deque() for w in self._rolling}
         self._done_ml = 0.0  # delivered by segments already finished
+        # container (syringe or reservoir) contents: assumed full at the start unless told
+        self._capacity_ml = plan.container.capacity_ml
+        self._fill_ml = (
+            container_contents_ml if container_contents_ml is not None else (self._capacity_ml)
+        )
+        self._total_at_fill_ml = 0.0
+        self._warned_near_empty = False
+        self._notices: list[str] = []
 
     # ------------------------------------------------------------------ operator API
 
@@ -276,6 +292,7 @@ class Supervisor:
             total_planned_ml=planned,
             segment_remaining_s=remaining_s,
             alarms=list(self._alarms),
+            notices=list(self._notices),
         )
 
     async def _request(self, kind: str, **args: Any) -> None:
@@ -485,18 +502,7 @@ class Supervisor:
         self._seg = seg
         self._results[segment.phase].started_s = now
         self._journal(EventKind.SEGMENT_START, segment.model_dump(mode="json"))
-        await self._call("clear_counters", self.driver.clear_counters)
-        await self._call(
-            "set_rate",
-            lambda: self.driver.set_rate(segment.rate_ml_per_h, Direction.INFUSE),
-            rate_ml_per_h=segment.rate_ml_per_h,
-        )
-        await self._call(
-            "set_target_volume",
-            lambda: self.driver.set_target_volume(segment.volume_ml),
-            volume_ml=segment.volume_ml,
-        )
-        await self._start_pump(seg)
+        await self._start_leg(seg)
         next_poll = self.clock.now() + self.config.poll_interval_s
         while True:
             req = await self._next_request(next_poll)
@@ -510,6 +516,16 @@ class Supervisor:
                 seg.needs_restart = False
                 self.log.warning("pump.restart_after_unknown_start", phase=segment.phase.value)
                 await self._start_pump(seg)
+            if (
+                seg.stop_at_ml is not None
+                and seg.awaiting_change is False
+                and (
+                    self._container_left_ml(seg) is not None
+                    and seg.delivered_ml >= seg.stop_at_ml - self._resolution_ml
+                    and not seg.pump_running
+                )
+            ):
+                self._container_empty(seg)
         seg.ended_s = self.clock.now()
         result = self._results[segment.phase]
         result.ended_s = seg.ended_s
@@ -523,6 +539,129 @@ class Supervisor:
                 "delivered_ml": seg.delivered_ml,
             },
         )
+
+    async def _start_leg(self, seg: _SegmentRun) -> None:
+        """Counters cleared, rate set, and the pump's own target set to what this leg may deliver:
+        the rest of the segment or the rest of the container, whichever is less. The pump then
+        stops itself exactly when either runs out (a dead controller cannot over-infuse)."""
+        segment = seg.segment
+        await self._call("clear_counters", self.driver.clear_counters)
+        await self._call(
+            "set_rate",
+            lambda: self.driver.set_rate(seg.rate_ml_per_h, Direction.INFUSE),
+            rate_ml_per_h=seg.rate_ml_per_h,
+        )
+        target = self._leg_target(seg)
+        seg.stop_at_ml = None if target is None else seg.carry_ml + target
+        await self._call(
+            "set_target_volume",
+            lambda: self.driver.set_target_volume(target),
+            volume_ml=target,
+            segment_volume_ml=segment.volume_ml,
+        )
+        await self._start_pump(seg)
+
+    def _leg_target(self, seg: _SegmentRun) -> float | None:
+        limits = []
+        remaining = None
+        if seg.segment.volume_ml is not None:
+            remaining = seg.segment.volume_ml - seg.carry_ml
+            limits.append(remaining)
+        left = self._container_left_ml(seg)
+        if left is not None and (remaining is None or left < remaining):
+            # the container runs out first: stop a little short of the plunger bottoming out
+            # (a change should start with the pump stopped at its target, not a stall alarm)
+            reserve = max(0.05, 0.002 * (self._capacity_ml or left))
+            limits.append(left - reserve)
+        if not limits:
+            return None
+        # whole resolution steps, rounded down: a target never asks for more than there is
+        res = self._resolution_ml
+        target = math.floor(min(limits) / res + 1e-9) * res
+        if target < res:
+            raise _Alarm(
+                "container_empty",
+                f"nothing left to deliver from the {self._container_kind()} ({left:.3f} mL left)"
+                if left is not None
+                else "nothing left to deliver",
+            )
+        return round(target, 9)
+
+    def _container_kind(self) -> str:
+        return "syringe" if self.plan.container.inner_diameter_mm is not None else "reservoir"
+
+    def _container_left_ml(self, seg: _SegmentRun | None = None) -> float | None:
+        """What is left in the syringe or reservoir, from what was delivered since it was filled;
+        None when the program gave no capacity."""
+        if self._fill_ml is None:
+            return None
+        total = self._done_ml + (seg.delivered_ml if seg is not None else 0.0)
+        return self._fill_ml - (total - self._total_at_fill_ml)
+
+    def _check_container(self, seg: _SegmentRun) -> None:
+        """SR25: say so before the container runs empty (10 % or 10 min of the current rate)."""
+        left = self._container_left_ml(seg)
+        if left is None or self._warned_near_empty or self._capacity_ml is None:
+            return
+        threshold = max(0.1 * self._capacity_ml, seg.rate_ml_per_h * 600.0 / 3600.0)
+        planned = self.plan.total_volume_ml
+        still_needed = None if planned is None else planned - self._done_ml - seg.delivered_ml
+        if left > threshold or (still_needed is not None and still_needed <= left):
+            return
+        self._warned_near_empty = True
+        notice = f"{self._container_kind()} nearly empty: {max(left, 0.0):.2f} mL left"
+        self._notices.append(notice)
+        self._journal(EventKind.NOTE, {"event": "container_near_empty", "left_ml": left})
+        self.log.warning("container.near_empty", left_ml=round(left, 4))
+
+    def _container_empty(self, seg: _SegmentRun) -> None:
+        """The pump stopped at the end of the container with the segment unfinished."""
+        kind = self._container_kind()
+        if not self.plan.container.changes_allowed:
+            raise _Alarm(
+                "container_empty",
+                f"{kind} empty with {(seg.segment.volume_ml or 0.0) - seg.delivered_ml:.3f} mL of "
+                f"{seg.segment.phase.value} left; the program does not allow changes (SR25)",
+            )
+        now = self.clock.now()
+        seg.awaiting_change = True
+        seg.paused_at_s = now
+        seg.pump_running = False
+        notice = (
+            f"{kind} change needed: confirm with container_changed (pumpctl ctl syringe-changed)"
+        )
+        self._notices.append(notice)
+        self._journal(EventKind.NOTE, {"event": "container_change_needed", "kind": kind})
+        self.log.warning("container.change_needed", kind=kind)
+        self._fire(Trigger.PAUSE, reason=f"{kind} change")
+
+    async def _do_container_changed(self, seg: _SegmentRun, args: dict[str, Any]) -> None:
+        if not seg.awaiting_change:
+            raise SupervisorError("no container change is pending")
+        volume = args.get("volume_ml")
+        fill = float(volume) if volume is not None else self._capacity_ml
+        if fill is None or fill <= 0:
+            raise SupervisorError("give the new container's volume in mL")
+        total = self._done_ml + seg.delivered_ml
+        self._journal(
+            EventKind.NOTE,
+            {"event": "container_changed", "fill_ml": fill, "delivered_before_ml": total, **args},
+        )
+        self._fill_ml, self._total_at_fill_ml = fill, total
+        self._warned_near_empty = False
+        self._notices = [n for n in self._notices if "change needed" not in n and "nearly" not in n]
+        seg.carry_ml = seg.delivered_ml
+        seg.awaiting_change = False
+        seg.paused_at_s = None
+        seg.last_accrual_s = self.clock.now()
+        self._fire(Trigger.RESUME, **args)
+        await self._start_leg(seg)
+
+    async def container_changed(
+        self, *, volume_ml: float | None = None, who: str = "operator"
+    ) -> None:
+        """The operator confirms a full new syringe/reservoir is in place (default: capacity)."""
+        await self._request("container_changed", volume_ml=volume_ml, who=who)
 
     async def _start_pump(self, seg: _SegmentRun) -> None:
         try:
@@ -593,7 +732,7 @@ class Supervisor:
         if seg.pump_running and seg.paused_at_s is None:
             seg.expected_ml += seg.rate_ml_per_h * (now - seg.last_accrual_s) / 3600.0
         seg.last_accrual_s = now
-        seg.delivered_ml = delivered.net_ml
+        seg.delivered_ml = seg.carry_ml + delivered.net_ml
         self._results[seg.segment.phase].delivered_ml = seg.delivered_ml
         target = seg.segment.volume_ml
         if target is not None and seg.delivered_ml > target + self._resolution_ml:
@@ -602,7 +741,8 @@ class Supervisor:
                 f"{seg.segment.phase.value}: pump counter {seg.delivered_ml} mL"
                 f" > planned {target} mL",
             )
-        expected = min(seg.expected_ml, target) if target is not None else seg.expected_ml
+        stop_at = seg.stop_at_ml
+        expected = min(seg.expected_ml, stop_at) if stop_at is not None else seg.expected_ml
         running_h = expected / seg.rate_ml_per_h if seg.rate_ml_per_h > 0 else 0.0
         tolerance = (
             self.config.deviation_floor_ml
@@ -620,6 +760,7 @@ class Supervisor:
                 f"expected {expected:.4f} ± {tolerance:.4f} mL",
             )
         self._check_rolling_totals(now, self._done_ml + seg.delivered_ml)
+        self._check_container(seg)
         self._checkpoint(seg)
         self._emit_progress()
         if seg.paused_at_s is not None:
@@ -629,9 +770,11 @@ class Supervisor:
         if status.state is PumpState.RUNNING:
             seg.pending_start = False
             return False
-        if target is not None and seg.delivered_ml >= target - self._resolution_ml:
+        if stop_at is not None and seg.delivered_ml >= stop_at - self._resolution_ml:
             seg.pump_running = False
-            return True  # the pump reached its target and stopped by itself
+            # the pump reached its target and stopped by itself: the segment is done, or the
+            # container is empty (the caller sees stop_at < segment volume)
+            return target is not None and seg.delivered_ml >= target - self._resolution_ml
         if seg.pending_start and seg.delivered_ml <= self._resolution_ml:
             # SR21: the state was re-read and the RUN provably did not execute: send it again
             seg.needs_restart = True
@@ -677,6 +820,8 @@ class Supervisor:
                 await self._do_resume(seg, req.args)
             elif req.kind == "titrate":
                 await self._do_titrate(seg, req.args)
+            elif req.kind == "container_changed":
+                await self._do_container_changed(seg, req.args)
             else:  # pragma: no cover - internal misuse
                 raise SupervisorError(f"unknown request {req.kind}")
         except SupervisorError as exc:
@@ -703,6 +848,8 @@ class Supervisor:
     async def _do_resume(self, seg: _SegmentRun, args: dict[str, Any]) -> None:
         if not self.machine.may(Trigger.RESUME):
             raise SupervisorError(f"cannot resume in phase {self.machine.phase.value}")
+        if seg.awaiting_change:
+            raise SupervisorError("confirm the container change first (container_changed)")
         await self._call("start", self.driver.start, **args)
         seg.paused_at_s = None
         seg.last_accrual_s = self.clock.now()
@@ -906,7 +1053,8 @@ class Supervisor:
             {
                 "phase": seg.segment.phase.value,
                 "delivered_ml": seg.delivered_ml,
-                "pump_counter_ml": seg.delivered_ml,
+                "pump_counter_ml": seg.delivered_ml - seg.carry_ml,
+                "container_left_ml": self._container_left_ml(seg),
                 "expected_ml": seg.expected_ml,
                 "rate_ml_per_h": seg.rate_ml_per_h,
             },

@@ -1,0 +1,73 @@
+"""Programs that need more than one syringe (issue: container capacity; SR25)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pumpctl.clock import Clock
+from pumpctl.machine import Phase
+from pumpctl.plan import ContainerSpec, SegmentPhase
+from pumpctl.runner import run_on_simulator
+from pumpctl.simulator.server import build_emulation
+from pumpctl.supervisor import Outcome, Supervisor, SupervisorError
+
+from .conftest import make_plan, run_virtual, segment
+
+RES = 0.001
+
+
+def test_SR25_syringe_change_warns_pauses_and_continues_after_confirmation() -> None:
+    base = make_plan(segment(SegmentPhase.MAINTENANCE, 30.0, 100.0))  # 100 mL from 60 mL syringes
+    plan = base.model_copy(
+        update={
+            "container": ContainerSpec(
+                inner_diameter_mm=26.7, capacity_ml=60.0, changes_allowed=True
+            )
+        }
+    )
+    emu = build_emulation("ne1000", [0])
+    seen: dict[str, object] = {}
+
+    async def nurse(sup: Supervisor, clock: Clock) -> None:
+        while not sup.progress().notices:
+            await clock.sleep(10.0)
+        seen["warning"] = list(sup.progress().notices)
+        seen["warned_at_ml"] = sup.progress().total_delivered_ml
+        while "change needed" not in " ".join(sup.progress().notices):
+            await clock.sleep(10.0)
+        seen["phase_at_empty"] = sup.phase
+        seen["delivered_at_empty"] = sup.progress().total_delivered_ml
+        with pytest.raises(SupervisorError, match="container change first"):
+            await sup.resume()
+        await clock.sleep(300.0)  # five minutes to change the syringe
+        emu.load_syringe(0, 26.7, 60.0, 60.0)  # type: ignore[attr-defined]
+        await sup.container_changed(who="nurse")
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock, emulation=emu, operator=nurse)
+
+    result, truth = run_virtual(main)
+    assert result.outcome is Outcome.COMPLETED
+    assert result.delivered_ml == pytest.approx(100.0, abs=2 * RES)
+    assert truth.delivered_ml == pytest.approx(100.0, abs=3 * RES)
+    assert "nearly empty" in str(seen["warning"])
+    assert float(seen["warned_at_ml"]) == pytest.approx(54.0, abs=0.1)  # 10 % of 60 mL left
+    assert seen["phase_at_empty"] is Phase.PAUSED
+    # the pump stopped itself a 0.12 mL reserve short of the plunger bottoming out (0.2 %)
+    assert float(seen["delivered_at_empty"]) == pytest.approx(60.0 - 0.12, abs=RES)
+
+
+def test_SR25_empty_container_without_changes_is_an_alarm_before_the_syringe_stalls() -> None:
+    base = make_plan(segment(SegmentPhase.MAINTENANCE, 30.0, 80.0))
+    plan = base.model_copy(
+        update={"container": ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0)}
+    )
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock)
+
+    result, truth = run_virtual(main)
+    assert (result.outcome, result.alarm) == (Outcome.ALARM, "container_empty")
+    assert truth.running is False
+    assert truth.alarm != "stall"  # the controller stopped it, not the end of travel
+    assert truth.delivered_ml == pytest.approx(60.0 - 0.12, abs=RES)
