@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 
 from pumpctl.clock import Clock
@@ -71,3 +74,43 @@ def test_SR25_empty_container_without_changes_is_an_alarm_before_the_syringe_sta
     assert truth.running is False
     assert truth.alarm != "stall"  # the controller stopped it, not the end of travel
     assert truth.delivered_ml == pytest.approx(60.0 - 0.12, abs=RES)
+
+
+async def test_syringe_changed_reaches_the_supervisor_over_the_control_socket(
+    tmp_path: Path,
+) -> None:
+    from pumpctl.control import ControlServer, send_request
+    from pumpctl.supervisor import Progress
+
+    class Sup:
+        """Stands in for a running supervisor: records the confirmation it receives."""
+
+        confirmed_by: str | None = None
+        driver = SimpleNamespace(pump_id="ne1000-0")
+        plan = SimpleNamespace(program="crps")
+
+        async def container_changed(self, *, volume_ml: float | None = None, who: str) -> None:
+            self.confirmed_by = who
+
+        def progress(self) -> Progress:
+            return Progress(
+                clock_s=0.0,
+                phase="maintenance",
+                segment=None,
+                rate_ml_per_h=7.0,
+                dose_rate=None,
+                dose_rate_unit=None,
+                segment_delivered_ml=0.0,
+                segment_planned_ml=None,
+                total_delivered_ml=60.0,
+                total_planned_ml=100.0,
+                segment_remaining_s=None,
+                alarms=[],
+            )
+
+    sup = Sup()
+    path = tmp_path / "run.ctl"
+    async with ControlServer(sup, path, rate_parser=float):  # type: ignore[arg-type]
+        reply = await send_request(path, {"op": "syringe-changed", "who": "nurse"}, 10.0)
+    assert reply["ok"] is True
+    assert sup.confirmed_by == "nurse"

@@ -425,7 +425,10 @@ def run(
     type=click.Path(dir_okay=False, path_type=Path),
     help="the --journal of the running `pumpctl run`",
 )
-@click.argument("op", type=click.Choice(["status", "titrate", "pause", "resume", "stop"]))
+@click.argument(
+    "op",
+    type=click.Choice(["status", "titrate", "pause", "resume", "stop", "syringe-changed"]),
+)
 @click.argument("rate", required=False)
 @click.option("--reason", default="", help="why (required for titrate; journaled with who)")
 @click.option("--who", default=None, help="who asks (default: your user name)")

@@ -68,7 +68,7 @@ CTL_OK = 0
 CTL_REFUSED = 1  # the run answered and refused (wrong phase, titration limit, bad rate...)
 CTL_UNREACHABLE = 3  # no run listening, no reply, or the socket cannot be trusted
 
-OPS = ("status", "titrate", "pause", "resume", "stop")
+OPS = ("status", "titrate", "pause", "resume", "stop", "syringe-changed")
 
 RateParser = Callable[[str], float]
 
@@ -82,7 +82,7 @@ class ControlRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    op: Literal["status", "titrate", "pause", "resume", "stop"]
+    op: Literal["status", "titrate", "pause", "resume", "stop", "syringe-changed"]
     reason: str = Field(default="", max_length=1000)
     who: str | None = Field(default=None, max_length=200)
     #: with units, as the operator typed it ("0.3 mg/kg/h"); a bare number is ambiguous
@@ -407,6 +407,8 @@ class ControlServer:
                     await asyncio.shield(sup.resume(who=who))
                 elif request.op == "stop":
                     await asyncio.shield(sup.stop(reason=reason, who=who))
+                elif request.op == "syringe-changed":
+                    await asyncio.shield(sup.container_changed(who=who))
                 elif request.op == "titrate":
                     assert request.rate is not None
                     rate_ml_per_h = self._parse_rate(request.rate)
@@ -561,6 +563,7 @@ def format_reply(op: str, reply: Mapping[str, Any]) -> tuple[int, str]:
         "pause": "paused",
         "resume": "resumed",
         "stop": "stop accepted: the run is stopping the pump",
+        "syringe-changed": "container change confirmed: the infusion continues",
     }.get(op, op)
     return CTL_OK, (f"{done}\n" if done else "") + _format_progress(progress)
 
