@@ -719,8 +719,11 @@ class Supervisor:
         except PumpError as exc:
             raise _Alarm("pump_error", str(exc)) from exc
         self._missed_polls = 0
-        self._last_reply_s = now
-        return self._reconcile(seg, status, delivered, now)
+        # the counter was read when the reply came back, not when the poll began: on a rig
+        # running 1000x faster than real time a 10 ms reply is 10 s of pumping
+        replied = self.clock.now()
+        self._last_reply_s = replied
+        return self._reconcile(seg, status, delivered, replied)
 
     def _reconcile(
         self, seg: _SegmentRun, status: PumpStatus, delivered: DeliveredVolume, now: float
