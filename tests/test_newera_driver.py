@@ -448,3 +448,15 @@ def test_open_transport_defaults_to_the_model_baud() -> None:
     t = open_transport("loop://", baudrate=None, clock=clock, model="ne1000")
     assert isinstance(t, SerialTransport) and t.baudrate == 19200 and not t.is_open
     assert open_transport("loop://", baudrate=9600, clock=clock).baudrate == 9600
+
+
+async def test_read_poll_is_one_dis_exchange_with_status_and_volumes() -> None:
+    driver, t = await opened(
+        (b"0DIS\r", basic("00II3.500W0.000ML")),  # infusing, 3.5 mL so far
+        (b"0DIS\r", basic("00A?S")),  # stalled: the alarm is the status, no volumes to act on
+    )
+    status, delivered = await driver.read_poll()
+    assert status.state is PumpState.RUNNING and delivered.infused_ml == 3.5
+    status, _ = await driver.read_poll()
+    assert status.state is PumpState.ALARM and status.alarm is AlarmReason.STALL
+    t.done()

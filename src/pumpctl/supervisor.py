@@ -694,8 +694,7 @@ class Supervisor:
         """One status + volume poll. Returns True when the segment is complete."""
         now = self.clock.now()
         try:
-            status = await self.driver.read_status()
-            delivered = await self.driver.read_delivered()
+            status, delivered = await self.driver.read_poll()
         except PumpAlarm as exc:
             raise _Alarm(exc.reason.value, str(exc)) from exc
         except (PumpTimeout, ProtocolError) as exc:

@@ -263,6 +263,11 @@ class PumpDriver(ABC):
     @abstractmethod
     async def clear_counters(self) -> None: ...
 
+    async def read_poll(self) -> tuple[PumpStatus, DeliveredVolume]:
+        """Status and counters for one supervisor poll, in as few exchanges as the protocol
+        allows (families whose volume reply also carries the status override this)."""
+        return await self.read_status(), await self.read_delivered()
+
     async def enable_link_watchdog(self, timeout_s: float) -> None:
         """Make the pump stop by itself when the controller goes silent (SR19)."""
         raise UnsupportedError(f"{self.family} has no link watchdog")

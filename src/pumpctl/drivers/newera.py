@@ -592,6 +592,16 @@ class NE1000Driver(PumpDriver):
         """`DIS` -> infused and withdrawn volume in mL."""
         return parse_dispensed((await self._send("DIS", query=True)).data)
 
+    async def read_poll(self) -> tuple[PumpStatus, DeliveredVolume]:
+        """One `DIS` exchange: its reply carries the status character as well as the volumes
+        (an alarm reply carries no volumes: the status says alarm and the counters read 0,
+        which the supervisor never reaches because it acts on the alarm first)."""
+        reply = await self._send("DIS", query=True, alarms=False)
+        status = _to_status(reply)
+        if status.alarm is not None:
+            return status, DeliveredVolume(infused_ml=0.0)
+        return status, parse_dispensed(reply.data)
+
     async def clear_counters(self) -> None:
         await self._send("CLDINF")
         await self._send("CLDWDR")
