@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -44,7 +42,9 @@ from pumpctl.drivers.base import (
 from pumpctl.journal import EventKind, Journal, RunStatus
 from pumpctl.log import get_logger
 from pumpctl.machine import InfusionMachine, Phase, TransitionRecord, Trigger
+from pumpctl.outcome import Outcome, PhaseResult, Progress, RunResult
 from pumpctl.plan import Plan, Segment, SegmentPhase
+from pumpctl.rolling import RollingTotals
 
 __all__ = [
     "Outcome",
@@ -79,54 +79,6 @@ class SupervisorConfig(BaseModel):
     stop_retry_interval_s: float = Field(default=0.5, gt=0)
     #: journal a delivered-volume checkpoint at least this often (clock seconds)
     checkpoint_interval_s: float = Field(default=60.0, gt=0)
-
-
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    ALARM = "alarm"
-    #: alarm, and the pump never confirmed it stopped: someone must go and look
-    UNCONFIRMED = "unconfirmed"
-
-
-class PhaseResult(BaseModel):
-    phase: SegmentPhase
-    planned_ml: float | None
-    delivered_ml: float
-    rate_ml_per_h: float
-    started_s: float | None = None
-    ended_s: float | None = None
-
-
-class RunResult(BaseModel):
-    outcome: Outcome
-    alarm: str | None = None
-    phases: list[PhaseResult]
-    started_s: float
-    ended_s: float
-
-    @property
-    def delivered_ml(self) -> float:
-        return sum(p.delivered_ml for p in self.phases)
-
-
-class Progress(BaseModel):
-    """Everything an operator needs at a glance (SR34)."""
-
-    clock_s: float
-    phase: str
-    segment: SegmentPhase | None
-    rate_ml_per_h: float
-    dose_rate: float | None
-    dose_rate_unit: str | None
-    segment_delivered_ml: float
-    segment_planned_ml: float | None
-    total_delivered_ml: float
-    total_planned_ml: float | None
-    segment_remaining_s: float | None
-    alarms: list[str]
-    #: things the operator must know or do that are not alarms (syringe nearly empty, change it)
-    notices: list[str] = Field(default_factory=list)
 
 
 class _Alarm(Exception):
@@ -235,8 +187,10 @@ class Supervisor:
         self._started = False
         self._ended = False
         # SR08: (clock s, total mL delivered so far) samples for the rolling-window totals
-        self._rolling = plan.rolling_limits.by_window() if plan.rolling_limits else {}
-        self._samples: dict[float, deque[tuple[float, float]]] = {w: deque() for w in self._rolling}
+        self._rolling = RollingTotals(
+            plan.rolling_limits.by_window() if plan.rolling_limits else {},
+            tolerance_ml=driver.capabilities.volume_resolution_ml,
+        )
         self._done_ml = 0.0  # delivered by segments already finished
         # container (syringe or reservoir) contents: assumed full at the start unless told
         self._capacity_ml = plan.container.capacity_ml
@@ -787,25 +741,15 @@ class Supervisor:
         )
 
     def _check_rolling_totals(self, now: float, total_ml: float) -> None:
-        """SR08: drug delivered in any 1 h / 4 h / 24 h window must stay under the library max.
-
-        The window total is measured from the last sample at or before the window start, so it
-        can only over-estimate (by at most one poll's volume): the check errs towards stopping.
-        """
-        for window_s, max_ml in self._rolling.items():
-            samples = self._samples[window_s]
-            samples.append((now, total_ml))
-            # keep exactly one sample at or before the window start (amortised O(1) per poll)
-            while len(samples) > 1 and samples[1][0] <= now - window_s:
-                samples.popleft()
-            first_t, first_total = samples[0]
-            start_total = first_total if first_t <= now - window_s else 0.0
-            if total_ml - start_total > max_ml + self._resolution_ml:
-                raise _Alarm(
-                    "rolling_limit",
-                    f"{total_ml - start_total:.3f} mL delivered in the last "
-                    f"{window_s / 3600:g} h exceeds the library maximum {max_ml:.3f} mL",
-                )
+        """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
+        excess = self._rolling.add(now, total_ml)
+        if excess is not None:
+            window_s, in_window_ml, max_ml = excess
+            raise _Alarm(
+                "rolling_limit",
+                f"{in_window_ml:.3f} mL delivered in the last {window_s / 3600:g} h exceeds "
+                f"the library maximum {max_ml:.3f} mL",
+            )
 
     # ------------------------------------------------------------------ operator requests
 

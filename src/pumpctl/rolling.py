@@ -1,0 +1,44 @@
+"""Rolling-window delivered totals (SR08): how much went in during any last 1 h, 4 h, 24 h.
+
+Pure bookkeeping on (time, cumulative total) samples, one deque per window holding exactly one
+sample at or before the window's start, so each new sample costs amortised O(1) however long the
+run. The window total is measured from that sample, so it can only over-estimate (by at most one
+sample interval's volume): the check errs towards stopping.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+__all__ = ["RollingTotals"]
+
+
+class RollingTotals:
+    def __init__(self, max_ml_by_window_s: Mapping[float, float], *, tolerance_ml: float) -> None:
+        self.limits = dict(max_ml_by_window_s)
+        self.tolerance_ml = tolerance_ml
+        self._samples: dict[float, deque[tuple[float, float]]] = {w: deque() for w in self.limits}
+
+    def add(self, now_s: float, total_ml: float) -> tuple[float, float, float] | None:
+        """Record the cumulative total at `now_s`; returns (window s, mL in it, max mL) for the
+        first window whose maximum is exceeded (beyond the tolerance), else None."""
+        for window_s, max_ml in self.limits.items():
+            samples = self._samples[window_s]
+            samples.append((now_s, total_ml))
+            while len(samples) > 1 and samples[1][0] <= now_s - window_s:
+                samples.popleft()
+            first_t, first_total = samples[0]
+            in_window = total_ml - (first_total if first_t <= now_s - window_s else 0.0)
+            if in_window > max_ml + self.tolerance_ml:
+                return window_s, in_window, max_ml
+        return None
+
+    def in_window_ml(self, window_s: float) -> float:
+        """Delivered in the last `window_s` as of the latest sample (0 before any sample)."""
+        samples = self._samples.get(window_s)
+        if not samples:
+            return 0.0
+        now_s, total = samples[-1]
+        first_t, first_total = samples[0]
+        return total - (first_total if first_t <= now_s - window_s else 0.0)
