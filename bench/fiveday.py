@@ -127,20 +127,20 @@ def run_five_day(plan: Plan | None = None) -> FiveDayRun:
 
     def instrument(driver: PumpDriver) -> None:
         clear = driver.clear_counters
-        read_status = driver.read_status
+        read_poll = driver.read_poll
 
         async def clear_counters() -> None:
             marks.append(truth())
             await clear()
 
-        async def counted_status() -> Any:
+        async def counted_poll() -> Any:
             polls[0] += 1
             if clock_box[0].now() >= (len(day_walls) + 1) * DAY_S:
                 day_walls.append(wall_monotonic())
-            return await read_status()
+            return await read_poll()
 
         driver.clear_counters = clear_counters  # type: ignore[method-assign]
-        driver.read_status = counted_status  # type: ignore[method-assign]
+        driver.read_poll = counted_poll  # type: ignore[method-assign]
 
     async def main(clock: Clock) -> RunResult:
         clock_box.append(clock)

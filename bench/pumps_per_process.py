@@ -3,7 +3,7 @@
 Each pump gets its own `NE1000Emulation`, `InMemoryTransport`, `NE1000Driver` and `Supervisor`
 (a long maintenance infusion), all on one event loop on a `RealClock`; supervisor starts are
 spread evenly over one poll interval, as a deployment would stagger them. From outside:
-- every driver's `read_status` is wrapped to record `clock.now()` when a poll begins; the
+- every driver's `read_poll` is wrapped to record `clock.now()` when a poll begins; the
   supervisor schedules the next poll one interval after the previous one began, so a poll's
   lateness is `t_k - (t_{k-1} + interval)`;
 - the emulations share the process, so their CPU is accounted separately (each `feed`, `read`
@@ -88,13 +88,13 @@ async def _measure(
     tasks: list[asyncio.Task[Any]] = []
 
     def record(i: int, driver: NE1000Driver) -> None:
-        inner = driver.read_status
+        inner = driver.read_poll
 
-        async def read_status() -> Any:
+        async def read_poll() -> Any:
             polls[i].append(clock.now())
             return await inner()
 
-        driver.read_status = read_status  # type: ignore[method-assign]
+        driver.read_poll = read_poll  # type: ignore[method-assign]
 
     async def one(i: int) -> None:
         await clock.sleep(i * interval / n)

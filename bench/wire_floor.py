@@ -1,8 +1,8 @@
 """Benchmark 2, wire floor: status+volume polls per second over a pty vs bytes on the wire.
 
 An NE-1000 emulation is served on a pty by a helper process (`bench._pty_sim`); the real
-`NE1000Driver` on a `SerialTransport` polls it (`read_status` then `read_delivered`, safe mode
-with the link watchdog, as the supervisor does) as fast as it can. Every frame both ways is
+`NE1000Driver` on a `SerialTransport` polls it (`read_poll`: one `DIS` exchange, safe mode with
+the link watchdog, as the supervisor does) as fast as it can. Every frame both ways is
 counted, so the theoretical maximum is `(baud / 10) / bytes_per_poll` polls/s (8N1: 10 bits a
 byte, no turnaround time). Judged by achieved / theoretical at 9600 and 19200 baud with the
 emulation pacing its output at that baud; target >= 95 %. Unpaced, the median and p99 latency of
@@ -65,8 +65,7 @@ async def _poll_loop(path: str, baud: int, polls: int, rounds: int) -> dict[str,
             transport.latencies_s.clear()
             t0 = wall_monotonic()
             for _ in range(polls):
-                await driver.read_status()
-                await driver.read_delivered()
+                await driver.read_poll()
             elapsed = wall_monotonic() - t0
             rates.append(polls / elapsed)
             bytes_per_poll = transport.bytes / polls
@@ -95,8 +94,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     polls, rounds = (20, 1) if quick else (300, 3)
     unpaced, _ = _measure(None, polls * 3, rounds)
     out: dict[str, Any] = {
-        "what": "NE1000Driver (safe mode) on SerialTransport polling read_status + "
-        "read_delivered back to back against NE1000Emulation on a pty served by another process",
+        "what": "NE1000Driver (safe mode) on SerialTransport polling read_poll (one DIS exchange) "
+        "back to back against NE1000Emulation on a pty served by another process",
         "judged_by": "achieved polls/s / ((baud/10) / bytes per poll), emulation pacing its "
         "output at the baud",
         "quick": quick,

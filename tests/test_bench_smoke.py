@@ -88,7 +88,7 @@ def test_wire_floor_shape(results: dict[str, Any]) -> None:
             assert entry["fraction_of_wire_limit"] is None
             assert entry["why_not_measured"]
     # safe mode, stopped pump: `0` (6 bytes) -> `00S` (8), `0DIS` (9) -> `00SI0.000W0.000ML` (22)
-    assert res["unpaced"]["bytes_per_poll"] == 45.0
+    assert res["unpaced"]["bytes_per_poll"] == 31.0  # one safe-mode DIS exchange: 9 + 22 bytes
 
 
 def test_pumps_per_process_shape(results: dict[str, Any]) -> None:

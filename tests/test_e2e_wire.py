@@ -238,3 +238,22 @@ def test_pumpctl_run_completes_the_acute_program_against_pumpctl_simulate(tmp_pa
         assert "program acute-pain-70kg: completed" in run.stdout
         snap = wait_for_state(state, lambda s: s["running"] is False)
         assert float(snap["delivered_ml"]) == pytest.approx(40.75, abs=0.003)  # type: ignore[arg-type]
+
+
+def test_baud_mismatch_is_a_timeout_naming_port_and_baud(tmp_path: Path) -> None:
+    """The emulated pump listens at 19200; a controller set to 9600 hears only garbage, as it
+    would from a real pump, and says so in terms a person can act on."""
+    from pumpctl.drivers.base import PumpTimeout
+
+    state = tmp_path / "state.json"
+    with simulator(state=state) as (line, _):
+        port = line.removeprefix("PTY=")
+
+        async def main(clock: Clock) -> None:
+            driver = NE1000Driver(SerialTransport(port, baudrate=9600, clock=clock))
+            driver.reply_timeout_s = 0.3
+            with pytest.raises(PumpTimeout) as info:
+                await driver.open()
+            assert port in str(info.value) and "9600" in str(info.value)
+
+        run_async(main)
