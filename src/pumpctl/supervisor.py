@@ -26,6 +26,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from pumpctl.clock import Clock
+from pumpctl.container import ContainerLevel
 from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
@@ -193,12 +194,11 @@ class Supervisor:
         )
         self._done_ml = 0.0  # delivered by segments already finished
         # container (syringe or reservoir) contents: assumed full at the start unless told
-        self._capacity_ml = plan.container.capacity_ml
-        self._fill_ml = (
-            container_contents_ml if container_contents_ml is not None else (self._capacity_ml)
+        self._container = ContainerLevel(
+            plan.container.capacity_ml,
+            "syringe" if plan.container.inner_diameter_mm is not None else "reservoir",
+            container_contents_ml,
         )
-        self._total_at_fill_ml = 0.0
-        self._warned_near_empty = False
         self._notices: list[str] = []
 
     # ------------------------------------------------------------------ operator API
@@ -525,8 +525,7 @@ class Supervisor:
         if left is not None and (remaining is None or left < remaining):
             # the container runs out first: stop a little short of the plunger bottoming out
             # (a change should start with the pump stopped at its target, not a stall alarm)
-            reserve = max(0.05, 0.002 * (self._capacity_ml or left))
-            limits.append(left - reserve)
+            limits.append(left - self._container.reserve_ml())
         if not limits:
             return None
         # whole resolution steps, rounded down: a target never asks for more than there is
@@ -535,42 +534,31 @@ class Supervisor:
         if target < res:
             raise _Alarm(
                 "container_empty",
-                f"nothing left to deliver from the {self._container_kind()} ({left:.3f} mL left)"
+                f"nothing left to deliver from the {self._container.kind} ({left:.3f} mL left)"
                 if left is not None
                 else "nothing left to deliver",
             )
         return round(target, 9)
 
-    def _container_kind(self) -> str:
-        return "syringe" if self.plan.container.inner_diameter_mm is not None else "reservoir"
-
     def _container_left_ml(self, seg: _SegmentRun | None = None) -> float | None:
-        """What is left in the syringe or reservoir, from what was delivered since it was filled;
-        None when the program gave no capacity."""
-        if self._fill_ml is None:
-            return None
-        total = self._done_ml + (seg.delivered_ml if seg is not None else 0.0)
-        return self._fill_ml - (total - self._total_at_fill_ml)
+        return self._container.left_ml(self._done_ml + (seg.delivered_ml if seg else 0.0))
 
     def _check_container(self, seg: _SegmentRun) -> None:
-        """SR25: say so before the container runs empty (10 % or 10 min of the current rate)."""
-        left = self._container_left_ml(seg)
-        if left is None or self._warned_near_empty or self._capacity_ml is None:
-            return
-        threshold = max(0.1 * self._capacity_ml, seg.rate_ml_per_h * 600.0 / 3600.0)
+        """SR25: say so before the container runs empty."""
+        total = self._done_ml + seg.delivered_ml
         planned = self.plan.total_volume_ml
-        still_needed = None if planned is None else planned - self._done_ml - seg.delivered_ml
-        if left > threshold or (still_needed is not None and still_needed <= left):
+        still_needed = None if planned is None else planned - total
+        left = self._container.needs_warning(total, seg.rate_ml_per_h, still_needed)
+        if left is None:
             return
-        self._warned_near_empty = True
-        notice = f"{self._container_kind()} nearly empty: {max(left, 0.0):.2f} mL left"
+        notice = f"{self._container.kind} nearly empty: {max(left, 0.0):.2f} mL left"
         self._notices.append(notice)
         self._journal(EventKind.NOTE, {"event": "container_near_empty", "left_ml": left})
         self.log.warning("container.near_empty", left_ml=round(left, 4))
 
     def _container_empty(self, seg: _SegmentRun) -> None:
         """The pump stopped at the end of the container with the segment unfinished."""
-        kind = self._container_kind()
+        kind = self._container.kind
         if not self.plan.container.changes_allowed:
             raise _Alarm(
                 "container_empty",
@@ -593,7 +581,7 @@ class Supervisor:
         if not seg.awaiting_change:
             raise SupervisorError("no container change is pending")
         volume = args.get("volume_ml")
-        fill = float(volume) if volume is not None else self._capacity_ml
+        fill = float(volume) if volume is not None else self._container.capacity_ml
         if fill is None or fill <= 0:
             raise SupervisorError("give the new container's volume in mL")
         total = self._done_ml + seg.delivered_ml
@@ -601,8 +589,7 @@ class Supervisor:
             EventKind.NOTE,
             {"event": "container_changed", "fill_ml": fill, "delivered_before_ml": total, **args},
         )
-        self._fill_ml, self._total_at_fill_ml = fill, total
-        self._warned_near_empty = False
+        self._container.refilled(fill, total)
         self._notices = [n for n in self._notices if "change needed" not in n and "nearly" not in n]
         seg.carry_ml = seg.delivered_ml
         seg.awaiting_change = False
