@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import deque
 
 import pytest
 from hypothesis import given
@@ -15,7 +14,6 @@ from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
     Direction,
-    FrameLength,
     ProtocolError,
     PumpAlarm,
     PumpError,
@@ -37,10 +35,10 @@ from pumpctl.drivers.harvard_elite import (
     parse_volume,
     status_for_prompt,
 )
-from pumpctl.drivers.transport import Transport
 from pumpctl.plan import ContainerSpec
 
-Step = tuple[bytes, bytes | PumpError]
+from . import scripted
+from .scripted import Step
 
 
 def line(body: str = "", prompt: str = ":", address: int = 0) -> bytes:
@@ -230,44 +228,12 @@ def test_fuzz_rate_format_round_trips(rate: float) -> None:
 # --------------------------------------------------------------------------- driver
 
 
-class ScriptedTransport(Transport):
-    """Asserts every request against the script and answers with the scripted reply, framed by
-    the driver's own framer (a framer that would cut the reply short fails the test)."""
+class ScriptedTransport(scripted.ScriptedTransport):
+    """The shared scripted fake with Harvard Elite framing."""
 
     name = "fake://elite"
     baudrate = 115200
-
-    def __init__(self, *steps: Step) -> None:
-        self.script: deque[Step] = deque(steps)
-        self.sent: list[bytes] = []
-        self.opened = False
-
-    def expect(self, *steps: Step) -> None:
-        self.script.extend(steps)
-
-    async def open(self) -> None:
-        self.opened = True
-
-    async def close(self) -> None:
-        self.opened = False
-
-    async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
-        self.sent.append(request)
-        assert self.script, f"unexpected request {request!r}"
-        expected, reply = self.script.popleft()
-        assert request == expected
-        if isinstance(reply, PumpError):
-            raise reply
-        assert frame_length(reply + b"\n99:\r\n") == len(reply)
-        for cut in range(1, len(reply)):
-            assert frame_length(reply[:cut]) is None, "framer completed a partial reply"
-        return reply
-
-    async def send(self, data: bytes) -> None:
-        raise AssertionError("the Elite driver never sends without a reply")
-
-    def done(self) -> None:
-        assert not self.script, f"unused script steps: {list(self.script)}"
+    trailing = b"\n99:\r\n"
 
 
 IW = "11 ELITE I/W Single 3.0.4"

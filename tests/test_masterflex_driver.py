@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections import deque
 
 import pytest
 from hypothesis import given
@@ -42,7 +41,8 @@ from pumpctl.drivers.masterflex import (
 from pumpctl.drivers.transport import Transport
 from pumpctl.plan import ContainerSpec
 
-Step = tuple[bytes, bytes | PumpError]
+from . import scripted
+from .scripted import Step
 
 ACK = b"\x06"
 NAK = b"\x15"
@@ -62,43 +62,11 @@ def timeout() -> PumpTimeout:
     return PumpTimeout("no complete reply on fake at 4800 baud")
 
 
-class ScriptedTransport(Transport):
-    """Asserts every request against the script and answers with the scripted reply, framed by
-    the driver's own framer (so a framer that would cut the reply short fails the test)."""
+class ScriptedTransport(scripted.ScriptedTransport):
+    """The shared scripted fake with Masterflex framing."""
 
     name = "fake://masterflex"
-
-    def __init__(self, *steps: Step) -> None:
-        self.script: deque[Step] = deque(steps)
-        self.sent: list[bytes] = []
-        self.opened = False
-
-    def expect(self, *steps: Step) -> None:
-        self.script.extend(steps)
-
-    async def open(self) -> None:
-        self.opened = True
-
-    async def close(self) -> None:
-        self.opened = False
-
-    async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
-        self.sent.append(request)
-        assert self.script, f"unexpected request {request!r}"
-        expected, reply = self.script.popleft()
-        assert request == expected
-        if isinstance(reply, PumpError):
-            raise reply
-        assert frame_length(reply + b"\x02trailing\r") == len(reply)
-        for cut in range(1, len(reply)):
-            assert frame_length(reply[:cut]) is None, "framer completed a partial reply"
-        return reply
-
-    async def send(self, data: bytes) -> None:
-        raise AssertionError("the Masterflex driver never sends without a reply")
-
-    def done(self) -> None:
-        assert not self.script, f"unused script steps: {list(self.script)}"
+    trailing = b"\x02trailing\r"
 
 
 OPEN: tuple[Step, ...] = ((ENQ, data("P01")), (cmd(""), ACK), (cmd("R"), ACK))

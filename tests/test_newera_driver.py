@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import pytest
 
@@ -12,7 +11,6 @@ from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
     Direction,
-    FrameLength,
     ProtocolError,
     PumpAlarm,
     PumpError,
@@ -22,9 +20,10 @@ from pumpctl.drivers.base import (
 )
 from pumpctl.drivers.newera import NE1000Driver, crc16_xmodem
 from pumpctl.drivers.registry import available_models, driver_class, open_transport
-from pumpctl.drivers.transport import SerialTransport, Transport
+from pumpctl.drivers.transport import SerialTransport
 
-Step = tuple[bytes, bytes | PumpError]
+from . import scripted
+from .scripted import Step
 
 
 def basic(text: str) -> bytes:
@@ -40,43 +39,11 @@ def timeout() -> PumpTimeout:
     return PumpTimeout("no complete reply on fake at 19200 baud")
 
 
-class ScriptedTransport(Transport):
-    """Asserts every request against the script and answers with the scripted reply, framed by
-    the driver's own framer (so a framer that would cut the reply short fails the test)."""
+class ScriptedTransport(scripted.ScriptedTransport):
+    """The shared scripted fake with NE-1000 framing."""
 
     name = "fake://ne1000"
-
-    def __init__(self, *steps: Step) -> None:
-        self.script: deque[Step] = deque(steps)
-        self.sent: list[bytes] = []
-        self.opened = False
-
-    def expect(self, *steps: Step) -> None:
-        self.script.extend(steps)
-
-    async def open(self) -> None:
-        self.opened = True
-
-    async def close(self) -> None:
-        self.opened = False
-
-    async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
-        self.sent.append(request)
-        assert self.script, f"unexpected request {request!r}"
-        expected, reply = self.script.popleft()
-        assert request == expected
-        if isinstance(reply, PumpError):
-            raise reply
-        assert frame_length(reply + b"\x02trailing") == len(reply)
-        for cut in range(1, len(reply)):
-            assert frame_length(reply[:cut]) is None, "framer completed a partial reply"
-        return reply
-
-    async def send(self, data: bytes) -> None:
-        raise AssertionError("the NE driver never sends without a reply")
-
-    def done(self) -> None:
-        assert not self.script, f"unused script steps: {list(self.script)}"
+    trailing = b"\x02trailing"
 
 
 async def opened(*steps: Step, address: int = 0) -> tuple[NE1000Driver, ScriptedTransport]:
