@@ -174,3 +174,15 @@ def test_readme_api_example_runs() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "completed" in proc.stdout
     assert "('maintenance', 28.0)" in proc.stdout
+
+
+def test_json_log_puts_structlog_lines_on_stdout_and_warnings_always_reach_people() -> None:
+    result = CliRunner().invoke(main, ["demo", "--json-log", "--no-pause"])
+    assert result.exit_code == 0
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert any(e["event"] == "run.end" and e["outcome"] == "completed" for e in events)
+    assert all("timestamp" in e and "level" in e for e in events)
+    # without --json-log, an alarm's warnings reach the console (stderr) even with no audit file
+    faulty = CliRunner().invoke(main, ["demo", "--fault", "stall@2h", "--no-pause"])
+    assert faulty.exit_code == 3
+    assert "alarm" in faulty.stderr and "stall" in faulty.stderr

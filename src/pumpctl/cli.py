@@ -41,11 +41,15 @@ def _configure_logs(audit: Path | None, json_log: bool, verbose: bool) -> None:
 
     from pumpctl.log import configure_logging
 
+    # people always see warnings and alarms on stderr (a stop the pump never confirmed must not
+    # go unseen); --json-log puts every event on stdout as JSON lines instead of the progress view
     configure_logging(
         audit_path=audit,
-        console=json_log or verbose,
+        console=True,
         json_console=json_log,
         level=logging.DEBUG if (audit is not None or verbose) else logging.INFO,
+        console_level=None if (json_log or verbose) else logging.WARNING,
+        stream=sys.stdout if json_log else sys.stderr,
     )
 
 

@@ -43,20 +43,39 @@ def _drop(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDic
     raise structlog.DropEvent
 
 
+def _numeric(level: int | str) -> int:
+    return int(logging.getLevelName(level.upper())) if isinstance(level, str) else level
+
+
+class _AtLeast:
+    """Drops events below a level from what follows (the console), after the audit file."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        name = str(event_dict.get("level", method)).upper()
+        if _numeric("WARNING" if name == "WARN" else name) < self.level:
+            raise structlog.DropEvent
+        return event_dict
+
+
 def configure_logging(
     *,
     audit_path: Path | None = None,
     console: bool = True,
     json_console: bool = False,
     level: int | str = logging.INFO,
+    console_level: int | str | None = None,
     stream: TextIO | None = None,
 ) -> AuditFile | None:
     """Configure structlog for the whole process; returns the audit file sink if any.
 
     The audit file receives events at `level` and above (use DEBUG to keep every wire exchange);
-    the console shows the same events for people, or JSON lines with `json_console`.
+    the console shows the same events for people (only those at `console_level` and above, when
+    given), or JSON lines with `json_console`.
     """
-    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    numeric = _numeric(level)
     audit = AuditFile(audit_path) if audit_path is not None else None
     processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -65,6 +84,8 @@ def configure_logging(
     ]
     if audit is not None:
         processors.append(audit)
+    if console and console_level is not None and _numeric(console_level) > numeric:
+        processors.append(_AtLeast(_numeric(console_level)))
     if not console:
         processors.append(_drop)
     elif json_console:

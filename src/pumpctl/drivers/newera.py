@@ -390,6 +390,7 @@ class NE1000Driver(PumpDriver):
         self.safe_mode = False
         self.link_watchdog_s: int | None = None
         self.alarm_on_open: AlarmReason | None = None
+        self._opening = False
         self._diameter_mm: float | None = None
         self._rate_unit: RateUnit | None = None
         self._direction: Direction | None = None
@@ -420,7 +421,10 @@ class NE1000Driver(PumpDriver):
             reply = parse_reply(raw, is_safe, address=self.address)
             self._status = None if reply.alarm else reply.status
             if reply.alarm is not None:
-                self.log.warning("pump.alarm", alarm=reply.alarm.value, command=command)
+                # the probe on open meets the power-up reset of every freshly started pump:
+                # open() reports that itself; any other alarm is news
+                log = self.log.info if self._opening else self.log.warning
+                log("pump.alarm", alarm=reply.alarm.value, command=command)
             return check_reply(reply, command=command, alarms=alarms, errors=errors)
 
         return await self._exchange(frame, framer, parse, idempotent=query, command=command)
@@ -430,15 +434,20 @@ class NE1000Driver(PumpDriver):
         may have left `SAF n` on; it is kept). A power-up `A?R` is logged, kept in
         `alarm_on_open` and acknowledged."""
         await super().open()
+        self._opening = True
         try:
             reply = await self._probe()
             if reply.alarm is not None:
                 self.alarm_on_open = reply.alarm
-                self.log.warning("pump.alarm_on_open", alarm=reply.alarm.value)
+                # a power-up reset on connecting is normal; resume logic asks alarm_on_open
+                log = self.log.info if reply.alarm is AlarmReason.RESET else self.log.warning
+                log("pump.alarm_on_open", alarm=reply.alarm.value)
                 await self._send("", query=True, alarms=False)
         except BaseException:
             await self.transport.close()
             raise
+        finally:
+            self._opening = False
         self.log.info("pump.open", safe_mode=self.safe_mode, status=self._status)
 
     async def _probe(self) -> NEReply:
