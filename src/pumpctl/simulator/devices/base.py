@@ -9,12 +9,19 @@ time, and a test can drive it byte by byte.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_LINE_SETTINGS", "Emulation", "LineSettings", "PumpSnapshot"]
+__all__ = [
+    "DEFAULT_LINE_SETTINGS",
+    "BufferedEmulation",
+    "Emulation",
+    "LineSettings",
+    "PumpSnapshot",
+]
 
 
 class LineSettings(BaseModel):
@@ -187,3 +194,100 @@ class Emulation(ABC):
     def supports_contents(cls) -> bool:
         """Whether `set_syringe_remaining_ml` is implemented (checked before scheduling)."""
         return cls.set_syringe_remaining_ml is not Emulation.set_syringe_remaining_ml
+
+
+class BufferedEmulation(Emulation):
+    """An emulation with the host-facing plumbing every family shares, implemented once.
+
+    Keeps the simulated time `_now` (the family's `advance` moves it), the bounded outbound
+    queue of (due time, bytes, is-reply) that `read` drains, the link state and the reply
+    faults (garble, mangle, delay). A family implements `_receive` (bytes from the host, link
+    up), `_drop_partial_input` (a pulled cable loses the half-received frame) and its codec;
+    it passes each whole reply through `_inject_faults` and queues it with `_queue`.
+    """
+
+    def __init__(self, *, max_outbound_bytes: int = 4096) -> None:
+        self._now = 0.0
+        #: outbound bytes kept for a host that does not read; beyond it the oldest are dropped
+        self.max_outbound_bytes = max_outbound_bytes
+        self._out: deque[tuple[float, bytes, bool]] = deque()  # (due_s, bytes, is_reply)
+        self._out_bytes = 0
+        self._link_up = True
+        self._garble = 0
+        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
+        self._delay_s = 0.0
+        self.commands_seen = 0
+
+    @abstractmethod
+    def _receive(self, data: bytes) -> None:
+        """Host->pump bytes (not empty) while the link is up: parse and answer them."""
+
+    @abstractmethod
+    def _drop_partial_input(self) -> None:
+        """The link went down: forget any partly received line, packet or frame."""
+
+    # -- Emulation API -----------------------------------------------------------------------
+
+    @property
+    def now_s(self) -> float:
+        return self._now
+
+    def feed(self, data: bytes) -> None:
+        if self._link_up and data:
+            self._receive(data)
+
+    def read(self) -> bytes:
+        out = self._out
+        now = self._now
+        if not out or out[0][0] > now:
+            return b""
+        chunks = []
+        while out and out[0][0] <= now:
+            _, data, _ = out.popleft()
+            self._out_bytes -= len(data)
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def set_link_up(self, up: bool) -> None:
+        self._link_up = up
+        if not up:
+            self._out.clear()
+            self._out_bytes = 0
+            self._drop_partial_input()
+
+    def garble_next_replies(self, n: int) -> None:
+        self._garble = max(0, n)
+
+    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
+        self._mangle = (n, mangle) if n > 0 else None
+
+    def set_reply_delay_s(self, seconds: float) -> None:
+        self._delay_s = max(0.0, seconds)
+
+    # -- for the family's codec ----------------------------------------------------------------
+
+    def _queue(self, data: bytes, *, reply: bool = True) -> None:
+        """Queue pump->host bytes: a reply is due after the reply delay, an unsolicited
+        message at once. A host that never reads: the oldest entries are dropped."""
+        out = self._out
+        out.append((self._now + self._delay_s if reply else self._now, data, reply))
+        self._out_bytes += len(data)
+        while self._out_bytes > self.max_outbound_bytes and len(out) > 1:
+            _, old, _ = out.popleft()
+            self._out_bytes -= len(old)
+
+    def _reply_pending(self) -> bool:
+        """Whether a reply is queued that the host has not read yet."""
+        return any(is_reply for _, _, is_reply in self._out)
+
+    def _inject_faults(self, data: bytes, garble_at: int) -> bytes:
+        """One whole reply through the pending reply faults: a garble flips bit 6 of byte
+        `garble_at` (the family picks a byte that keeps the framing), then a mangle."""
+        if self._garble:
+            self._garble -= 1
+            data = data[:garble_at] + bytes((data[garble_at] ^ 0x40,)) + data[garble_at + 1 :]
+        if self._mangle is not None:
+            left, mangle = self._mangle
+            self._mangle = (left - 1, mangle) if left > 1 else None
+            data = mangle(data)
+        return data

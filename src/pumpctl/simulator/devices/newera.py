@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from enum import StrEnum
 
-from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
 __all__ = ["NE1000Emulation", "format_number"]
@@ -226,7 +225,7 @@ class _Pump:
 # --------------------------------------------------------------------------- the link
 
 
-class NE1000Emulation(Emulation):
+class NE1000Emulation(BufferedEmulation):
     """NE-1000 pumps sharing one serial link. Pure: no threads, no clock, no I/O."""
 
     model = "ne1000"
@@ -242,6 +241,7 @@ class NE1000Emulation(Emulation):
         addrs = list(addresses)
         if not addrs or len(set(addrs)) != len(addrs) or not all(0 <= a <= 99 for a in addrs):
             raise ValueError(f"addresses must be distinct, in 0..99, got {addrs}")
+        super().__init__(max_outbound_bytes=max_outbound_bytes)
         self._pumps: dict[int, _Pump] = {}
         for a in addrs:
             physics = SyringePhysics(
@@ -250,28 +250,15 @@ class NE1000Emulation(Emulation):
             pump = _Pump(a, physics, safe_timeout_s=safe_mode_timeout_s)
             pump.reset_program()
             self._pumps[a] = pump
-        self._now = 0.0
         self._now_comp = 0.0
         self._line = bytearray()
         self._packet: bytearray | None = None
         self._last_byte_s = 0.0
-        self._out: deque[tuple[float, bytes, bool]] = deque()  # (due_s, bytes, is_reply)
-        self._out_bytes = 0
-        self._max_out = max_outbound_bytes
-        self._link_up = True
-        self._garble = 0
         self._bad_crc = 0
-        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
-        self._delay_s = 0.0
-        self.commands_seen = 0
         for pump in self._pumps.values():
             self._auto_alarm(pump)
 
     # -- Emulation API -----------------------------------------------------------------------
-
-    @property
-    def now_s(self) -> float:
-        return self._now
 
     @property
     def addresses(self) -> list[int]:
@@ -290,9 +277,7 @@ class NE1000Emulation(Emulation):
         pump.diameter_mm = Decimal(str(inner_diameter_mm))
         pump.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
-    def feed(self, data: bytes) -> None:
-        if not self._link_up or not data:
-            return
+    def _receive(self, data: bytes) -> None:
         gap_s = SAFE_INTER_BYTE_GAP_S * self.wire_time_scale
         if self._packet is not None and self._now - self._last_byte_s > gap_s:
             self._packet = None
@@ -317,17 +302,6 @@ class NE1000Emulation(Emulation):
                 self._on_text(line, safe=False)
             elif len(self._line) < MAX_LINE_BYTES:
                 self._line.append(b)
-
-    def read(self) -> bytes:
-        out = self._out
-        if not out or out[0][0] > self._now:
-            return b""
-        chunks = []
-        while out and out[0][0] <= self._now:
-            _, data, _ = out.popleft()
-            self._out_bytes -= len(data)
-            chunks.append(data)
-        return b"".join(chunks)
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -358,13 +332,9 @@ class NE1000Emulation(Emulation):
     def set_occlusion(self, address: int, on: bool) -> None:
         self._pumps[address].physics.set_occluded(on)
 
-    def set_link_up(self, up: bool) -> None:
-        self._link_up = up
-        if not up:
-            self._out.clear()
-            self._out_bytes = 0
-            self._line.clear()
-            self._packet = None
+    def _drop_partial_input(self) -> None:
+        self._line.clear()
+        self._packet = None
 
     def power_cycle(self, address: int) -> None:
         """Counters and program are lost; DIA, address and SAF (non-volatile) are kept."""
@@ -374,15 +344,6 @@ class NE1000Emulation(Emulation):
         pump.watchdog_deadline_s = None
         pump.alarm_pending, pump.alarm_reason = "R", "reset"
         self._auto_alarm(pump)
-
-    def garble_next_replies(self, n: int) -> None:
-        self._garble = max(0, n)
-
-    def set_reply_delay_s(self, seconds: float) -> None:
-        self._delay_s = max(0.0, seconds)
-
-    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
-        self._mangle = (n, mangle) if n > 0 else None
 
     def corrupt_next_checksums(self, n: int) -> None:
         """Only safe-mode replies carry a CRC: the next `n` of them get a wrong one."""
@@ -432,30 +393,15 @@ class NE1000Emulation(Emulation):
 
     # -- output --------------------------------------------------------------------------------
 
-    def _emit(self, data: bytes, *, reply: bool) -> None:
-        self._out.append((self._now + (self._delay_s if reply else 0.0), data, reply))
-        self._out_bytes += len(data)
-        while self._out_bytes > self._max_out and len(self._out) > 1:
-            _, old, _ = self._out.popleft()  # a host that never reads: drop the oldest
-            self._out_bytes -= len(old)
-
     def _reply(self, pump: _Pump, body: str) -> None:
         data = f"{pump.address:02d}{body}".encode("latin-1")
         framed = frame_safe(data) if pump.safe else b"\x02" + data + b"\x03"
-        if self._garble:
-            # Emulation choice: flip bit 6 of the first address digit; framing (and LEN) stay
-            # intact, so a safe-mode host sees a CRC error and a basic-mode host a bad address.
-            self._garble -= 1
-            i = 2 if pump.safe else 1
-            framed = framed[:i] + bytes((framed[i] ^ 0x40,)) + framed[i + 1 :]
         if self._bad_crc and pump.safe:
             self._bad_crc -= 1
             framed = framed[:-2] + bytes((framed[-2] ^ 0xFF,)) + framed[-1:]  # CRC low byte
-        if self._mangle is not None:
-            left, mangle = self._mangle
-            self._mangle = (left - 1, mangle) if left > 1 else None
-            framed = mangle(framed)
-        self._emit(framed, reply=True)
+        # Emulation choice: a garble flips bit 6 of the first address digit; framing (and LEN)
+        # stay intact, so a safe-mode host sees a CRC error and a basic-mode host a bad address.
+        self._queue(self._inject_faults(framed, 2 if pump.safe else 1))
 
     def _auto_alarm(self, pump: _Pump) -> None:
         """Safe mode announces alarms unsolicited, but never while a reply is outstanding.
@@ -465,10 +411,10 @@ class NE1000Emulation(Emulation):
         """
         if not pump.safe or not self._link_up or pump.alarm_pending is None:
             return
-        if any(is_reply for _, _, is_reply in self._out):
+        if self._reply_pending():
             return
         data = f"{pump.address:02d}A?{pump.alarm_pending}".encode("latin-1")
-        self._emit(frame_safe(data), reply=False)
+        self._queue(frame_safe(data), reply=False)
 
     # -- input ---------------------------------------------------------------------------------
 
