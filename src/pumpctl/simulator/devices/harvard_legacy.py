@@ -13,13 +13,12 @@ here and marked "Emulation choice".
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import Enum
 
-from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
 __all__ = ["HarvardLegacyEmulation", "format_field", "format_rate"]
@@ -189,7 +188,7 @@ class _Pump:
 # --------------------------------------------------------------------------- the link
 
 
-class HarvardLegacyEmulation(Emulation):
+class HarvardLegacyEmulation(BufferedEmulation):
     """Pump 11 and PHD2000 pumps on one pump chain. Pure: no threads, no clock, no I/O.
 
     `addresses` are Pump 11s, `phd_addresses` PHD2000s (an address in both is a PHD2000).
@@ -206,29 +205,17 @@ class HarvardLegacyEmulation(Emulation):
             raise ValueError(f"addresses must be distinct and not empty, got {plain}, {phd}")
         if not all(0 <= a <= 99 for a in every):
             raise ValueError(f"addresses must be in 0..99, got {every}")
+        super().__init__()
         self._pumps: dict[int, _Pump] = {}
         for a in sorted(set(every)):
             cap = syringe_capacity_ml(DEFAULT_DIAMETER_MM)
             physics = SyringePhysics(float(DEFAULT_DIAMETER_MM), cap)
             self._pumps[a] = _Pump(a, a in phd, physics)
         self._order = sorted(self._pumps.values(), key=lambda p: p.address)
-        self._now = 0.0
         self._now_comp = 0.0
         self._line = bytearray()
-        self._out: deque[tuple[float, bytes]] = deque()
-        self._out_bytes = 0
-        self.max_outbound_bytes = 4096
-        self._link_up = True
-        self._garble = 0
-        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
-        self._delay_s = 0.0
-        self.commands_seen = 0
 
     # -- Emulation API -----------------------------------------------------------------------
-
-    @property
-    def now_s(self) -> float:
-        return self._now
 
     @property
     def addresses(self) -> list[int]:
@@ -247,9 +234,7 @@ class HarvardLegacyEmulation(Emulation):
         pump.s.diameter_mm = Decimal(str(inner_diameter_mm))
         pump.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
-    def feed(self, data: bytes) -> None:
-        if not self._link_up or not data:
-            return
+    def _receive(self, data: bytes) -> None:
         buf = self._line + data
         start = 0
         while (end := buf.find(b"\r", start)) >= 0:
@@ -258,15 +243,6 @@ class HarvardLegacyEmulation(Emulation):
             start = end + 1
         rest = buf[start:]
         self._line = rest if len(rest) <= MAX_LINE_BYTES else bytearray()
-
-    def read(self) -> bytes:
-        out = self._out
-        chunks = []
-        while out and out[0][0] <= self._now:
-            _, data = out.popleft()
-            self._out_bytes -= len(data)
-            chunks.append(data)
-        return b"".join(chunks)
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -289,12 +265,8 @@ class HarvardLegacyEmulation(Emulation):
     def set_occlusion(self, address: int, on: bool) -> None:
         self._pumps[address].physics.set_occluded(on)
 
-    def set_link_up(self, up: bool) -> None:
-        self._link_up = up
-        if not up:
-            self._out.clear()
-            self._out_bytes = 0
-            self._line.clear()
+    def _drop_partial_input(self) -> None:
+        self._line.clear()
 
     def power_cycle(self, address: int) -> None:
         """Emulation choice: a Pump 11 keeps its diameter and loses rate and target; a PHD2000
@@ -308,17 +280,8 @@ class HarvardLegacyEmulation(Emulation):
         pump.vol_base_travel_ml = pump.run_start_travel_ml = pump.travel_ml()
         pump.alarm_reason = "reset"
 
-    def garble_next_replies(self, n: int) -> None:
-        self._garble = max(0, n)
-
-    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
-        self._mangle = (n, mangle) if n > 0 else None
-
     def corrupt_next_checksums(self, n: int) -> None:
         """Pump-chain replies carry no checksum: nothing to corrupt."""
-
-    def set_reply_delay_s(self, seconds: float) -> None:
-        self._delay_s = max(0.0, seconds)
 
     def set_syringe_remaining_ml(self, address: int, remaining_ml: float) -> None:
         """Leave `remaining_ml` in pump `address`'s syringe; a running pump keeps running."""
@@ -349,26 +312,11 @@ class HarvardLegacyEmulation(Emulation):
         """CR LF [line CR LF] address prompt; the PHD2000's address unpadded after an extra CR."""
         tail = f"\r{p.address}{p.prompt}" if p.phd else f"{p.address:02d}{p.prompt}"
         text = "\r\n" + (line + "\r\n" if line is not None else "") + tail
+        # Emulation choice: a garble flips bit 6 of the first address digit (`00:` -> `p0:`);
+        # the byte count, the CR LF framing and the prompt stay, so only a host that checks the
+        # address (or the number) notices.
         data = text.encode("latin-1")
-        if self._garble:
-            # Emulation choice: flip bit 6 of the first address digit (`00:` -> `p0:`); the byte
-            # count, the CR LF framing and the prompt stay, so only a host that checks the
-            # address (or the number) notices.
-            self._garble -= 1
-            i = len(data) - len(tail) + (1 if p.phd else 0)
-            data = data[:i] + bytes((data[i] ^ 0x40,)) + data[i + 1 :]
-        if self._mangle is not None:
-            n, mangle = self._mangle
-            data = mangle(data)
-            self._mangle = (n - 1, mangle) if n > 1 else None
-        return data
-
-    def _emit(self, data: bytes) -> None:
-        self._out.append((self._now + self._delay_s, data))
-        self._out_bytes += len(data)
-        while self._out_bytes > self.max_outbound_bytes and len(self._out) > 1:
-            _, old = self._out.popleft()  # a host that never reads: drop the oldest
-            self._out_bytes -= len(old)
+        return self._inject_faults(data, len(data) - len(tail) + (1 if p.phd else 0))
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -390,9 +338,9 @@ class HarvardLegacyEmulation(Emulation):
                 return  # unknown address: silence
             targets = [pump]
         if len(targets) == 1:
-            self._emit(self._execute(targets[0], text))
+            self._queue(self._execute(targets[0], text))
         else:
-            self._emit(b"".join(self._execute(p, text) for p in targets))
+            self._queue(b"".join(self._execute(p, text) for p in targets))
 
     def _execute(self, p: _Pump, text: str) -> bytes:
         if not text:
