@@ -13,13 +13,12 @@ notes leave open is decided here and marked "Emulation choice".
 from __future__ import annotations
 
 import re
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 from enum import Enum
 
-from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
 __all__ = ["HarvardEliteEmulation", "format_quantity", "parse_quantity"]
@@ -168,7 +167,7 @@ def rate_limits_ml_per_min(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
 # --------------------------------------------------------------------------- the link
 
 
-class HarvardEliteEmulation(Emulation):
+class HarvardEliteEmulation(BufferedEmulation):
     """11 Elite pumps (infuse/withdraw) on one link. Pure: no threads, no clock, no I/O."""
 
     model = "harvard-elite"
@@ -179,28 +178,16 @@ class HarvardEliteEmulation(Emulation):
         addrs = list(addresses)
         if not addrs or len(set(addrs)) != len(addrs) or not all(0 <= a <= 99 for a in addrs):
             raise ValueError(f"addresses must be distinct, in 0..99, got {addrs}")
+        super().__init__()
         self._pumps: dict[int, _Pump] = {}
         for a in addrs:
             cap = float(DEFAULT_SYRINGE_ML)
             self._pumps[a] = _Pump(a, SyringePhysics(float(DEFAULT_DIAMETER_MM), cap))
-        self._now = 0.0
         self._now_comp = 0.0
         self._line = bytearray()
         self._after_cr = False
-        self._out: deque[tuple[float, bytes]] = deque()
-        self._out_bytes = 0
-        self.max_outbound_bytes = 4096
-        self._link_up = True
-        self._garble = 0
-        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
-        self._delay_s = 0.0
-        self.commands_seen = 0
 
     # -- Emulation API -----------------------------------------------------------------------
-
-    @property
-    def now_s(self) -> float:
-        return self._now
 
     @property
     def addresses(self) -> list[int]:
@@ -219,9 +206,7 @@ class HarvardEliteEmulation(Emulation):
         p.diameter_mm, p.syringe_ml = Decimal(str(inner_diameter_mm)), Decimal(str(capacity_ml))
         p.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
-    def feed(self, data: bytes) -> None:
-        if not self._link_up or not data:
-            return
+    def _receive(self, data: bytes) -> None:
         for b in data:
             if b == 0x0D or b == 0x0A:
                 if b == 0x0A and self._after_cr:  # the LF of a CR LF
@@ -236,15 +221,6 @@ class HarvardEliteEmulation(Emulation):
             self._after_cr = False
             if len(self._line) < MAX_LINE_BYTES:
                 self._line.append(b)
-
-    def read(self) -> bytes:
-        out = self._out
-        chunks = []
-        while out and out[0][0] <= self._now:
-            _, data = out.popleft()
-            self._out_bytes -= len(data)
-            chunks.append(data)
-        return b"".join(chunks)
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -279,12 +255,8 @@ class HarvardEliteEmulation(Emulation):
     def set_occlusion(self, address: int, on: bool) -> None:
         self._pumps[address].physics.set_occluded(on)
 
-    def set_link_up(self, up: bool) -> None:
-        self._link_up = up
-        if not up:
-            self._out.clear()
-            self._out_bytes = 0
-            self._line.clear()
+    def _drop_partial_input(self) -> None:
+        self._line.clear()
 
     def power_cycle(self, address: int) -> None:
         """Emulation choice: syringe, rates, force and address are non-volatile; the motor stops,
@@ -295,17 +267,8 @@ class HarvardEliteEmulation(Emulation):
         p.i_base_ml, p.w_base_ml = p.physics.infused_ml, p.physics.withdrawn_ml
         p.alarm_reason = "reset"
 
-    def garble_next_replies(self, n: int) -> None:
-        self._garble = max(0, n)
-
-    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
-        self._mangle = (n, mangle) if n > 0 else None
-
     def corrupt_next_checksums(self, n: int) -> None:
         """Text replies carry no checksum: nothing to corrupt."""
-
-    def set_reply_delay_s(self, seconds: float) -> None:
-        self._delay_s = max(0.0, seconds)
 
     def set_syringe_remaining_ml(self, address: int, remaining_ml: float) -> None:
         """Leave `remaining_ml` in pump `address`'s syringe; a running pump keeps running."""
@@ -319,26 +282,12 @@ class HarvardEliteEmulation(Emulation):
     # -- output --------------------------------------------------------------------------------
 
     def _reply(self, p: _Pump, lines: list[str]) -> bytes:
+        """One whole reply, queued at once: it never has a gap a host would take for its end."""
         head = f"{p.address:02d}{p.prompt}"
         data = ("\n" + "".join(f"{head}{line}\r\n" for line in lines)).encode("latin-1")
-        if self._garble:
-            # Emulation choice: flip bit 6 of the first address digit (`00:` -> `p0:`); the line
-            # structure stays, so a host notices only by checking the address.
-            self._garble -= 1
-            data = data[:1] + bytes((data[1] ^ 0x40,)) + data[2:]
-        if self._mangle is not None:
-            n, mangle = self._mangle
-            data = mangle(data)
-            self._mangle = (n - 1, mangle) if n > 1 else None
-        return data
-
-    def _emit(self, data: bytes) -> None:
-        """One whole reply at once: it never has a gap a host would take for its end."""
-        self._out.append((self._now + self._delay_s, data))
-        self._out_bytes += len(data)
-        while self._out_bytes > self.max_outbound_bytes and len(self._out) > 1:
-            _, old = self._out.popleft()
-            self._out_bytes -= len(old)
+        # Emulation choice: a garble flips bit 6 of the first address digit (`00:` -> `p0:`);
+        # the line structure stays, so a host notices only by checking the address.
+        return self._inject_faults(data, 1)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -350,7 +299,7 @@ class HarvardEliteEmulation(Emulation):
         if addr_text is None and not word:
             # A bare line: every pump answers with its prompt line (address discovery).
             # Emulation choice: on a chain of several the lines follow in address order.
-            self._emit(b"".join(self._reply(p, [""]) for _, p in sorted(self._pumps.items())))
+            self._queue(b"".join(self._reply(p, [""]) for _, p in sorted(self._pumps.items())))
             return
         # Emulation choice (PHD Ultra manual: the address precedes only a non-zero address): a
         # command without address is for pump 0.
@@ -358,7 +307,7 @@ class HarvardEliteEmulation(Emulation):
         if pump is None:
             return  # unknown address: silence
         if not word:
-            self._emit(self._reply(pump, [""]))
+            self._queue(self._reply(pump, [""]))
             return
         name = _LOOKUP.get(word.lower())
         if name is None and len(word) >= 4:
@@ -369,7 +318,7 @@ class HarvardEliteEmulation(Emulation):
             lines = self._command(pump, name, args.lower().split())
         except _Error as exc:
             lines = [str(exc)]
-        self._emit(self._reply(pump, lines))
+        self._queue(self._reply(pump, lines))
 
     # -- commands ------------------------------------------------------------------------------
 
