@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
+from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.peristaltic import DEFAULT_RIPPLE, DEFAULT_ROLLERS, PeristalticPhysics
 
 __all__ = ["MasterflexEmulation", "PeristalticSnapshot", "format_revs", "format_speed"]
@@ -148,7 +147,7 @@ class _Drive:
 # --------------------------------------------------------------------------- the link
 
 
-class MasterflexEmulation(Emulation):
+class MasterflexEmulation(BufferedEmulation):
     """Masterflex L/S drives daisy-chained on one link. Pure: no threads, no clock, no I/O.
 
     `ml_per_rev` is the TRUE tubing displacement of every drive (a host's nominal value may
@@ -180,29 +179,17 @@ class MasterflexEmulation(Emulation):
             raise ValueError(f"pump numbers must be distinct and at least one, got {numbers}")
         if not all(n in PUMP_NUMBERS for n in numbers):
             raise ValueError(f"Masterflex pump numbers must be in 1..89, got {numbers}")
+        super().__init__(max_outbound_bytes=max_outbound_bytes)
         self._drives: dict[int, _Drive] = {}
         for n in numbers:
             physics = PeristalticPhysics(ml_per_rev, rollers=rollers, ripple=ripple)
             self._drives[n] = _Drive(n, physics)
         self._chain = list(numbers)  # chain order of the satellites (ENQ: first one answers)
         self.address_in_replies = address_in_replies
-        self._now = 0.0
         self._now_comp = 0.0
         self._frame: bytearray | None = None
-        self._out: deque[tuple[float, bytes]] = deque()  # (due_s, bytes)
-        self._out_bytes = 0
-        self._max_out = max_outbound_bytes
-        self._link_up = True
-        self._garble = 0
-        self._mangle: tuple[int, Callable[[bytes], bytes]] | None = None
-        self._delay_s = 0.0
-        self.commands_seen = 0
 
     # -- Emulation API -----------------------------------------------------------------------
-
-    @property
-    def now_s(self) -> float:
-        return self._now
 
     @property
     def addresses(self) -> list[int]:
@@ -224,9 +211,7 @@ class MasterflexEmulation(Emulation):
         """Someone pressed a front-panel key (reported once by the next `K`)."""
         self._drives[address].key_pressed = True
 
-    def feed(self, data: bytes) -> None:
-        if not self._link_up:
-            return
+    def _receive(self, data: bytes) -> None:
         for raw in data:
             b = raw & 0x7F  # 7 data bits: the eighth is parity on a real line
             if b == STX:
@@ -247,15 +232,6 @@ class MasterflexEmulation(Emulation):
             else:
                 self._frame = None  # overlong: junk, dropped until the next STX
 
-    def read(self) -> bytes:
-        out = self._out
-        chunks = []
-        while out and out[0][0] <= self._now:
-            _, data = out.popleft()
-            self._out_bytes -= len(data)
-            chunks.append(data)
-        return b"".join(chunks)
-
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError(f"cannot go back in time ({seconds} s)")
@@ -275,12 +251,8 @@ class MasterflexEmulation(Emulation):
         """The motor keeps turning and the drive reports nothing: it has no pressure sensing."""
         self._drives[address].physics.set_occluded(on)
 
-    def set_link_up(self, up: bool) -> None:
-        self._link_up = up
-        if not up:
-            self._out.clear()
-            self._out_bytes = 0
-            self._frame = None
+    def _drop_partial_input(self) -> None:
+        self._frame = None
 
     def power_cycle(self, address: int) -> None:
         """Motor stops; speed, revolutions to go and counters are lost; back in local mode.
@@ -289,15 +261,6 @@ class MasterflexEmulation(Emulation):
         must send `R` again before the drive accepts motor commands).
         """
         self._drives[address].power_up()
-
-    def garble_next_replies(self, n: int) -> None:
-        self._garble = max(0, n)
-
-    def set_reply_delay_s(self, seconds: float) -> None:
-        self._delay_s = max(0.0, seconds)
-
-    def mangle_next_replies(self, n: int, mangle: Callable[[bytes], bytes]) -> None:
-        self._mangle = (n, mangle) if n > 0 else None
 
     def corrupt_next_checksums(self, n: int) -> None:
         """Masterflex replies carry no checksum: nothing to corrupt."""
@@ -329,21 +292,10 @@ class MasterflexEmulation(Emulation):
     # -- output --------------------------------------------------------------------------------
 
     def _emit(self, data: bytes) -> None:
-        if self._garble:
-            # Emulation choice: flip bit 6 of the first byte after STX (of ACK/NAK themselves):
-            # framing stays, content is wrong (ACK reads 'F', NAK 'U', `P01` reads `\x1001`).
-            self._garble -= 1
-            i = 1 if len(data) > 1 else 0
-            data = data[:i] + bytes((data[i] ^ 0x40,)) + data[i + 1 :]
-        if self._mangle is not None:
-            left, mangle = self._mangle
-            self._mangle = (left - 1, mangle) if left > 1 else None
-            data = mangle(data)
-        self._out.append((self._now + self._delay_s, data))
-        self._out_bytes += len(data)
-        while self._out_bytes > self._max_out and len(self._out) > 1:
-            _, old = self._out.popleft()  # a host that never reads: drop the oldest
-            self._out_bytes -= len(old)
+        # Emulation choice: a garble flips bit 6 of the first byte after STX (of ACK/NAK
+        # themselves): framing stays, content is wrong (ACK reads 'F', NAK 'U', `P01` reads
+        # `\x1001`).
+        self._queue(self._inject_faults(data, 1 if len(data) > 1 else 0))
 
     def _text(self, d: _Drive, body: str, *, numbered: bool) -> None:
         prefix = f"P{d.number:02d}" if numbered else ""
