@@ -114,3 +114,23 @@ async def test_syringe_changed_reaches_the_supervisor_over_the_control_socket(
         reply = await send_request(path, {"op": "syringe-changed", "who": "nurse"}, 10.0)
     assert reply["ok"] is True
     assert sup.confirmed_by == "nurse"
+
+
+def test_demo_nurse_changes_syringes_so_a_long_program_runs_unattended() -> None:
+    base = make_plan(segment(SegmentPhase.MAINTENANCE, 60.0, 150.0))  # 2.5 syringes
+    plan = base.model_copy(
+        update={
+            "container": ContainerSpec(
+                inner_diameter_mm=26.7, capacity_ml=60.0, changes_allowed=True
+            )
+        }
+    )
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock, change_containers=True)
+
+    result, truth = run_virtual(main)
+    assert result.outcome is Outcome.COMPLETED
+    assert truth.delivered_ml == pytest.approx(150.0, abs=3 * RES)
+    # two changes of five minutes each on top of 2.5 h of pumping (plus up to a poll each)
+    assert result.ended_s - result.started_s == pytest.approx(2.5 * 3600 + 600, abs=130)

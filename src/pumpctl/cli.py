@@ -238,6 +238,7 @@ def demo(
             on_progress=printer,
             operator=scenario,
             faults=schedule,
+            change_containers=True,
         )
 
     wall0 = wall_monotonic()

@@ -30,6 +30,7 @@ __all__ = [
     "DemoScenario",
     "Operator",
     "PreparedRun",
+    "SimulatedNurse",
     "demo_program",
     "prepare_run",
     "run_on_simulator",
@@ -72,6 +73,40 @@ class DemoScenario:
         self.resumed_at_s = clock.now()
 
 
+class SimulatedNurse:
+    """Changes the syringe (or reservoir) when the supervisor asks, on the emulated pump too:
+    what a person at the bedside does, so a multi-day demo with container changes runs alone."""
+
+    def __init__(self, refill: Callable[[], None], *, takes_s: float = 5 * 60.0) -> None:
+        self.refill = refill
+        self.takes_s = takes_s
+        self.changes = 0
+
+    async def __call__(self, sup: Supervisor, clock: Clock) -> None:
+        while sup.phase not in (Phase.COMPLETED, Phase.STOPPED, Phase.ALARM):
+            if sup.awaiting_container_change:
+                await clock.sleep(self.takes_s)
+                self.refill()
+                await sup.container_changed(who="demo nurse")
+                self.changes += 1
+            await clock.sleep(60.0)
+
+
+def _refill(emulation: Emulation, address: int, plan: Plan) -> Callable[[], None]:
+    """A full new container of the plan's kind on the emulated pump."""
+    c = plan.container
+
+    def refill() -> None:
+        load = getattr(emulation, "load_syringe", None)
+        reservoir = getattr(emulation, "set_reservoir_ml", None)
+        if c.inner_diameter_mm is not None and c.capacity_ml is not None and callable(load):
+            load(address, c.inner_diameter_mm, c.capacity_ml, c.capacity_ml)
+        elif c.capacity_ml is not None and callable(reservoir):
+            reservoir(address, c.capacity_ml)
+
+    return refill
+
+
 async def run_plan(
     plan: Plan,
     driver: PumpDriver,
@@ -81,18 +116,21 @@ async def run_plan(
     journal: Journal | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     operator: Operator | None = None,
+    helpers: tuple[Operator, ...] = (),
 ) -> RunResult:
-    """Run `plan` on an open `driver`; an optional scripted operator acts alongside."""
+    """Run `plan` on an open `driver`; scripted operators (and helpers) act alongside."""
     sup = Supervisor(driver, plan, clock, config=config, journal=journal, on_progress=on_progress)
-    if operator is None:
+    actors = ((operator,) if operator is not None else ()) + helpers
+    if not actors:
         return await sup.run()
     run_task = asyncio.create_task(sup.run())
-    op_task = asyncio.create_task(operator(sup, clock))
+    tasks = [asyncio.create_task(actor(sup, clock)) for actor in actors]
     try:
         return await run_task
     finally:
-        op_task.cancel()
-        await asyncio.gather(op_task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class PreparedRun(NamedTuple):
@@ -158,6 +196,7 @@ async def run_on_simulator(
     operator: Operator | None = None,
     emulation: Emulation | None = None,
     faults: FaultSchedule | None = None,
+    change_containers: bool = False,
 ) -> tuple[RunResult, PumpSnapshot]:
     """Run `plan` against an in-process emulation of `model`; returns the result and the
     emulated pump's ground truth (what the plunger really pushed)."""
@@ -181,6 +220,7 @@ async def run_on_simulator(
             journal=journal,
             on_progress=on_progress,
             operator=operator,
+            helpers=(SimulatedNurse(_refill(emu, address, plan)),) if change_containers else (),
         )
     transport_sync = getattr(transport, "sync", None)
     if callable(transport_sync):

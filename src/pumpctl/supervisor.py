@@ -220,6 +220,11 @@ class Supervisor:
     def phase(self) -> Phase:
         return self.machine.phase
 
+    @property
+    def awaiting_container_change(self) -> bool:
+        """The pump stopped at the end of its syringe/reservoir; `container_changed` continues."""
+        return self._seg is not None and self._seg.awaiting_change
+
     def progress(self) -> Progress:
         seg = self._seg
         planned = self.plan.total_volume_ml
