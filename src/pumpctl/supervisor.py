@@ -914,7 +914,9 @@ class Supervisor:
                 )
                 self._journal(EventKind.ALARM, {"reason": "stop_unconfirmed", "attempts": attempt})
                 return False
-            await self.clock.sleep(self.config.stop_retry_interval_s)
+            # back off (0.5, 1, 2, 4 s, then every 5 s) so a struggling link is not flooded
+            backoff = self.config.stop_retry_interval_s * 2 ** min(attempt - 1, 3)
+            await self.clock.sleep(min(backoff, 5.0))
 
     async def _final_reading(self) -> None:
         seg = self._seg
