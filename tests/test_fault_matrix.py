@@ -60,7 +60,9 @@ FAULTS = {
 
 @pytest.mark.parametrize("phase", list(WHEN))
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_SR17_SR18_SR19_SR20_SR23_SR26_SR28_SR29_fault_in_every_phase(fault: str, phase: str, tmp_path: Path) -> None:
+def test_SR17_SR18_SR19_SR20_SR23_SR26_SR28_SR29_fault_in_every_phase(
+    fault: str, phase: str, tmp_path: Path
+) -> None:
     expect = FAULTS[fault]
     spec = expect.spec.format(when=WHEN[phase])
     emu = build_emulation("ne1000", [0])
