@@ -404,14 +404,17 @@ async def test_segment_with_native_pause() -> None:
     await driver.set_rate(7.0)
     await driver.set_target_volume(28.0)
     await driver.start()
-    assert (await driver.read_status()).running
-    assert (await driver.read_delivered()).infused_ml == pytest.approx(3.4567)
+    status, delivered = await driver.read_poll()
+    assert status.running
+    assert delivered.infused_ml == pytest.approx(3.4567)
     await driver.pause()
-    assert (await driver.read_status()).state is PumpState.PAUSED
-    assert (await driver.read_delivered()).net_ml == 3.5
+    status, delivered = await driver.read_poll()
+    assert status.state is PumpState.PAUSED
+    assert delivered.net_ml == 3.5
     await driver.start()
-    assert (await driver.read_status()).state is PumpState.STOPPED
-    assert (await driver.read_delivered()).infused_ml == 28.0
+    status, delivered = await driver.read_poll()
+    assert status.state is PumpState.STOPPED
+    assert delivered.infused_ml == 28.0
     t.done()
 
 
@@ -434,9 +437,8 @@ async def test_withdraw_reads_wvolume() -> None:
     )
     await driver.set_rate(1.0, Direction.WITHDRAW)
     await driver.start()
-    status = await driver.read_status()
+    status, delivered = await driver.read_poll()
     assert status.direction is Direction.WITHDRAW
-    delivered = await driver.read_delivered()
     assert (delivered.infused_ml, delivered.withdrawn_ml) == (0.0, 0.25)
     await driver.stop()
     await driver.clear_counters()

@@ -393,17 +393,17 @@ async def test_target_volume() -> None:
 
 async def test_one_poll_is_one_exchange() -> None:
     driver, t = await opened((b"00VOL\r", vol(1.2345, ">")))
-    status = await driver.read_status()
+    status, delivered = await driver.read_poll()
     assert status.state is PumpState.RUNNING and status.direction is Direction.INFUSE
     assert status.raw == "\r\n  1.2345\r\n00>"
-    assert (await driver.read_delivered()).infused_ml == pytest.approx(1.2345)
-    # a second read_delivered asks again
+    assert delivered.infused_ml == pytest.approx(1.2345)
+    # read_delivered on its own asks again
     t.expect((b"00VOL\r", vol(1.3, ">")))
     assert (await driver.read_delivered()).infused_ml == pytest.approx(1.3)
     t.done()
 
 
-async def test_any_exchange_between_status_and_delivered_drops_the_volume() -> None:
+async def test_status_and_delivered_reads_are_exchanges_of_their_own() -> None:
     driver, t = await opened(
         (b"00VOL\r", vol(1.0, ">")), (b"00MLH8\r", ack(">")), (b"00VOL\r", vol(1.1, ">"))
     )
@@ -430,7 +430,7 @@ async def test_segment_with_emulated_pause_and_resume() -> None:
         (b"00MLT28\r", ack()),
         (b"00VOL\r", vol(0)),  # start: nothing to carry
         (b"00RUN\r", ack(">")),
-        (b"00VOL\r", vol(3.4567, ">")),  # poll
+        (b"00VOL\r", vol(3.4567, ">")),  # poll: one exchange
         (b"00VOL\r", vol(3.5, ">")),  # pause: status first
         (b"00STP\r", ack(":")),
         (b"00VOL\r", vol(3.5)),  # poll while paused
@@ -444,17 +444,19 @@ async def test_segment_with_emulated_pause_and_resume() -> None:
     await driver.set_rate(7.0)
     await driver.set_target_volume(28.0)
     await driver.start()
-    assert (await driver.read_status()).state is PumpState.RUNNING
-    assert (await driver.read_delivered()).infused_ml == pytest.approx(3.4567)
+    status, delivered = await driver.read_poll()
+    assert status.state is PumpState.RUNNING
+    assert delivered.infused_ml == pytest.approx(3.4567)
     await driver.pause()
     assert driver.paused
-    status = await driver.read_status()
+    status, delivered = await driver.read_poll()
     assert status.state is PumpState.PAUSED
-    assert (await driver.read_delivered()).infused_ml == pytest.approx(3.5)
+    assert delivered.infused_ml == pytest.approx(3.5)
     await driver.start()
     assert not driver.paused and driver.carried_ml == pytest.approx(3.5)
-    assert (await driver.read_status()).state is PumpState.STOPPED
-    assert (await driver.read_delivered()).infused_ml == pytest.approx(28.0)
+    status, delivered = await driver.read_poll()
+    assert status.state is PumpState.STOPPED
+    assert delivered.infused_ml == pytest.approx(28.0)
     t.done()
 
 
@@ -527,9 +529,9 @@ async def test_phd2000_stop_answers_star_which_is_not_a_stall() -> None:
     await driver.stop()
     assert (await driver.read_status()).state is PumpState.STOPPED
     await driver.start()
-    status = await driver.read_status()
+    status, delivered = await driver.read_poll()
     assert (status.state, status.alarm) == (PumpState.ALARM, AlarmReason.STALL)
-    assert (await driver.read_delivered()).infused_ml == pytest.approx(0.3)
+    assert delivered.infused_ml == pytest.approx(0.3)
     t.done()
 
 

@@ -1,7 +1,7 @@
 """Harvard Apparatus 11 Elite / PHD Ultra / Pump 33 DDS "text" protocol.
 
 Module-level pure functions build and parse frames; `HarvardEliteDriver` only sequences commands
-through `PumpDriver._exchange`.
+through the Harvard base (`harvard_common.HarvardDriver._send`, shared with the other family).
 
 Wire format (PHD Ultra / 11 Elite user manuals, "Command set"; reply shape as existing host
 software parses it):
@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pumpctl.drivers.base import (
     AlarmReason,
     Capabilities,
-    CommandRejected,
     DeliveredVolume,
     Direction,
     ProtocolError,
     PumpAlarm,
-    PumpDriver,
-    PumpError,
     PumpIdentity,
     PumpState,
     PumpStatus,
-    PumpTimeout,
     UnsupportedError,
 )
+from pumpctl.drivers.harvard_common import HarvardDriver, check_address
 from pumpctl.drivers.transport import Transport
 
 if TYPE_CHECKING:
@@ -60,7 +56,6 @@ __all__ = [
 ]
 
 CR, LF = 0x0D, 0x0A
-MAX_ADDRESS = 99
 ERRORS = frozenset({"Command error", "Unknown command", "Argument error", "Out of range"})
 #: a reply longer than this without a complete prompt line is garbage, not a slow reply: the
 #: framer hands that much to the parser (which rejects it)
@@ -81,8 +76,7 @@ _VOLUME = re.compile(rf"\s*{_NUMBER}\s*([a-z]+)\s*", re.IGNORECASE)
 
 def encode_command(address: int, command: str) -> bytes:
     """`command` CR at address 0, `NN:command` CR elsewhere (PHD Ultra manual form)."""
-    if not 0 <= address <= MAX_ADDRESS:
-        raise ValueError(f"Harvard address must be 0..{MAX_ADDRESS}, got {address}")
+    check_address(address)
     if not command.isascii() or any(not " " <= ch <= "~" for ch in command):
         raise ValueError(f"Harvard commands are printable ASCII, got {command!r}")
     prefix = f"{address}:" if address else ""
@@ -225,14 +219,14 @@ VOLUME_RESOLUTION_ML = 0.001
 # --------------------------------------------------------------------------- driver
 
 
-class HarvardEliteDriver(PumpDriver):
+class HarvardEliteDriver(HarvardDriver[EliteReply]):
     """One 11 Elite / PHD Ultra at `address` (0..99).
 
     Semantics the supervisor relies on:
-    - Status comes from the prompt of `ivolume`, so one poll (`read_status` then
-      `read_delivered`) costs one exchange: `read_status` keeps that volume for the very next
-      `read_delivered` (any other exchange drops it). `wvolume` is read only once the driver
-      has withdrawn (or seen `<`) since the last `clear_counters` (`cvolume`).
+    - A poll (`read_poll`) is one `ivolume` exchange: status from its prompt, infused volume
+      from its body. `read_status` and `read_delivered` are each an `ivolume` exchange of their
+      own. `wvolume` is read only once the driver has withdrawn (or seen `<`) since the last
+      `clear_counters` (`cvolume`).
     - Pause is native: `stp` keeps the counters and the target (`tvolume` counts the infused
       volume since `cvolume`), `irun` resumes. While paused `read_status` says PAUSED.
     - `T*` (target reached) reads as STOPPED; `*` (stall) as ALARM/STALL.
@@ -245,82 +239,40 @@ class HarvardEliteDriver(PumpDriver):
 
     family = "harvard-elite"
     default_baudrate: ClassVar[int] = 115200
-    default_bytesize: ClassVar[int] = 8
-    default_parity: ClassVar[str] = "N"
     default_stopbits: ClassVar[float] = 1
+    #: `stp` is done unless the motor still runs (`>` or `<`)
+    stop_command: ClassVar[str] = "stp"
+    stopped_prompts: ClassVar[frozenset[str]] = frozenset({":", "*", "T*"})
+    line_hint: ClassVar[str] = "11 Elite usual 115200"
 
     def __init__(
         self, transport: Transport, *, address: int = 0, pump_id: str | None = None
     ) -> None:
-        if not 0 <= address <= MAX_ADDRESS:
-            raise ValueError(f"Harvard address must be 0..{MAX_ADDRESS}, got {address}")
         super().__init__(transport, address=address, pump_id=pump_id)
-        self.identity: PumpIdentity | None = None
-        self.prompt: str | None = None
-        self.paused = False
         self.rate_limits_ml_per_h: tuple[float, float] | None = None
         #: the pump's `svolume`, mL (None until read or set)
         self.syringe_volume_ml: float | None = None
         self._can_withdraw = False
         self._direction = Direction.INFUSE
         self._withdrawn = False
-        self._poll_volume_ml: float | None = None
 
     # -- wire ----------------------------------------------------------------------------------
 
-    async def _send(
-        self,
-        command: str,
-        *,
-        query: bool = False,
-        errors: bool = True,
-        expect: Callable[[str], object] | None = None,
-    ) -> EliteReply:
-        """One exchange; `expect` validates the body inside it (a garbled query is retried)."""
+    _encode = staticmethod(encode_command)
+    _framer = staticmethod(elite_frame_length)
+    _decode = staticmethod(parse_reply)
 
-        def parse(raw: bytes) -> EliteReply:
-            reply = parse_reply(raw, address=self.address)
-            if expect is not None and reply.error is None:
-                expect(reply.body)
-            return reply
+    @staticmethod
+    def _payload(reply: EliteReply) -> str:
+        return reply.body
 
-        self._poll_volume_ml = None
-        reply = await self._exchange(
-            encode_command(self.address, command),
-            elite_frame_length,
-            parse,
-            idempotent=query,
-            command=command,
-        )
-        self.prompt = reply.prompt
-        if reply.prompt in "><":
-            self.paused = False
+    def _note(self, reply: EliteReply) -> None:
+        super()._note(reply)
         if reply.prompt == "<":
             self._withdrawn = True
-        if errors and reply.error is not None:
-            raise CommandRejected(
-                f"pump rejected {command!r}: {reply.error}", code=reply.error, command=command
-            )
-        return reply
 
-    async def open(self) -> None:
-        """Open the port and ask `ver`. No reply (or only garbage) is reported as a
-        `PumpTimeout` naming the port, baud rate and address."""
-        await super().open()
-        try:
-            self.identity = await self.identify()
-        except (PumpTimeout, ProtocolError) as exc:
-            await self.transport.close()
-            baud = getattr(self.transport, "baudrate", None)
-            at = f" at {baud} baud" if isinstance(baud, int) else ""
-            raise PumpTimeout(
-                f"no valid reply from Harvard pump {self.address} on {self.transport.name}{at} "
-                f"(11 Elite usual 115200): check the pump's address and baud rate ({exc})"
-            ) from exc
-        except BaseException:
-            await self.transport.close()
-            raise
-        self.log.info("pump.open", model=self.identity.model, prompt=self.prompt)
+    def _open_details(self) -> dict[str, Any]:
+        return {"prompt": self.prompt}
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -422,43 +374,30 @@ class HarvardEliteDriver(PumpDriver):
             raise PumpAlarm(AlarmReason.STALL, "pump stalled on run")
         self.paused = False
 
-    async def pause(self) -> None:
-        """`stp` when running (counters and target kept: `start()` resumes); no-op otherwise."""
-        status = await self.read_status()
-        if status.state is not PumpState.RUNNING:
-            return
-        await self.stop()
-        self.paused = True
-
-    async def stop(self) -> None:
-        """`stp` until the prompt shows a stopped motor; idempotent."""
-        for _ in range(3):
-            reply = await self._send("stp", errors=False)
-            if reply.prompt not in "><":
-                self.paused = False
-                return
-        raise PumpError(f"pump still shows prompt {self.prompt!r} after 3 stp")
-
     async def read_status(self) -> PumpStatus:
         """`ivolume` query; status from its prompt (a stall is a status here)."""
-        reply = await self._send("ivolume", query=True, expect=parse_volume)
-        volume_ml = parse_volume(reply.body)
-        status = status_for_prompt(reply.prompt, paused=self.paused, raw=reply.raw)
-        self._poll_volume_ml = volume_ml
-        return status
+        return self._status(await self._send("ivolume", query=True, expect=parse_volume))
 
     async def read_delivered(self) -> DeliveredVolume:
-        """`ivolume` (or the one just read with the status) and, after any withdrawal, `wvolume`."""
-        infused_ml = self._poll_volume_ml
-        if infused_ml is None:
-            reply = await self._send("ivolume", query=True, expect=parse_volume)
-            infused_ml = parse_volume(reply.body)
-        self._poll_volume_ml = None
+        """`ivolume` and, after any withdrawal, `wvolume`."""
+        reply = await self._send("ivolume", query=True, expect=parse_volume)
+        return await self._delivered(reply)
+
+    async def read_poll(self) -> tuple[PumpStatus, DeliveredVolume]:
+        """One `ivolume` exchange: status from its prompt, infused volume from its body (plus
+        `wvolume` once the pump has withdrawn)."""
+        reply = await self._send("ivolume", query=True, expect=parse_volume)
+        return self._status(reply), await self._delivered(reply)
+
+    def _status(self, reply: EliteReply) -> PumpStatus:
+        return status_for_prompt(reply.prompt, paused=self.paused, raw=reply.raw)
+
+    async def _delivered(self, ivolume: EliteReply) -> DeliveredVolume:
         withdrawn_ml = 0.0
         if self._withdrawn:
             reply = await self._send("wvolume", query=True, expect=parse_volume)
             withdrawn_ml = parse_volume(reply.body)
-        return DeliveredVolume(infused_ml=infused_ml, withdrawn_ml=withdrawn_ml)
+        return DeliveredVolume(infused_ml=parse_volume(ivolume.body), withdrawn_ml=withdrawn_ml)
 
     async def clear_counters(self) -> None:
         """`cvolume`: infused and withdrawn volumes to zero."""

@@ -2,7 +2,7 @@
 and the KDS / Cole-Parmer clones speak the same command set).
 
 Module-level pure functions build and parse frames; `HarvardLegacyDriver` only sequences commands
-through `PumpDriver._exchange`.
+through the Harvard base (`harvard_common.HarvardDriver._send`, shared with the other family).
 
 Wire format (pump manuals, "RS-232 / pump chain"; reply widths as existing host software reads
 them by byte count, not hardware-verified):
@@ -22,28 +22,25 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pumpctl.drivers.base import (
     AlarmReason,
     Capabilities,
-    CommandRejected,
     DeliveredVolume,
     Direction,
     ProtocolError,
     PumpAlarm,
-    PumpDriver,
     PumpError,
     PumpIdentity,
     PumpState,
     PumpStatus,
-    PumpTimeout,
     UnsupportedError,
 )
+from pumpctl.drivers.harvard_common import HarvardDriver, check_address
 from pumpctl.drivers.transport import Transport
 
 if TYPE_CHECKING:
@@ -68,7 +65,6 @@ __all__ = [
 ]
 
 CR, LF = 0x0D, 0x0A
-MAX_ADDRESS = 99
 NUMBER_WIDTH = 5
 PROMPTS = frozenset(":><*/^")
 ERRORS = frozenset({"?", "NA", "OOR"})
@@ -84,8 +80,7 @@ _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 
 def encode_command(address: int, command: str) -> bytes:
     """`NNCOMMAND[value]` CR with a 2-digit address (0..99 on one chain)."""
-    if not 0 <= address <= MAX_ADDRESS:
-        raise ValueError(f"Harvard address must be 0..{MAX_ADDRESS}, got {address}")
+    check_address(address)
     if not command.isascii() or any(not " " <= ch <= "~" for ch in command):
         raise ValueError(f"Harvard commands are printable ASCII, got {command!r}")
     return f"{address:02d}{command}".encode("ascii") + bytes([CR])
@@ -297,16 +292,15 @@ def _reached(remaining_ml: float) -> bool:
     return remaining_ml < target_step_ml(max(remaining_ml, 0.0)) / 2
 
 
-class HarvardLegacyDriver(PumpDriver):
+class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
     """One Pump 11 / PHD2000 at `address` (0..99) on a pump chain.
 
     Serial line: 9600 baud, 8 data bits, no parity, 2 stop bits (as common host software opens
     it; the pump's baud rate is a keypad setting).
 
     Semantics the supervisor relies on:
-    - Status comes from the prompt of `VOL`, so one poll (`read_status` then `read_delivered`)
-      costs one exchange: `read_status` keeps that reply's volume for the very next
-      `read_delivered` (any other exchange drops it).
+    - A poll (`read_poll`) is one `VOL` exchange: status from its prompt, volume from its text.
+      `read_status` and `read_delivered` are each one `VOL` exchange of their own.
     - Delivered volume: `VOL` is per run (RUN resets it), so the driver folds each run's volume
       into `carried_ml` before every RUN (and clears VOL with `CLV`); `read_delivered` returns
       `carried_ml + VOL` = volume since the last `clear_counters` (`CLV`, carried 0).
@@ -322,90 +316,49 @@ class HarvardLegacyDriver(PumpDriver):
 
     family = "harvard-legacy"
     default_baudrate: ClassVar[int] = 9600
-    default_bytesize: ClassVar[int] = 8
-    default_parity: ClassVar[str] = "N"
     default_stopbits: ClassVar[float] = 2
+    #: `STP` leaves `:`, or `*` on a running PHD2000 (not a stall there)
+    stop_command: ClassVar[str] = "STP"
+    stopped_prompts: ClassVar[frozenset[str]] = frozenset(":*")
+    line_hint: ClassVar[str] = "pump default 9600 8N2"
+    rejected_message: ClassVar[str] = "pump rejected {command!r} with {error}"
 
     def __init__(
         self, transport: Transport, *, address: int = 0, pump_id: str | None = None
     ) -> None:
-        if not 0 <= address <= MAX_ADDRESS:
-            raise ValueError(f"Harvard address must be 0..{MAX_ADDRESS}, got {address}")
         super().__init__(transport, address=address, pump_id=pump_id)
-        self.identity: PumpIdentity | None = None
         #: "pump11", "phd2000" or None (not yet known): from VER and the address padding
         self.variant: str | None = None
-        self.prompt: str | None = None
         self.carried_ml = 0.0
-        self.paused = False
         self._stopped_by_host = False
         self._target_ml: float | None = None
         self._diameter_mm: float | None = None
         self._direction_set = False
-        self._poll_volume_ml: float | None = None
 
     # -- wire ----------------------------------------------------------------------------------
 
-    async def _send(
-        self,
-        command: str,
-        *,
-        query: bool = False,
-        errors: bool = True,
-        expect: Callable[[str], object] | None = None,
-    ) -> LegacyReply:
-        """One exchange; the reply's prompt updates the driver's view of the pump. `expect`
-        validates the reply text inside the exchange, so a garbled query is retried."""
+    _encode = staticmethod(encode_command)
+    _framer = staticmethod(legacy_frame_length)
+    _decode = staticmethod(parse_reply)
 
-        def parse(raw: bytes) -> LegacyReply:
-            reply = parse_reply(raw, address=self.address)
-            if expect is not None and reply.error is None:
-                expect(reply.text)
-            return reply
-
-        self._poll_volume_ml = None
-        reply = await self._exchange(
-            encode_command(self.address, command),
-            legacy_frame_length,
-            parse,
-            idempotent=query,
-            command=command,
-        )
-        self._note(reply)
-        if errors and reply.error is not None:
-            raise CommandRejected(
-                f"pump rejected {command!r} with {reply.error}", code=reply.error, command=command
-            )
-        return reply
+    @staticmethod
+    def _payload(reply: LegacyReply) -> str:
+        return reply.text
 
     def _note(self, reply: LegacyReply) -> None:
-        self.prompt = reply.prompt
+        super()._note(reply)
         if reply.prompt != "*":
             self._stopped_by_host = False
-        if reply.prompt in "><":
-            self.paused = False
         if not reply.padded and self.address < 10 and self.variant != "phd2000":
             self.variant = "phd2000"
             self.log.info("pump.variant", variant="phd2000", why="unpadded address")
 
-    async def open(self) -> None:
-        """Open the port and ask `VER`. No reply (or only garbage) is reported as a
-        `PumpTimeout` naming the port, baud rate and address."""
-        await super().open()
-        try:
-            self.identity = await self.identify()
-        except (PumpTimeout, ProtocolError) as exc:
-            await self.transport.close()
-            baud = getattr(self.transport, "baudrate", None)
-            at = f" at {baud} baud" if isinstance(baud, int) else ""
-            raise PumpTimeout(
-                f"no valid reply from Harvard pump {self.address} on {self.transport.name}{at} "
-                f"(pump default 9600 8N2): check the pump's address and baud rate ({exc})"
-            ) from exc
-        except BaseException:
-            await self.transport.close()
-            raise
-        self.log.info("pump.open", model=self.identity.model, variant=self.variant)
+    def _note_stopped(self, prompt: str) -> None:
+        super()._note_stopped(prompt)
+        self._stopped_by_host = prompt == "*"
+
+    def _open_details(self) -> dict[str, Any]:
+        return {"variant": self.variant}
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -525,43 +478,26 @@ class HarvardLegacyDriver(PumpDriver):
             raise PumpAlarm(AlarmReason.STALL, "pump stalled on RUN")
         self.paused = False
 
-    async def pause(self) -> None:
-        """Emulated pause: `STP` when running (the driver then reports PAUSED and `start()`
-        resumes with the remaining target); no-op when not running."""
-        status = await self.read_status()
-        if status.state is not PumpState.RUNNING:
-            return
-        await self.stop()
-        self.paused = True
-
-    async def stop(self) -> None:
-        """`STP` until the prompt is `:` (or `*`, the PHD2000's answer on a running pump);
-        idempotent (`NA` on a stopped pump is fine). Ends an emulated pause."""
-        for _ in range(3):
-            reply = await self._send("STP", errors=False)
-            if reply.prompt in ":*":
-                self._stopped_by_host = reply.prompt == "*"
-                self.paused = False
-                return
-        raise PumpError(f"pump still shows prompt {self.prompt!r} after 3 STP")
-
     async def read_status(self) -> PumpStatus:
         """`VOL` query; status from its prompt (a stall is a status here, not an exception)."""
-        reply = await self._send("VOL", query=True, expect=_vol)
-        volume_ml = _vol(reply.text)
-        status = status_for_prompt(
-            reply.prompt, stopped_by_host=self._stopped_by_host, paused=self.paused, raw=reply.raw
-        )
-        self._poll_volume_ml = volume_ml
-        return status
+        return self._status(await self._send("VOL", query=True, expect=_vol))
 
     async def read_delivered(self) -> DeliveredVolume:
-        """`carried_ml` + `VOL` (mL); reuses the volume of an immediately preceding status read."""
-        volume_ml = self._poll_volume_ml
-        if volume_ml is None:
-            volume_ml = _vol((await self._send("VOL", query=True, expect=_vol)).text)
-        self._poll_volume_ml = None
-        return DeliveredVolume(infused_ml=self.carried_ml + volume_ml)
+        """`carried_ml` + `VOL` (mL)."""
+        return self._delivered(await self._send("VOL", query=True, expect=_vol))
+
+    async def read_poll(self) -> tuple[PumpStatus, DeliveredVolume]:
+        """One `VOL` exchange: status from its prompt, volume from its text."""
+        reply = await self._send("VOL", query=True, expect=_vol)
+        return self._status(reply), self._delivered(reply)
+
+    def _status(self, reply: LegacyReply) -> PumpStatus:
+        return status_for_prompt(
+            reply.prompt, stopped_by_host=self._stopped_by_host, paused=self.paused, raw=reply.raw
+        )
+
+    def _delivered(self, reply: LegacyReply) -> DeliveredVolume:
+        return DeliveredVolume(infused_ml=self.carried_ml + _vol(reply.text))
 
     async def clear_counters(self) -> None:
         """`CLV`; the carried volume and an emulated pause end with it."""
