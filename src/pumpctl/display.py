@@ -61,6 +61,7 @@ class ProgressPrinter:
             else ""
         )
         alarms = f"  ALARM: {', '.join(p.alarms)}" if p.alarms else ""
+        alarms += f"  NOTE: {'; '.join(p.notices)}" if p.notices else ""
         return (
             f"[{t}] {p.phase:<11} {p.rate_ml_per_h:8.3f} mL/h{dose}  {seg}"
             f"  total {p.total_delivered_ml:.3f} mL{left}{alarms}"
@@ -185,6 +186,7 @@ class LiveView:
                 f"{done:8.3f} / {planned:.3f} mL" if planned is not None else f"{done:8.3f} mL",
             )
         parts: list[RenderableType] = [head, times, total, bars]
+        parts.extend(f"[bold yellow]{notice}[/]" for notice in p.notices)
         if alarm:
             parts.append(f"[bold white on red] ALARM: {', '.join(p.alarms)} [/]")
         return Panel(

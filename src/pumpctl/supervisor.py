@@ -29,6 +29,7 @@ from pumpctl.clock import Clock
 from pumpctl.container import ContainerLevel
 from pumpctl.drivers.base import (
     AlarmReason,
+    Capabilities,
     CommandRejected,
     DeliveredVolume,
     Direction,
@@ -182,16 +183,13 @@ class Supervisor:
         self._missed_polls = 0
         self._last_reply_s = 0.0
         self._last_checkpoint_s = -math.inf
-        self._resolution_ml = driver.capabilities.volume_resolution_ml
-        self._accuracy = driver.capabilities.accuracy_percent / 100.0
-        self._rate_step_ml_per_h = driver.capabilities.rate_resolution_ml_per_h
         self._started = False
         self._ended = False
         # SR08: (clock s, total mL delivered so far) samples for the rolling-window totals
         self._rolling = RollingTotals(
-            plan.rolling_limits.by_window() if plan.rolling_limits else {},
-            tolerance_ml=driver.capabilities.volume_resolution_ml,
+            plan.rolling_limits.by_window() if plan.rolling_limits else {}, tolerance_ml=0.0
         )
+        self._take_capabilities()
         self._done_ml = 0.0  # delivered by segments already finished
         # container (syringe or reservoir) contents: assumed full at the start unless told
         self._container = ContainerLevel(
@@ -200,6 +198,15 @@ class Supervisor:
             container_contents_ml,
         )
         self._notices: list[str] = []
+
+    def _take_capabilities(self) -> Capabilities:
+        """Resolution, accuracy and rate step the checks allow for, from the pump as configured."""
+        caps = self.driver.capabilities
+        self._resolution_ml = caps.volume_resolution_ml
+        self._accuracy = caps.accuracy_percent / 100.0
+        self._rate_step_ml_per_h = caps.rate_resolution_ml_per_h
+        self._rolling.tolerance_ml = caps.volume_resolution_ml
+        return caps
 
     # ------------------------------------------------------------------ operator API
 
@@ -430,10 +437,7 @@ class Supervisor:
                 lambda: self.driver.configure_tubing(container.ml_per_rev or 0.0),
                 ml_per_rev=container.ml_per_rev,
             )
-        self._resolution_ml = self.driver.capabilities.volume_resolution_ml
-        caps = self.driver.capabilities
-        self._rate_step_ml_per_h = caps.rate_resolution_ml_per_h
-        self._accuracy = caps.accuracy_percent / 100.0
+        caps = self._take_capabilities()  # they depend on the syringe just configured
         for seg in self.plan.segments:
             if not caps.min_rate_ml_per_h <= seg.rate_ml_per_h <= caps.max_rate_ml_per_h:
                 raise _Alarm(
