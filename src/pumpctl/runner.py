@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 from pumpctl.clock import Clock, wall_time
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.drivers.registry import default_address, driver_class
-from pumpctl.drivers.transport import Transport
 from pumpctl.journal import EventKind, Journal, RunStatus
 from pumpctl.machine import Phase
 from pumpctl.plan import Plan
@@ -209,7 +208,7 @@ async def run_on_simulator(
         # the simulated tubing is the calibrated tubing the program names (a real line that
         # differs from its calibration delivers the difference, and no pump counter can tell)
         set_tubing(address, tubing)
-    transport: Transport = InMemoryTransport(emu, clock, name=f"sim://{model}", faults=faults)
+    transport = InMemoryTransport(emu, clock, name=f"sim://{model}", faults=faults)
     driver = driver_class(model)(transport, address=address)
     async with driver:
         result = await run_plan(
@@ -222,7 +221,5 @@ async def run_on_simulator(
             operator=operator,
             helpers=(SimulatedNurse(_refill(emu, address, plan)),) if change_containers else (),
         )
-    transport_sync = getattr(transport, "sync", None)
-    if callable(transport_sync):
-        transport_sync()  # bring the pump's physics (and faults) up to the end of the run
+    transport.sync()  # bring the pump's physics (and faults) up to the end of the run
     return result, emu.snapshot()[address]

@@ -479,16 +479,6 @@ class Supervisor:
                 seg.needs_restart = False
                 self.log.warning("pump.restart_after_unknown_start", phase=segment.phase.value)
                 await self._start_pump(seg)
-            if (
-                seg.stop_at_ml is not None
-                and seg.awaiting_change is False
-                and (
-                    self._container_left_ml(seg) is not None
-                    and seg.delivered_ml >= seg.stop_at_ml - self._resolution_ml
-                    and not seg.pump_running
-                )
-            ):
-                self._container_empty(seg)
         seg.ended_s = self.clock.now()
         result = self._results[segment.phase]
         result.ended_s = seg.ended_s
@@ -723,10 +713,12 @@ class Supervisor:
             seg.pending_start = False
             return False
         if stop_at is not None and seg.delivered_ml >= stop_at - self._resolution_ml:
-            seg.pump_running = False
-            # the pump reached its target and stopped by itself: the segment is done, or the
-            # container is empty (the caller sees stop_at < segment volume)
-            return target is not None and seg.delivered_ml >= target - self._resolution_ml
+            seg.pump_running = False  # the pump reached its own target and stopped by itself
+            if target is not None and seg.delivered_ml >= target - self._resolution_ml:
+                return True  # the segment is done
+            # a leg target short of the segment only exists when the container limits it
+            self._container_empty(seg)
+            return False
         if seg.pending_start and seg.delivered_ml <= self._resolution_ml:
             # SR21: the state was re-read and the RUN provably did not execute: send it again
             seg.needs_restart = True
