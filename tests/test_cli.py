@@ -186,3 +186,15 @@ def test_json_log_puts_structlog_lines_on_stdout_and_warnings_always_reach_peopl
     faulty = CliRunner().invoke(main, ["demo", "--fault", "stall@2h", "--no-pause"])
     assert faulty.exit_code == 3
     assert "alarm" in faulty.stderr and "stall" in faulty.stderr
+
+
+@pytest.mark.parametrize("model", ["harvard-legacy", "harvard-elite", "masterflex-ls"])
+def test_demo_delivers_every_phase_exactly_on_every_family(model: str) -> None:
+    result = CliRunner().invoke(main, ["demo", "--model", model, "--no-pause"])
+    assert result.exit_code == 0, result.output
+    marks = re.findall(
+        r"^(?:prime|loading|maintenance)\s+\S+\s+\S+\s+\S+\s+(\w+)$", result.output, re.M
+    )
+    assert marks == ["ok", "ok", "ok"], result.output
+    truth = re.search(r"plunger ground truth \(simulator\): ([\d.]+) mL", result.output)
+    assert truth is not None and float(truth.group(1)) == pytest.approx(40.75, abs=0.003)

@@ -250,11 +250,8 @@ def demo(
             jr.close()
     wall = wall_monotonic() - wall0
     if not json_log:
-        from pumpctl.drivers.registry import driver_class
-
-        resolution = _resolution_for(driver_class(model), plan)
         _echo("")
-        for line in summary_lines(plan, result, resolution_ml=resolution):
+        for line in summary_lines(plan, result):
             _echo(line)
         if scenario is not None and scenario.paused_at_s is not None:
             _echo(f"paused once for {scenario.pause_for_s / 60:.0f} min during maintenance")
@@ -265,14 +262,6 @@ def demo(
             f"({sim_s / max(wall, 1e-9):,.0f}x real time)"
         )
     sys.exit(_exit_code(result.outcome.value))
-
-
-def _resolution_for(cls: Any, plan: Plan) -> float:
-    """The pump's volume resolution for this plan's container (for the summary check)."""
-    resolution = getattr(cls, "volume_resolution_for", None)
-    if callable(resolution):
-        return float(resolution(plan.container))
-    return 0.001
 
 
 @main.command()
@@ -418,7 +407,7 @@ def run(
     if result is None:
         sys.exit(EXIT_OK)
     if not json_log:
-        for line in summary_lines(plan, result, resolution_ml=_resolution_for(cls, plan)):
+        for line in summary_lines(plan, result):
             _echo(line)
     sys.exit(_exit_code(result.outcome.value))
 

@@ -68,8 +68,9 @@ class ProgressPrinter:
         )
 
 
-def summary_lines(plan: Plan, result: RunResult, *, resolution_ml: float) -> list[str]:
+def summary_lines(plan: Plan, result: RunResult) -> list[str]:
     """Planned vs delivered per phase, flagged where they disagree beyond the pump resolution."""
+    resolution_ml = result.volume_resolution_ml
     lines = [
         f"program {plan.program}: {result.outcome.value}"
         + (f" (alarm: {result.alarm})" if result.alarm else ""),

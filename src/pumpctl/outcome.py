@@ -38,6 +38,8 @@ class RunResult(BaseModel):
     phases: list[PhaseResult]
     started_s: float
     ended_s: float
+    #: the pump's volume resolution the run was reconciled against (from its capabilities)
+    volume_resolution_ml: float
 
     @property
     def delivered_ml(self) -> float:

@@ -367,6 +367,7 @@ class Supervisor:
             phases=list(self._results.values()),
             started_s=started,
             ended_s=ended,
+            volume_resolution_ml=self._resolution_ml,
         )
         if self.journal is not None and self.run_id is not None:
             self._journal(
@@ -527,10 +528,10 @@ class Supervisor:
             limits.append(left - self._container.reserve_ml())
         if not limits:
             return None
-        # whole resolution steps, rounded down: a target never asks for more than there is
-        res = self._resolution_ml
-        target = math.floor(min(limits) / res + 1e-9) * res
-        if target < res:
+        # no second rounding here: the plan's volumes are already rounded (plan.py), and the
+        # container limit keeps a reserve far larger than any pump step; the driver quantizes
+        target = min(limits)
+        if target < self._resolution_ml:
             raise _Alarm(
                 "container_empty",
                 f"nothing left to deliver from the {self._container.kind} ({left:.3f} mL left)"
