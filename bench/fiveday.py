@@ -14,15 +14,15 @@ from typing import Any
 
 from bench import cpu_s
 from pumpctl.clock import Clock, run_with_clock, wall_monotonic
+from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.drivers.registry import driver_class
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import RunResult, Supervisor, SupervisorConfig
 from pumpctl.log import configure_logging
-from pumpctl.machine import Phase
-from pumpctl.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
 from pumpctl.runner import run_plan
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import RunResult, Supervisor, SupervisorConfig
 
 HOUR_S = 3600.0
 DAY_S = 24 * HOUR_S

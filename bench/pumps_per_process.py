@@ -25,13 +25,13 @@ from typing import Any
 
 from bench import Row, cpu_s, median, percentile
 from pumpctl.clock import Clock, RealClock, wall_monotonic
+from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase
 from pumpctl.drivers.newera import NE1000Driver
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import Supervisor, SupervisorConfig
 from pumpctl.log import configure_logging
-from pumpctl.machine import Phase
-from pumpctl.plan import ContainerSpec, Plan, Segment, SegmentPhase
 from pumpctl.simulator.devices.newera import NE1000Emulation
 from pumpctl.simulator.endpoints import InMemoryTransport
-from pumpctl.supervisor import Supervisor, SupervisorConfig
 
 NAME = "pumps_per_process"
 TARGET_P99_MS = 50.0

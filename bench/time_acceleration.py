@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import Row, median
 from bench.fiveday import FiveDayRun, five_day_plan, run_five_day
-from pumpctl.supervisor import SupervisorConfig
+from pumpctl.infusion.supervisor import SupervisorConfig
 
 NAME = "time_acceleration"
 TARGET_SPEEDUP = 86_400.0

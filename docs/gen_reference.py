@@ -188,7 +188,7 @@ def _closure_values(fn: Any) -> Iterator[Any]:
 
 def _quantity_unit(annotation: Any, metadata: list[Any]) -> str | None:
     """The canonical unit of a quantity field (read from its parser), else None."""
-    from pumpctl.units import Kind, RateKind
+    from pumpctl.dosing.units import Kind, RateKind
 
     validators = [m for m in metadata if isinstance(m, BeforeValidator)]
     for arg in typing.get_args(annotation):
@@ -229,7 +229,7 @@ def _walk(root: type[BaseModel]) -> list[type[BaseModel]]:
 
 
 def _limit_base(model: type[BaseModel]) -> type[BaseModel] | None:
-    from pumpctl.library import Limit
+    from pumpctl.dosing.library import Limit
 
     return Limit if issubclass(model, Limit) and model is not Limit else None
 
@@ -277,7 +277,7 @@ def _json_type(prop: dict[str, Any]) -> str:
 
 
 def _field_type(model: type[BaseModel], name: str, prop: dict[str, Any]) -> str:
-    from pumpctl.library import Limit
+    from pumpctl.dosing.library import Limit
 
     field = model.model_fields[name]
     subs = [m for m in _models_in(field.annotation)]
@@ -337,8 +337,8 @@ def _model_section(model: type[BaseModel], *, heading: str = "##") -> list[str]:
 
 
 def _limit_section() -> list[str]:
-    from pumpctl import library
-    from pumpctl.library import Limit
+    from pumpctl.dosing import library
+    from pumpctl.dosing.library import Limit
 
     lines = _model_section(Limit)
     subclasses = sorted(
@@ -373,8 +373,8 @@ def _example(path: Path) -> list[str]:
 
 
 def render_program_reference() -> str:
-    from pumpctl.library import Limit
-    from pumpctl.program import Program
+    from pumpctl.dosing.library import Limit
+    from pumpctl.dosing.program import Program
 
     models = [m for m in _walk(Program) if m.__name__ != "DoseRate" and not issubclass(m, Limit)]
     lines = [
@@ -414,7 +414,7 @@ def render_program_reference() -> str:
 
 
 def render_library_reference() -> str:
-    from pumpctl.library import DrugLibrary, Limit
+    from pumpctl.dosing.library import DrugLibrary, Limit
 
     models = [m for m in _walk(DrugLibrary) if not issubclass(m, Limit)]
     lines = [

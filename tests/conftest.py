@@ -10,8 +10,8 @@ import pytest
 import structlog
 
 from pumpctl.clock import Clock, run_with_clock
+from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
 from pumpctl.log import configure_logging
-from pumpctl.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pumpctl.accuracy import (
+from pumpctl.operator.accuracy import (
     TRUMPET_WINDOWS_MIN,
     AccuracyResult,
     AccuracyTrace,
@@ -22,7 +22,7 @@ from pumpctl.accuracy import (
     trumpet_curve,
     window_errors_pct,
 )
-from pumpctl.report_cli import accuracy as accuracy_command
+from pumpctl.operator.cli.journal_cmd import accuracy as accuracy_command
 
 RATE = 5.0  # mL/h
 S = 30.0  # s

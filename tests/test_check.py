@@ -11,9 +11,9 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from pumpctl.check import CheckResult, check_program
-from pumpctl.library import default_library, load_library_text
-from pumpctl.program import example_path
+from pumpctl.dosing.check import CheckResult, check_program
+from pumpctl.dosing.library import default_library, load_library_text
+from pumpctl.dosing.program import example_path
 
 EXAMPLES = Path(__file__).parent.parent / "src" / "pumpctl" / "examples"
 VERSION = default_library().version

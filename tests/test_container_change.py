@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 
 from pumpctl.clock import Clock
-from pumpctl.machine import Phase
-from pumpctl.plan import ContainerSpec, SegmentPhase
+from pumpctl.dosing.plan import ContainerSpec, SegmentPhase
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorError
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import Outcome, Supervisor, SupervisorError
 
 from .conftest import make_plan, run_virtual, segment
 
@@ -79,8 +79,8 @@ def test_SR25_empty_container_without_changes_is_an_alarm_before_the_syringe_sta
 async def test_syringe_changed_reaches_the_supervisor_over_the_control_socket(
     tmp_path: Path,
 ) -> None:
-    from pumpctl.control import ControlServer, send_request
-    from pumpctl.supervisor import Progress
+    from pumpctl.infusion.supervisor import Progress
+    from pumpctl.operator.control import ControlServer, send_request
 
     class Sup:
         """Stands in for a running supervisor: records the confirmation it receives."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pumpctl.container import ContainerLevel
+from pumpctl.infusion.container import ContainerLevel
 
 
 def test_SR25_level_warning_and_refill() -> None:

@@ -22,7 +22,11 @@ from typing import Any
 import pytest
 
 from pumpctl.clock import Clock, RealClock
-from pumpctl.control import (
+from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
+from pumpctl.drivers.registry import driver_class
+from pumpctl.infusion.journal import EventKind, Journal
+from pumpctl.infusion.supervisor import Outcome, Progress, RunResult, Supervisor, SupervisorConfig
+from pumpctl.operator.control import (
     CTL_OK,
     CTL_REFUSED,
     CTL_UNREACHABLE,
@@ -33,14 +37,10 @@ from pumpctl.control import (
     ctl,
     send_request,
 )
-from pumpctl.drivers.registry import driver_class
-from pumpctl.journal import EventKind, Journal
-from pumpctl.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.devices.base import PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import Outcome, Progress, RunResult, Supervisor, SupervisorConfig
 
 SAFETY_S = 30.0  # wall seconds; only there so a broken build fails instead of hanging
 HOUR_S = 3600.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from pumpctl.display import LiveView, ProgressPrinter, format_duration
-from pumpctl.plan import Plan, SegmentPhase
-from pumpctl.supervisor import Progress
+from pumpctl.dosing.plan import Plan, SegmentPhase
+from pumpctl.infusion.supervisor import Progress
+from pumpctl.operator.display import LiveView, ProgressPrinter, format_duration
 
 
 def progress(**overrides: object) -> Progress:

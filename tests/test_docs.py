@@ -15,8 +15,8 @@ from types import ModuleType
 import click
 import pytest
 
-from pumpctl.cli import main as pumpctl_main
-from pumpctl.report_cli import accuracy, report
+from pumpctl.operator.cli import main as pumpctl_main
+from pumpctl.operator.cli.journal_cmd import accuracy, report
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from pumpctl.clock import Clock
-from pumpctl.journal import Journal, delivered_by_phase
-from pumpctl.plan import SegmentPhase
+from pumpctl.dosing.plan import SegmentPhase
+from pumpctl.infusion.journal import Journal, delivered_by_phase
+from pumpctl.infusion.supervisor import Outcome
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.faults import FaultSchedule
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import Outcome
 
 from .conftest import make_plan, run_virtual, segment
 

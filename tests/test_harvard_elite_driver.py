@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pumpctl.dosing.plan import ContainerSpec
 from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
@@ -35,7 +36,6 @@ from pumpctl.drivers.harvard_elite import (
     parse_volume,
     status_for_prompt,
 )
-from pumpctl.plan import ContainerSpec
 
 from . import scripted
 from .scripted import Step

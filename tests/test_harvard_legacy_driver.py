@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pumpctl.dosing.plan import ContainerSpec
 from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
@@ -35,7 +36,6 @@ from pumpctl.drivers.harvard_legacy import (
     status_for_prompt,
     target_step_ml,
 )
-from pumpctl.plan import ContainerSpec
 
 from . import scripted
 from .scripted import Step

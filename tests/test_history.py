@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from pumpctl.clock import Clock, run_with_clock
-from pumpctl.history import render_history
-from pumpctl.journal import EventKind, Journal, JournalError, delivered_by_phase
-from pumpctl.machine import Phase
-from pumpctl.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
+from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
+from pumpctl.infusion.journal import EventKind, Journal, JournalError, delivered_by_phase
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorConfig
+from pumpctl.operator.history import render_history
 from pumpctl.runner import run_on_simulator
-from pumpctl.supervisor import Outcome, Supervisor, SupervisorConfig
 
 START_WALL = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 

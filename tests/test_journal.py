@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pumpctl
-from pumpctl.journal import (
+from pumpctl.infusion.journal import (
     SCHEMA_VERSION,
     EventKind,
     Journal,
@@ -385,7 +385,7 @@ def test_SR30_delivered_by_phase_from_the_journal(journal: Journal) -> None:
 CHILD = r"""
 import hashlib, random, sys
 from pathlib import Path
-from pumpctl.journal import Journal
+from pumpctl.infusion.journal import Journal
 
 path, seed = Path(sys.argv[1]), int(sys.argv[2])
 rng = random.Random(seed)

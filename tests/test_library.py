@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pumpctl.library import DoseLimit, default_library, load_library, load_library_text
-from pumpctl.program import ProgramError
+from pumpctl.dosing.library import DoseLimit, default_library, load_library, load_library_text
+from pumpctl.dosing.program import ProgramError
 
 SHIPPED = (
     Path(__file__).parent.parent / "src" / "pumpctl" / "examples" / "library" / "ketamine.yaml"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from structlog.testing import capture_logs
 
-from pumpctl.machine import (
+from pumpctl.infusion.machine import (
     PUMP_MAY_RUN,
     TRANSITIONS,
     InfusionMachine,
@@ -327,7 +327,7 @@ def test_transitions_are_logged_with_bound_context() -> None:
     assert logs[0] == {
         "event": "transition",
         "log_level": "info",
-        "logger": "pumpctl.machine",
+        "logger": "pumpctl.infusion.machine",
         "pump_id": "ne1000@0",
         "program_id": "ket-1",
         "trigger": "start_priming",

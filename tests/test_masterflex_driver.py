@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pumpctl.dosing.plan import ContainerSpec
 from pumpctl.drivers.base import (
     CommandRejected,
     Direction,
@@ -39,7 +40,6 @@ from pumpctl.drivers.masterflex import (
     parse_to_go,
 )
 from pumpctl.drivers.transport import Transport
-from pumpctl.plan import ContainerSpec
 
 from . import scripted
 from .scripted import Step

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pumpctl.library import default_library
-from pumpctl.plan import (
+from pumpctl.dosing.library import default_library
+from pumpctl.dosing.plan import (
     PlanRefused,
     Resolution,
     Segment,
@@ -20,7 +20,7 @@ from pumpctl.plan import (
     max_window_volume,
     program_hash,
 )
-from pumpctl.program import Program, load_program_text
+from pumpctl.dosing.program import Program, load_program_text
 
 LIB = default_library()
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pumpctl.program import ProgramError, load_program, load_program_text
-from pumpctl.units import RateKind
+from pumpctl.dosing.program import ProgramError, load_program, load_program_text
+from pumpctl.dosing.units import RateKind
 
 ISSUE_EXAMPLE = """\
 program: acute-pain-70kg

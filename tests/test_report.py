@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from pumpctl.clock import Clock, run_with_clock
-from pumpctl.journal import Journal, JournalError
-from pumpctl.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
-from pumpctl.program import example_path
-from pumpctl.report import (
+from pumpctl.dosing.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
+from pumpctl.dosing.program import example_path
+from pumpctl.infusion.journal import Journal, JournalError
+from pumpctl.operator.cli.journal_cmd import report as report_command
+from pumpctl.operator.report import (
     Alarm,
     Pause,
     PhaseRow,
@@ -26,7 +27,6 @@ from pumpctl.report import (
     rolling_max_ml,
     rolling_rows,
 )
-from pumpctl.report_cli import report as report_command
 from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
 
 T0 = 1000.0  # clock seconds at the run's start: report times are relative to it
@@ -266,7 +266,7 @@ def test_unsupported_format(journal_path: Path, tmp_path: Path) -> None:
 
 
 def _demo_journal(path: Path) -> None:
-    from pumpctl.check import check_program
+    from pumpctl.dosing.check import check_program
 
     plan = check_program(example_path(DEMO_PROGRAM), {}).plan
     assert plan is not None

@@ -17,15 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pumpctl.clock import Clock, VirtualClock, VirtualTimeEventLoop, run_with_clock
+from pumpctl.dosing.plan import Plan, SegmentPhase
 from pumpctl.drivers.newera import NE1000Driver
-from pumpctl.journal import Journal
-from pumpctl.plan import Plan, SegmentPhase
-from pumpctl.resume import ResumeRefused
+from pumpctl.infusion.journal import Journal
+from pumpctl.infusion.resume import ResumeRefused
+from pumpctl.infusion.supervisor import Outcome, RunResult, Supervisor
 from pumpctl.runner import prepare_run
 from pumpctl.simulator.devices.base import Emulation
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import Outcome, RunResult, Supervisor
 
 from .conftest import make_plan, segment
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pumpctl.rolling import RollingTotals
+from pumpctl.dosing.rolling import RollingTotals
 
 
 def test_SR08_window_total_trips_only_past_the_maximum() -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from pumpctl.clock import Clock
-from pumpctl.journal import Journal
+from pumpctl.dosing.plan import SegmentPhase, TitrationLimits
+from pumpctl.infusion.journal import Journal
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import Outcome, Supervisor
 from pumpctl.log import configure_logging
-from pumpctl.machine import Phase
-from pumpctl.plan import SegmentPhase, TitrationLimits
 from pumpctl.runner import run_on_simulator
-from pumpctl.supervisor import Outcome, Supervisor
 
 from .conftest import make_plan, run_virtual, segment
 from .fakes import FakePump
@@ -150,7 +150,9 @@ def test_SR33_audit_lines_carry_pump_program_phase_and_library(tmp_path: Path) -
     assert sink is not None
     sink.close()
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
-    ours = [e for e in lines if e.get("logger") in ("pumpctl.supervisor", "pumpctl.driver")]
+    ours = [
+        e for e in lines if e.get("logger") in ("pumpctl.infusion.supervisor", "pumpctl.driver")
+    ]
     assert all(e["pump_id"] == "ne1000-0" for e in ours)  # the connection probe too
     start = next(i for i, e in enumerate(ours) if e["event"] == "run.start")
     ours = ours[start:]  # from here on the program and its phase are known

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 
 from pumpctl.clock import Clock
-from pumpctl.journal import Journal
-from pumpctl.machine import Phase
-from pumpctl.plan import Plan, SegmentPhase
+from pumpctl.dosing.plan import Plan, SegmentPhase
+from pumpctl.infusion.journal import Journal
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorConfig, SupervisorError
 from pumpctl.runner import DemoScenario, run_on_simulator
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import Outcome, Supervisor, SupervisorConfig, SupervisorError
 
 from .conftest import make_plan, run_virtual, segment
 
@@ -236,7 +236,7 @@ def test_SR29_journal_accounts_for_every_phase(acute_plan: Plan, tmp_path) -> No
 
 
 def test_SR08_rolling_hourly_total_stops_infusion_with_alarm() -> None:
-    from pumpctl.plan import RollingLimits
+    from pumpctl.dosing.plan import RollingLimits
 
     base = make_plan(segment(SegmentPhase.MAINTENANCE, 7.0, 28.0))
     plan = base.model_copy(update={"rolling_limits": RollingLimits(max_1h_ml=5.0)})

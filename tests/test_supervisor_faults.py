@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from pumpctl.clock import Clock
-from pumpctl.machine import Phase
-from pumpctl.plan import SegmentPhase, TitrationLimits
-from pumpctl.supervisor import Outcome, Supervisor, SupervisorError
+from pumpctl.dosing.plan import SegmentPhase, TitrationLimits
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorError
 
 from .conftest import make_plan, run_virtual, segment
 from .fakes import FakePump, Fault

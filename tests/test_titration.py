@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pumpctl.library import default_library
-from pumpctl.plan import Plan, TitrationLimits, compile_program
-from pumpctl.program import load_program_text
-from pumpctl.titration import (
+from pumpctl.dosing.library import default_library
+from pumpctl.dosing.plan import Plan, TitrationLimits, compile_program
+from pumpctl.dosing.program import load_program_text
+from pumpctl.dosing.titration import (
     TitrationRefused,
     check_titration,
     dose_rate_to_ml_per_h,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pumpctl.units import Kind, QuantityError, RateKind, parse, parse_dose_rate
+from pumpctl.dosing.units import Kind, QuantityError, RateKind, parse, parse_dose_rate
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """`python -m pumpctl` runs the CLI."""
 
-from pumpctl.cli import main
+from pumpctl.operator.cli import main
 
 main()

@@ -10,17 +10,17 @@ from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
 from pumpctl.clock import Clock, wall_time
+from pumpctl.dosing.plan import Plan
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.drivers.registry import default_address, driver_class
-from pumpctl.journal import EventKind, Journal, RunStatus
-from pumpctl.machine import Phase
-from pumpctl.plan import Plan
-from pumpctl.resume import find_interrupted_run, plan_resume, read_pump_after_restart
+from pumpctl.infusion.journal import EventKind, Journal, RunStatus
+from pumpctl.infusion.machine import Phase
+from pumpctl.infusion.resume import find_interrupted_run, plan_resume, read_pump_after_restart
+from pumpctl.infusion.supervisor import Progress, RunResult, Supervisor, SupervisorConfig
 from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.faults import FaultSchedule
 from pumpctl.simulator.server import build_emulation
-from pumpctl.supervisor import Progress, RunResult, Supervisor, SupervisorConfig
 
 Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 """A scripted operator acting on a running supervisor (demo scenario, tests, rigs)."""
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 DEMO_PROGRAM = "acute-pain.yaml"
-"""The built-in program `pumpctl demo` runs (see `pumpctl.program.example_path`)."""
+"""The built-in program `pumpctl demo` runs (see `pumpctl.dosing.program.example_path`)."""
 
 #: the same program for pumps that move liquid through tubing rather than from a syringe
 DEMO_PROGRAMS = {"masterflex-ls": "acute-pain-peristaltic.yaml"}

@@ -37,7 +37,7 @@ from pumpctl.drivers.harvard_common import HarvardDriver, check_address
 from pumpctl.drivers.transport import Transport
 
 if TYPE_CHECKING:
-    from pumpctl.plan import ContainerSpec
+    from pumpctl.dosing.plan import ContainerSpec
 
 __all__ = [
     "ERRORS",

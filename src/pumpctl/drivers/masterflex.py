@@ -41,7 +41,7 @@ from pumpctl.drivers.base import (
 from pumpctl.drivers.transport import Transport
 
 if TYPE_CHECKING:
-    from pumpctl.plan import ContainerSpec
+    from pumpctl.dosing.plan import ContainerSpec
 
 __all__ = [
     "CALIBRATED_ACCURACY_PERCENT",

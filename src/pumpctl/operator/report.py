@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pumpctl.journal import EventKind, Journal, JournalError, JournalEvent, RunRecord
+from pumpctl.infusion.journal import EventKind, Journal, JournalError, JournalEvent, RunRecord
 
 __all__ = [
     "Alarm",

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pumpctl.library import (
+from pumpctl.dosing.library import (
     DrugLibrary,
     Override,
     Violation,
     default_library,
     load_library,
 )
+from pumpctl.dosing.plan import Plan, Resolution, compile_with_violations
+from pumpctl.dosing.program import Issue, ProgramError, load_program
 from pumpctl.log import get_logger
-from pumpctl.plan import Plan, Resolution, compile_with_violations
-from pumpctl.program import Issue, ProgramError, load_program
 
 __all__ = ["EXIT_HARD", "EXIT_OK", "EXIT_SOFT", "CheckResult", "check_program"]
 
@@ -115,7 +115,7 @@ def check_program(
     `library` replaces the program's own library (tests); otherwise the program's `library:`
     file is used, or the packaged default library when it names none.
     """
-    log = get_logger("pumpctl.check", program_file=str(path))
+    log = get_logger("pumpctl.dosing.check", program_file=str(path))
     try:
         program = load_program(path)
     except ProgramError as exc:

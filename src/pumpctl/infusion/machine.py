@@ -285,7 +285,7 @@ class InfusionMachine:
             ignore_invalid_triggers=False,
         )
         self._on_transition = on_transition
-        self._log = get_logger("pumpctl.machine", **dict(log_context or {}))
+        self._log = get_logger("pumpctl.infusion.machine", **dict(log_context or {}))
         self.history: list[TransitionRecord] = []
 
     @property

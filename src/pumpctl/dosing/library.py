@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pumpctl.program import CareArea, Concentration, ProgramError, load_yaml_mapping
-from pumpctl.units import Kind, parse
+from pumpctl.dosing.program import CareArea, Concentration, ProgramError, load_yaml_mapping
+from pumpctl.dosing.units import Kind, parse
 
 __all__ = [
     "DEFAULT_LIBRARY",

@@ -1,6 +1,6 @@
 """`pumpctl simulate`: serve an emulated pump on a pty, a device path or TCP.
 
-Registered into the main `pumpctl` group by pumpctl.cli; kept here so the simulator's options
+Registered into the main `pumpctl` group by pumpctl.operator.cli; kept here so the simulator's options
 live next to the simulator.
 """
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from pumpctl.dosing.plan import Plan, SegmentPhase
 from pumpctl.drivers.base import AlarmReason, PumpAlarm, PumpDriver, PumpError
-from pumpctl.journal import EventKind, Journal, JournalEvent, RunRecord, RunStatus
-from pumpctl.plan import Plan, SegmentPhase
+from pumpctl.infusion.journal import EventKind, Journal, JournalEvent, RunRecord, RunStatus
 
 __all__ = [
     "PumpReading",

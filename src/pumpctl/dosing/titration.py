@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 
-from pumpctl.plan import Plan, SegmentPhase, TitrationLimits, floor_to
-from pumpctl.units import QuantityError, RateKind, parse_dose_rate
+from pumpctl.dosing.plan import Plan, SegmentPhase, TitrationLimits, floor_to
+from pumpctl.dosing.units import QuantityError, RateKind, parse_dose_rate
 
 __all__ = [
     "TitrationRefused",

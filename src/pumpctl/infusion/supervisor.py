@@ -26,7 +26,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from pumpctl.clock import Clock
-from pumpctl.container import ContainerLevel
+from pumpctl.dosing.plan import Plan, Segment, SegmentPhase
+from pumpctl.dosing.rolling import RollingTotals
 from pumpctl.drivers.base import (
     AlarmReason,
     Capabilities,
@@ -41,12 +42,11 @@ from pumpctl.drivers.base import (
     PumpStatus,
     PumpTimeout,
 )
-from pumpctl.journal import EventKind, Journal, RunStatus
+from pumpctl.infusion.container import ContainerLevel
+from pumpctl.infusion.journal import EventKind, Journal, RunStatus
+from pumpctl.infusion.machine import InfusionMachine, Phase, TransitionRecord, Trigger
+from pumpctl.infusion.outcome import Outcome, PhaseResult, Progress, RunResult
 from pumpctl.log import get_logger
-from pumpctl.machine import InfusionMachine, Phase, TransitionRecord, Trigger
-from pumpctl.outcome import Outcome, PhaseResult, Progress, RunResult
-from pumpctl.plan import Plan, Segment, SegmentPhase
-from pumpctl.rolling import RollingTotals
 
 __all__ = [
     "Outcome",
@@ -159,7 +159,7 @@ class Supervisor:
         self.run_id: str | None = None
         self._on_progress = on_progress
         self.log = get_logger(
-            "pumpctl.supervisor",
+            "pumpctl.infusion.supervisor",
             pump_id=driver.pump_id,
             program_id=plan.program,
             library_version=plan.library_version,
@@ -791,7 +791,7 @@ class Supervisor:
         self._fire(Trigger.RESUME, **args)
 
     async def _do_titrate(self, seg: _SegmentRun, args: dict[str, Any]) -> None:
-        from pumpctl.titration import TitrationRefused, check_titration
+        from pumpctl.dosing.titration import TitrationRefused, check_titration
 
         new_rate = float(args["rate_ml_per_h"])
         if not self.machine.may(Trigger.TITRATE):

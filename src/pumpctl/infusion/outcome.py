@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from pumpctl.plan import SegmentPhase
+from pumpctl.dosing.plan import SegmentPhase
 
 __all__ = ["Outcome", "PhaseResult", "Progress", "RunResult"]
 

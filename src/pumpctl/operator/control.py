@@ -34,8 +34,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pumpctl.clock import RealClock
+from pumpctl.infusion.supervisor import Progress, Supervisor, SupervisorError
 from pumpctl.log import get_logger
-from pumpctl.supervisor import Progress, Supervisor, SupervisorError
 
 __all__ = [
     "CTL_OK",
@@ -224,7 +224,7 @@ class ControlServer:
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._closing = False
         self.log = get_logger(
-            "pumpctl.control",
+            "pumpctl.operator.control",
             pump_id=supervisor.driver.pump_id,
             program_id=supervisor.plan.program,
             socket=str(self.path),
@@ -440,7 +440,7 @@ class ControlServer:
     def _parse_rate(self, text: str) -> float:
         parser = self._rate_parser
         if parser is None:
-            from pumpctl.titration import dose_rate_to_ml_per_h
+            from pumpctl.dosing.titration import dose_rate_to_ml_per_h
 
             plan = self.supervisor.plan
 
@@ -583,7 +583,7 @@ def _format_progress(p: Progress) -> str:
         f"total     {p.total_delivered_ml:.3f}{total_planned} mL",
     ]
     if p.segment_remaining_s is not None:
-        from pumpctl.display import format_duration
+        from pumpctl.operator.display import format_duration
 
         lines.append(f"remaining {format_duration(p.segment_remaining_s)} in this segment")
     lines.append(f"alarms    {', '.join(p.alarms) if p.alarms else 'none'}")

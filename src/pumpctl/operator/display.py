@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pumpctl.plan import Plan
-from pumpctl.supervisor import Progress, RunResult
+from pumpctl.dosing.plan import Plan
+from pumpctl.infusion.supervisor import Progress, RunResult
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

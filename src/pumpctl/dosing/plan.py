@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pumpctl.library import (
+from pumpctl.dosing.library import (
     DrugLibrary,
     Entry,
     Limit,
@@ -31,8 +31,8 @@ from pumpctl.library import (
     Violation,
     violation,
 )
-from pumpctl.program import Program
-from pumpctl.units import DoseRate, RateKind
+from pumpctl.dosing.program import Program
+from pumpctl.dosing.units import DoseRate, RateKind
 
 __all__ = [
     "DEFAULT_PRIME_RATE_ML_PER_H",

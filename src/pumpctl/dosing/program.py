@@ -1,6 +1,6 @@
 """The infusion program file: pydantic models with the portable field names of the issue.
 
-Quantities are written with units ("0.35 mg/kg", "10 min") and parsed once, by `pumpctl.units`,
+Quantities are written with units ("0.35 mg/kg", "10 min") and parsed once, by `pumpctl.dosing.units`,
 into canonical floats (mg, kg, mL, mL/h, s, mg/kg, mg/mL); dose rates keep how they were written
 for display. Unknown fields are errors, so a typo ("duraton") can never silently drop a limit.
 """
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from pumpctl.units import DoseRate, Kind, RateKind, parse, parse_dose_rate
+from pumpctl.dosing.units import DoseRate, Kind, RateKind, parse, parse_dose_rate
 
 __all__ = [
     "CareArea",

@@ -1,4 +1,4 @@
-"""`pumpctl report` and `pumpctl accuracy`: click commands registered by pumpctl.cli.
+"""`pumpctl report` and `pumpctl accuracy`: click commands registered by pumpctl.operator.cli.
 
 Kept apart so cli.py stays small and matplotlib is imported only when one of these runs.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["accuracy", "report"]
+__all__ = ["accuracy", "journal_cmd", "report"]
 
 
 def _echo(line: str) -> None:
@@ -42,8 +42,8 @@ def _quiet_logs() -> None:
 def report(journal: Path, output: Path, run_id: str | None) -> None:
     """Draw a run from JOURNAL alone: rate and dose rate with phases, pauses, titrations and
     alarms; delivered vs planned volume; per-phase and rolling 1 h/4 h/24 h totals."""
-    from pumpctl.journal import JournalError
-    from pumpctl.report import build_report, render_report
+    from pumpctl.infusion.journal import JournalError
+    from pumpctl.operator.report import build_report, render_report
 
     try:
         data = build_report(journal, run_id)
@@ -79,8 +79,8 @@ def accuracy(model: str, rate_ml_per_h: float | None, output: Path) -> None:
     """Run the SR32 accuracy protocol for MODEL on the simulator (2 h at a constant rate on a
     virtual clock, sampled every 30 s) and draw the trumpet and flow-rate curves. Exits 1 when
     the 2nd-hour rate error is outside the pump's stated accuracy."""
-    from pumpctl.accuracy import measure_accuracy, render_accuracy
     from pumpctl.drivers.base import PumpError
+    from pumpctl.operator.accuracy import measure_accuracy, render_accuracy
 
     if output.suffix.lower() not in (".png", ".svg"):
         raise click.BadParameter("use a .png or .svg file", param_hint="--output")
@@ -94,3 +94,20 @@ def accuracy(model: str, rate_ml_per_h: float | None, output: Path) -> None:
         _echo(line)
     _echo(f"wrote {output}")
     sys.exit(0 if result.passed else 1)
+
+
+@click.command("journal")
+@click.argument(
+    "journal_path", metavar="JOURNAL", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--run", "run_id", help="run id or a unique prefix (default: the latest run)")
+def journal_cmd(journal_path: Path, run_id: str | None) -> None:
+    """Print the runs in JOURNAL and the history of one of them."""
+    from pumpctl.infusion.journal import JournalError
+    from pumpctl.operator.history import render_history
+
+    try:
+        text = render_history(journal_path, run_id)
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _echo(text)

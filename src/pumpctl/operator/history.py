@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pumpctl.journal import (
+from pumpctl.infusion.journal import (
     EventKind,
     Journal,
     JournalError,
