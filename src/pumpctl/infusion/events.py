@@ -24,6 +24,7 @@ __all__ = [
     "ContainerNearEmpty",
     "DosingCompleteKvo",
     "InfusionComplete",
+    "NewRunStarted",
     "NoteEvent",
     "OverrideEvent",
     "PlanAccepted",
@@ -226,6 +227,15 @@ class ResumedElsewhere(NoteEvent):
     notes: list[str] = Field(default_factory=list)
 
 
+class NewRunStarted(NoteEvent):
+    """An operator chose to start the program anew instead of resuming this run (journaled on
+    the run given up, with who and why)."""
+
+    event: Literal["new_run_started"] = "new_run_started"
+    reason: str
+    who: str = ""
+
+
 _NOTES: tuple[type[NoteEvent], ...] = (
     RunStarted,
     PlanAccepted,
@@ -239,6 +249,7 @@ _NOTES: tuple[type[NoteEvent], ...] = (
     StopConfirmed,
     RunEnded,
     ResumedElsewhere,
+    NewRunStarted,
 )
 _NOTE_BY_NAME: dict[str, type[NoteEvent]] = {n.model_fields["event"].default: n for n in _NOTES}
 _BY_KIND: dict[EventKind, type[Record]] = {

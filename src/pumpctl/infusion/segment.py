@@ -44,6 +44,7 @@ from pumpctl.infusion.requests import (
     SupervisorError,
     TitrateRequest,
 )
+from pumpctl.infusion.resume import Carryover
 
 __all__ = ["OperatorStop", "PollSettings", "RunBooks", "SegmentRunner"]
 
@@ -80,6 +81,8 @@ class RunBooks:
     rolling: RollingTotals
     tolerances: Tolerances
     done_ml: float = 0.0  # delivered by segments already finished
+    #: delivered by earlier runs (counted by the rolling windows, SR08)
+    prior_ml: float = 0.0
     ledger: SegmentLedger | None = None
     last_checkpoint_s: float = -math.inf
     alarms: list[str] = field(default_factory=list)
@@ -94,7 +97,7 @@ class RunBooks:
 
     def check_rolling(self, now_s: float, total_ml: float) -> None:
         """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
-        excess = self.rolling.add(now_s, total_ml)
+        excess = self.rolling.add(now_s, self.prior_ml + total_ml)
         if excess is not None:
             window_s, in_window_ml, max_ml = excess
             raise Alarm(
@@ -134,7 +137,9 @@ class SegmentRunner:
         self.handlers: RequestHandlers | None = None  # set by the supervisor (they start legs)
         self._missed_polls = 0
 
-    async def run(self, segment: Segment) -> None:
+    async def run(self, segment: Segment, carry: Carryover | None = None) -> None:
+        """Run `segment` to its end; `carry` (the first segment of a resumed run) restores a
+        pause, a pending container change and the titration interval of the run before."""
         now = self.clock.now()
         self.machine.fire(
             _START[segment.phase], rate_ml_per_h=segment.rate_ml_per_h, volume_ml=segment.volume_ml
@@ -145,7 +150,7 @@ class SegmentRunner:
         self.books.ledger = ledger
         self.books.results[segment.phase].started_s = now
         self.recorder.write(SegmentStart(**segment.model_dump(mode="json")))
-        await self.start_leg(ledger)
+        await self._begin(ledger, carry)
         next_poll = self.clock.now() + self.settings.interval_s
         while True:
             queued = await self._next_request(next_poll)
@@ -165,6 +170,25 @@ class SegmentRunner:
                 await self._start_pump(ledger)
         self._end(ledger)
 
+    async def _begin(self, ledger: SegmentLedger, carry: Carryover | None) -> None:
+        now = self.clock.now()
+        if carry is not None and carry.last_increase_ago_s is not None:
+            ledger.last_increase_s = now - carry.last_increase_ago_s
+        held = carry.held if carry is not None else None
+        if held is None:
+            await self.start_leg(ledger)
+            return
+        assert carry is not None
+        if held == "awaiting_change":
+            # the pump stopped at the end of its container before the crash: still no syringe
+            ledger.enter(LegState.AWAITING_CHANGE, now)
+            self.legs.emptied(ledger)
+        else:
+            await self.start_leg(ledger, start=False)  # ready, but paused as it was
+            ledger.enter(LegState.PAUSED, now)
+        ledger.held_since_s = now - carry.held_for_s  # SR15 counts the pause from its start
+        self.machine.fire(Trigger.PAUSE, reason=f"resumed {held.replace('_', ' ')}")
+
     def _end(self, ledger: SegmentLedger) -> None:
         ledger.ended_s = self.clock.now()
         segment = ledger.segment
@@ -179,7 +203,7 @@ class SegmentRunner:
             )
         )
 
-    async def start_leg(self, ledger: SegmentLedger) -> None:
+    async def start_leg(self, ledger: SegmentLedger, *, start: bool = True) -> None:
         """Counters cleared, rate set, and the pump's own target set to what this leg may
         deliver (`ContainerLegs.target_ml`); the pump then stops itself exactly when either the
         segment or the container runs out, so a dead controller cannot over-infuse."""
@@ -198,7 +222,8 @@ class SegmentRunner:
             volume_ml=target,
             segment_volume_ml=ledger.planned_ml,
         )
-        await self._start_pump(ledger)
+        if start:
+            await self._start_pump(ledger)
 
     async def _start_pump(self, ledger: SegmentLedger) -> None:
         sent_s = self.clock.now()

@@ -61,6 +61,7 @@ from pumpctl.infusion.requests import (
     SupervisorError,
     TitrateRequest,
 )
+from pumpctl.infusion.resume import Carryover
 from pumpctl.infusion.safe_stop import confirm_stop
 from pumpctl.infusion.segment import OperatorStop, PollSettings, RunBooks, SegmentRunner
 from pumpctl.log import get_logger
@@ -90,10 +91,13 @@ class Supervisor:
         on_progress: Callable[[Progress], None] | None = None,
         resumed_from: str | None = None,
         container_contents_ml: float | None = None,
+        carryover: Carryover | None = None,
     ) -> None:
-        """`resumed_from`: the journal run id this run continues (its plan is what remained)."""
+        """`resumed_from`: the journal run id this run continues (its plan is what remained);
+        `carryover`: what it inherits from earlier runs (`pumpctl.runner.prepare_run`)."""
         self.driver = driver
         self.resumed_from = resumed_from
+        self.carryover = carryover
         self.plan = plan
         self.clock = clock
         self.config = config or SupervisorConfig()
@@ -130,6 +134,12 @@ class Supervisor:
             ),
             tolerances=self._tolerances(),
         )
+        if carryover is not None:
+            self.books.prior_ml = carryover.prior_total_ml
+            start = clock.now()
+            self.books.rolling.seed(
+                [(start - ago_s, total) for ago_s, total in carryover.prior_deliveries]
+            )
         kind = "syringe" if plan.container.inner_diameter_mm is not None else "reservoir"
         self.legs = ContainerLegs(
             ContainerLevel(plan.container.capacity_ml, kind, container_contents_ml),
@@ -349,7 +359,7 @@ class Supervisor:
         for index, segment in enumerate(self.plan.segments):
             if segment.phase is SegmentPhase.KVO:
                 self._notify_dosing_complete()
-            await self._segments.run(segment)
+            await self._segments.run(segment, self.carryover if index == 0 else None)
             if segment.phase is SegmentPhase.PRIME:
                 self.machine.fire(Trigger.PRIMING_DONE)
             if index == len(self.plan.segments) - 1:
