@@ -249,6 +249,18 @@ class Station:
             plan, who=who, plain=plain, new_run_reason=new_run_reason
         )
 
+    async def set_syringe(self, name: str, inner_diameter_mm: float, stroke_mm: float) -> None:
+        """A new, full syringe on an idle pump; an emulated pump gets the same syringe loaded."""
+        pump = self.pump(name)
+        if pump.spec.container is not None and pump.spec.container.syringe is None:
+            raise PumpFault(f"pump {name} is peristaltic: it has no syringe")
+        pump.set_syringe(inner_diameter_mm, stroke_mm)
+        line = self.lines.get(pump.spec.port)
+        load = getattr(line.emulation, "load_syringe", None) if line is not None else None
+        capacity = pump.fill_ml
+        if callable(load) and capacity is not None:
+            load(address_of(pump.spec), inner_diameter_mm, capacity, capacity)
+
     async def start_programs(self, plans: Mapping[str, Plan], *, who: str) -> dict[str, RunWatch]:
         """Start the station file's programs; a pump that cannot start is logged, not fatal."""
         watches = {}
