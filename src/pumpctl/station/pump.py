@@ -207,6 +207,20 @@ class StationPump:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    async def shutdown(self, reason: str, *, wall_timeout_s: float = 10.0) -> None:
+        """Stop the run as an operator would (journaled as stopped: no automatic resume after,
+        SR16), so a station shut down is not taken for a crash; cancel if that does not end it."""
+        sup, task = self.supervisor, self._task
+        if sup is None or task is None:
+            return
+        try:
+            async with self.clock.wall_timeout(wall_timeout_s):
+                await sup.stop(reason=reason, who="station")
+                await asyncio.shield(task)
+        except (TimeoutError, SupervisorError):
+            pass  # it ended meanwhile, or would not stop in time: cancel (still a safe stop)
+        await self.cancel()
+
     # ------------------------------------------------------------------ runs
 
     async def start(

@@ -9,6 +9,7 @@ waits for the commands that follow those runs, and must not run on the loop), th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,24 +80,25 @@ async def serve_station(
             announce("sila", endpoint)
         watches = await station.start_programs(plans, who="station file")
         announce("runs", watches)
-        await _until(stop, watches if until_runs_end else None)
+        await _until(station.clock, stop, watches if until_runs_end else None)
         return watches
     finally:
-        for pump in station.pumps.values():
-            await pump.cancel()  # each supervisor stops its pump and confirms it (SR18)
+        # each supervisor stops its pump and confirms it (SR18), all at once
+        await asyncio.gather(*(p.shutdown("station shut down") for p in station.pumps.values()))
         if server is not None:
             await asyncio.to_thread(server.shutdown)
         await station.close()
 
 
-async def _until(stop: asyncio.Event, watches: Mapping[str, RunWatch] | None) -> None:
+async def _until(
+    clock: Clock, stop: asyncio.Event, watches: Mapping[str, RunWatch] | None
+) -> None:
     while not stop.is_set():
         if watches is not None and all(w.done for w in watches.values()):
             return
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=0.2)
-        except TimeoutError:
-            continue
+        with contextlib.suppress(TimeoutError):
+            async with clock.wall_timeout(0.2):
+                await stop.wait()
 
 
 class StationHost:

@@ -45,6 +45,7 @@ def _register_subcommands() -> None:
 
     for command in (check, demo, run, ctl, journal_cmd, ports, simulate, report, accuracy):
         main.add_command(command)
+    main.add_command(__import__("pumpctl.operator.cli.serve_cmd", fromlist=["serve"]).serve)
 
 
 _register_subcommands()
