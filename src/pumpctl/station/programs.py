@@ -23,6 +23,7 @@ from pumpctl.dosing.program import Pump, example_path
 
 __all__ = [
     "PLAIN_FLUID",
+    "PLAIN_PREFIX",
     "ProgramRefused",
     "check_source",
     "is_program_text",
@@ -33,6 +34,8 @@ __all__ = [
 
 #: the "drug" of plain dosing: a name no drug library has, so no dose limit can apply
 PLAIN_FLUID = "plain fluid (no drug)"
+#: every plain dose's program name starts so (`plain-dose-PUMP`)
+PLAIN_PREFIX = "plain-dose-"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -110,7 +113,7 @@ def plain_program(pump: str, container: Pump, *, rate_ml_per_h: float, volume_ml
         if container.reservoir is not None:
             holder["reservoir"] = {"volume": _quantity(container.reservoir.volume, "mL")}
     document = {
-        "program": f"plain-dose-{pump}",
+        "program": f"{PLAIN_PREFIX}{pump}",
         "drug": {"name": PLAIN_FLUID, "concentration": "1 mg/mL"},
         "patient": {"weight": "1 kg", "care_area": "adult"},
         "pump": holder,

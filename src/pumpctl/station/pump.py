@@ -26,6 +26,7 @@ from pumpctl.dosing.program import Pump, Syringe
 from pumpctl.dosing.titration import dose_rate_to_ml_per_h
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.infusion.journal import Journal
+from pumpctl.infusion.resume import latest_run
 from pumpctl.infusion.supervisor import (
     Progress,
     RunResult,
@@ -35,6 +36,7 @@ from pumpctl.infusion.supervisor import (
 )
 from pumpctl.log import get_logger
 from pumpctl.runner import supervisor_for
+from pumpctl.station.programs import PLAIN_PREFIX
 from pumpctl.station.spec import PumpSpec
 
 __all__ = ["NotRunning", "PumpBusy", "PumpFault", "PumpState", "RunWatch", "StationPump"]
@@ -237,6 +239,8 @@ class StationPump:
             raise PumpBusy(f"pump {self.name} is busy: stop its run first")
         if self.driver is None or self.fault is not None:
             raise PumpFault(f"pump {self.name}: {self.fault or 'its port is not open'}")
+        if plain and new_run_reason is None:
+            new_run_reason = self._replaces_plain_dose(who)
         self._starting = True
         try:
             sup, notes = await supervisor_for(
@@ -264,6 +268,16 @@ class StationPump:
         self._task = asyncio.create_task(self._run(sup, watch), name=f"station-pump-{self.name}")
         self.log.info("station.run_started", program_id=sup.plan.program, who=who, plain=plain)
         return watch
+
+    def _replaces_plain_dose(self, who: str) -> str | None:
+        """A new plain dose gives up an earlier plain dose that did not finish (a flow ends with
+        a stop); an interrupted *program* still waits for a person's decision (SR16)."""
+        previous = latest_run(self.journal) if self.journal is not None else None
+        if previous is None or not previous.interrupted:
+            return None
+        if not previous.run.program.startswith(PLAIN_PREFIX):
+            return None
+        return f"a new plain dose from {who} replaces plain dose {previous.run.run_id[:8]}"
 
     async def _run(self, sup: Supervisor, watch: RunWatch) -> None:
         try:

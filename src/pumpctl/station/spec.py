@@ -159,7 +159,10 @@ class StationSpec(_Strict):
 
 def load_station_text(text: str, base_dir: Path) -> StationSpec:
     """Validate station YAML; `base_dir` is the folder relative program paths start from."""
-    data = load_yaml_mapping(text, "station")
+    try:
+        data = load_yaml_mapping(text, "station")
+    except ProgramError as exc:
+        raise StationError(exc.issues) from exc
     try:
         spec = StationSpec.model_validate(data)
     except ValidationError as exc:
@@ -174,10 +177,7 @@ def load_station(path: Path) -> StationSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StationError.from_os_error(exc, "station", str(path)) from exc
-    try:
-        return load_station_text(text, path.resolve().parent)
-    except ProgramError as exc:
-        raise StationError(exc.issues) from exc
+    return load_station_text(text, path.resolve().parent)
 
 
 def _issues(exc: ValidationError) -> list[Issue]:
