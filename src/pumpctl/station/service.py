@@ -53,7 +53,8 @@ async def serve_station(
 ) -> dict[str, RunWatch]:
     """Serve until `stop` is set (or, with `until_runs_end`, the station's programs ended).
 
-    `announce("sila", Endpoint)` / `("station", Station)` / `("runs", watches)` as each is up.
+    `announce(what, value)` as each is up: "station" (Station), "server" (StationServer),
+    "sila" (Endpoint), "runs" (watches).
     Raises ProgramRefused (before any port is opened) when a station program fails its check.
     """
     plans = station.station_programs() if start_programs else {}  # SR01: before anything opens
@@ -68,6 +69,7 @@ async def serve_station(
             server = StationServer(
                 station, LoopBridge(asyncio.get_running_loop()), server_uuid=sila.server_uuid
             )
+            announce("server", server)
             endpoint = await asyncio.to_thread(
                 server.serve,
                 sila.host,
@@ -127,6 +129,7 @@ class StationHost:
         self.ready_timeout_s = ready_timeout_s
         self.station: Station | None = None
         self.endpoint: Any = None
+        self.server: Any = None
         self.watches: dict[str, RunWatch] = {}
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,6 +140,8 @@ class StationHost:
     def _announce(self, what: str, value: Any) -> None:
         if what == "sila":
             self.endpoint = value
+        elif what == "server":
+            self.server = value
         elif what == "runs":
             self.watches = value
             self._ready.set()
