@@ -27,12 +27,12 @@ from typing import Any
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-import pumpctl.station.sila  # noqa: E402,F401  (sila2 first)
-from bench import Row, cpu_s, median, percentile  # noqa: E402
-from pumpctl.clock import wall_monotonic  # noqa: E402
-from pumpctl.log import configure_logging  # noqa: E402
-from pumpctl.station.service import SilaOptions, StationHost  # noqa: E402
-from pumpctl.station.spec import load_station_text  # noqa: E402
+import pumpctl.station.sila  # noqa: F401  (sila2 first)
+from bench import Row, cpu_s, median, percentile
+from pumpctl.clock import wall_monotonic
+from pumpctl.log import configure_logging
+from pumpctl.station.service import SilaOptions, StationHost
+from pumpctl.station.spec import load_station_text
 
 NAME = "station"
 PUMPS = 50
