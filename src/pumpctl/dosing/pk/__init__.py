@@ -1,0 +1,1 @@
+"""Pharmacology: population PK models as data, exact prediction, TCI controller, taper."""
