@@ -94,7 +94,7 @@ def test_assumed_effect_sites_peak_at_their_stated_time(name: str) -> None:
 
 
 def test_hornik_is_left_out_with_its_reason() -> None:
-    with pytest.raises(UnknownModel, match="not provided: .*parameter values could not be found"):
+    with pytest.raises(UnknownModel, match=r"not provided: .*parameter values could not be found"):
         get_model("hornik2018")
     with pytest.raises(UnknownModel, match="known: domino, clements250"):
         get_model("nosuch")
