@@ -141,6 +141,15 @@ def test_after_extends_with_the_pump_stopped() -> None:
     assert pred.end_plasma_ug_per_ml < pred.plasma_ug_per_ml[1503]
 
 
+def test_summary_line_for_check() -> None:
+    pred = predict_plan(acute_plan())
+    line = pred.summary()
+    plasma, effect = pred.peak_plasma.value_ug_per_ml, pred.peak_effect.value_ug_per_ml
+    assert line.startswith(f"predicted  peak plasma {plasma:.3g} µg/mL at 0:10:30, effect site")
+    assert f"effect site {effect:.3g} µg/mL at 0:10:3" in line
+    assert "(domino; population prediction, not a measured concentration)" in line
+
+
 def test_json_has_exactly_the_documented_keys() -> None:
     out = predict_plan(acute_plan()).to_json()
     assert list(out) == ["pk_model", "t_s", "plasma_ug_per_ml", "effect_ug_per_ml", "infusions"]

@@ -32,6 +32,7 @@ __all__ = [
     "Peak",
     "Prediction",
     "infusions_from_plan",
+    "model_for_plan",
     "predict_infusions",
     "predict_plan",
 ]
@@ -80,6 +81,15 @@ class Prediction:
     def end_effect_ug_per_ml(self) -> float:
         return self.effect_ug_per_ml[-1]
 
+    def summary(self) -> str:
+        """One line for `pumpctl check`: the predicted peaks, the model, and what they are."""
+        p, e = self.peak_plasma, self.peak_effect
+        return (
+            f"predicted  peak plasma {p.value_ug_per_ml:.3g} µg/mL at {_hms(p.t_s)}, effect site "
+            f"{e.value_ug_per_ml:.3g} µg/mL at {_hms(e.t_s)} ({self.pk_model}; population "
+            "prediction, not a measured concentration)"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """Exactly the documented keys (`pumpctl predict --json`)."""
         return {
@@ -89,6 +99,11 @@ class Prediction:
             "effect_ug_per_ml": [_sig(v) for v in self.effect_ug_per_ml],
             "infusions": [i.to_json() for i in self.infusions],
         }
+
+
+def _hms(t_s: float) -> str:
+    h, rem = divmod(round(t_s), 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
 
 
 def _sig(value: float) -> float:
