@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/pumpctl demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
