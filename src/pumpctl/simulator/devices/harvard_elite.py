@@ -364,9 +364,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         if name in ("ivolume", "wvolume"):
             return [format_quantity(_decimal(p.counter_ml(infuse=name == "ivolume")))]
         if name == "crate":
-            time = p.rate().time
-            ml_per_min = _decimal(p.physics.rate_ml_per_h / 60) if p.physics.moving else Decimal(0)
-            return [format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)]
+            return [self._current_rate(p)]
         if name == "ver":
             return [VERSION]
         if name == "metrics":
@@ -385,6 +383,19 @@ class HarvardEliteEmulation(BufferedEmulation):
             + ("T" if p.state is _State.TARGET else ".")
         )
         return [f"{rate_fl_s} {seconds} {volume_fl} {flags}"]
+
+    @staticmethod
+    def _current_rate(p: _Pump) -> str:
+        """`crate`: the PHD Ultra manual's form while the motor turns, `Infusing at 3 ml/min` /
+        `Withdrawing at 500 ul/min` (flowchem's Elite11 splits it at " at "; its docstring
+        quotes the manual). The manual calls the reply valid only in dynamic situations.
+        Emulation choice: idle, a bare `0 ml/min` (flowchem never asks then)."""
+        time = p.rate().time
+        if not p.physics.moving:
+            return format_quantity(Decimal(0), "/" + time)
+        ml_per_min = _decimal(p.physics.rate_ml_per_h / 60)
+        quantity = format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)
+        return f"{'Infusing' if p.physics.infusing else 'Withdrawing'} at {quantity}"
 
     def _rate(self, p: _Pump, args: list[str], *, infuse: bool) -> list[str]:
         rate = p.irate if infuse else p.wrate
