@@ -653,9 +653,16 @@ class NE1000Emulation(BufferedEmulation):
         p.run = run
 
     def _alarm(self, p: _Pump, code: str, reason: str) -> None:
+        """A pump in alarm keeps its first alarm until it is cleared: the code until the host
+        has it reported (acknowledged), the ground-truth reason until the pump next starts
+        (power loss aside, which forgets everything). So a link watchdog that fires after a
+        stall neither hides the unreported `A?S` nor turns the stall into `link_timeout`."""
         self._stop(p, _Run.STOPPED)
-        p.alarm_pending, p.alarm_reason = code, reason
-        self._auto_alarm(p)
+        if p.alarm_reason is None:
+            p.alarm_reason = reason
+        if p.alarm_pending is None:
+            p.alarm_pending = code
+            self._auto_alarm(p)  # announced once; an alarm already pending is not repeated
 
 
 def _normalise(text: str) -> str:
