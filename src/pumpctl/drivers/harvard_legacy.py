@@ -278,6 +278,9 @@ MAX_SPEED_MM_PER_H = 26.5 * 60_000 / _area_mm2(26.7)
 ACCURACY_PERCENT = 0.5
 #: instance volume resolution: the MLT step for targets below 100 mL (see `target_step_ml`)
 VOLUME_RESOLUTION_ML = 0.01
+#: a Pump 11 counts MLT/VOL/TAR in µL with a syringe this narrow or narrower, else in mL (the
+#: New Era rule, as pumpy sends it; not verified on hardware); a PHD2000 always in mL
+PUMP11_MICROLITRE_MAX_DIAMETER_MM = 14.0
 
 
 # --------------------------------------------------------------------------- driver
@@ -435,13 +438,23 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
             await self._send(f"MLT{self._target_text(remaining)}")
         self._target_ml = volume_ml
 
-    @staticmethod
-    def _target_text(volume_ml: float) -> str:
+    def _volume_unit_ml(self) -> float:
+        """mL per unit of MLT/VOL numbers: µL on a Pump 11 with a syringe up to 14.00 mm."""
+        d = self._diameter_mm
+        small = d is not None and d <= PUMP11_MICROLITRE_MAX_DIAMETER_MM
+        return 0.001 if small and self.variant != "phd2000" else 1.0
+
+    def _vol_ml(self, reply: LegacyReply) -> float:
+        return _vol(reply.text) * self._volume_unit_ml()
+
+    def _target_text(self, volume_ml: float) -> str:
+        unit_ml = self._volume_unit_ml()
         try:
-            text = format_number(volume_ml)
+            text = format_number(volume_ml / unit_ml)
         except ValueError as exc:
             raise UnsupportedError(f"{volume_ml} mL does not fit a 5-character MLT") from exc
-        if abs(float(text) - volume_ml) > VOLUME_RESOLUTION_ML / 2 + 1e-12 or float(text) == 0:
+        sent_ml = float(text) * unit_ml
+        if abs(sent_ml - volume_ml) > VOLUME_RESOLUTION_ML / 2 + 1e-12 or float(text) == 0:
             raise UnsupportedError(
                 f"{volume_ml} mL cannot be set as a target within {VOLUME_RESOLUTION_ML} mL "
                 f"(5 characters give {text})"
@@ -456,7 +469,7 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
         if reply.prompt in "><":
             self.log.info("pump.start_already_running", prompt=reply.prompt)
             return
-        volume_ml = _vol(reply.text)
+        volume_ml = self._vol_ml(reply)
         if volume_ml > 0:
             await self._send("CLV")
             self.carried_ml += volume_ml
@@ -497,7 +510,7 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
         )
 
     def _delivered(self, reply: LegacyReply) -> DeliveredVolume:
-        return DeliveredVolume(infused_ml=self.carried_ml + _vol(reply.text))
+        return DeliveredVolume(infused_ml=self.carried_ml + self._vol_ml(reply))
 
     async def clear_counters(self) -> None:
         """`CLV`; the carried volume and an emulated pause end with it."""
