@@ -157,9 +157,10 @@ async def serve(
     stop: asyncio.Event,
     emulation: Emulation | None = None,
     faults: FaultSchedule | None = None,
-    pace: bool = False,
+    pace: bool = True,
 ) -> None:
-    """Serve until `stop` is set (the async core of `run_simulator`; tests call it directly)."""
+    """Serve until `stop` is set (the async core of `run_simulator`; tests call it directly).
+    `pace` (default, as `pumpctl simulate`): bytes no faster than the pump's line."""
     if port is not None and tcp is not None:
         raise ValueError("give a pty path or a TCP address, not both")
     emu = emulation or build_emulation(model, addresses, faults=faults)
@@ -205,13 +206,14 @@ def run_simulator(
     announce: Callable[[str], None],
     faults: Sequence[str] = (),
     seed: int = 0,
-    pace: bool = False,
+    pace: bool = True,
     phd_addresses: Sequence[int] = (),
 ) -> None:
     """Block serving the simulator until SIGINT or SIGTERM, then return cleanly.
 
     `faults` are specs (`stall@300s`, see `pumpctl.simulator.faults`) drawn from a
-    `random.Random(seed)`; `pace` delivers bytes at the pump's baud. ValueError (FaultSpecError
+    `random.Random(seed)`; `pace` (default) delivers bytes no faster than the pump's line: a
+    real pump cannot answer faster than its baud (pumpy's `waituntiltarget` relies on it). ValueError (FaultSpecError
     included) before anything is announced when the model, addresses or faults are wrong.
     """
     schedule = build_faults(faults, seed)

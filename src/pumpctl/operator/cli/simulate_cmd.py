@@ -74,7 +74,13 @@ def _check_faults(
     multiple=True,
     help="a PHD2000 on the chain at this address (repeatable; harvard-legacy only)",
 )
-@click.option("--pace", is_flag=True, help="deliver bytes no faster than the pump's baud allows")
+@click.option(
+    "--pace/--no-pace",
+    default=True,
+    show_default=True,
+    help="deliver bytes no faster than the pump's line allows (start, data, parity and stop "
+    "bits at its baud), as a real pump does; --no-pace answers at once",
+)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="seed of the faults' random choices"
 )
