@@ -341,6 +341,7 @@ def test_quantizer_steps_follow_the_five_character_format() -> None:
     assert q.floor_volume_ml(123.45) == 123.4
     assert q.floor_rate_ml_per_h(74.865) == 74.865  # ULH74865: exact
 
+
 async def test_set_rate_units_and_rejections() -> None:
     driver, t = await opened(
         (b"00MLH7\r", ack()), (b"00ULH0.73\r", ack(">")), (b"00MLM3333\r", data("OOR"))
