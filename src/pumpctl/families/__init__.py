@@ -5,7 +5,13 @@ format what they send) and the simulator (to accept what the pump accepts) all r
 none of them.
 """
 
-from pumpctl.families.quantize import FixedStepQuantizer, NotRepresentable, Quantizer, floor_to
+from pumpctl.families.quantize import (
+    FixedStepQuantizer,
+    NotRepresentable,
+    Quantizer,
+    WireQuantizer,
+    floor_to,
+)
 from pumpctl.families.registry import (
     ENTRY_POINT_GROUP,
     UnknownModel,
@@ -40,6 +46,7 @@ __all__ = [
     "UnknownModel",
     "Variant",
     "VolumeUnits",
+    "WireQuantizer",
     "families",
     "family",
     "floor_to",
