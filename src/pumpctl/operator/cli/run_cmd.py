@@ -186,9 +186,9 @@ def run(
     from pumpctl.clock import Clock, run_with_clock
     from pumpctl.drivers.registry import default_address, driver_class, open_transport
     from pumpctl.infusion.journal import Journal
-    from pumpctl.infusion.supervisor import Supervisor, SupervisorConfig
+    from pumpctl.infusion.supervisor import SupervisorConfig
     from pumpctl.operator.display import summary_lines
-    from pumpctl.runner import prepare_run
+    from pumpctl.runner import supervisor_for
 
     overrides = pair_overrides(override_fields, override_reasons)
     configure_logs(audit, json_log, verbose=False)
@@ -209,24 +209,20 @@ def run(
         transport = open_transport(port, baudrate=baud, clock=clock, model=model)
         driver = cls(transport, address=address)
         async with driver:
-            todo, resumed_from, notes, container_left = await prepare_run(
-                plan, driver, jr, allow_stale=resume_stale
+            sup, notes = await supervisor_for(
+                plan,
+                driver,
+                clock,
+                jr,
+                config=config,
+                on_progress=printer,
+                allow_stale=resume_stale,
             )
             for note in notes:
                 echo(note)
-            if todo is None:
+            if sup is None:
                 echo("nothing remains to be delivered: the interrupted run had finished")
                 return None
-            sup = Supervisor(
-                driver,
-                todo,
-                clock,
-                config=config,
-                journal=jr,
-                on_progress=printer,
-                resumed_from=resumed_from,
-                container_contents_ml=container_left,
-            )
             loop = asyncio.get_running_loop()
             pending: set[asyncio.Task[None]] = set()
 
