@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import Enum
 
+from pumpctl.families.harvard_legacy import SPEC as FAMILY
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
@@ -44,7 +45,6 @@ from pumpctl.simulator.devices.harvard_legacy_facts import (
     format_field,
     format_rate,
     parse_number,
-    pump11_volume_unit_ml,
     rate_limits_ml_per_h,
     syringe_capacity_ml,
 )
@@ -358,9 +358,15 @@ class HarvardLegacyEmulation(BufferedEmulation):
 
     @staticmethod
     def _volume_unit_ml(p: _Pump) -> Decimal:
-        """mL per unit of MLT/VOL/TAR: a Pump 11 follows its syringe (µL up to 14.00 mm), a
-        PHD2000 is always in mL (Model 22 manual)."""
-        return Decimal(1) if p.phd else pump11_volume_unit_ml(p.s.diameter_mm)
+        """mL per unit of MLT/VOL/TAR, a fact of the family spec: a Pump 11 follows its syringe
+        ("by_diameter": µL up to 14.00 mm, as pumpy sends it), a PHD2000 is always in mL (Model
+        22 manual). Not verified on hardware."""
+        variant = FAMILY.variant("phd2000" if p.phd else "pump11")
+        rule = variant.target_volume_unit or FAMILY.target_volume_unit
+        if rule == "by_diameter":
+            threshold = FAMILY.volume_units.threshold_mm if FAMILY.volume_units else 14.0
+            rule = "ul" if p.s.diameter_mm <= Decimal(str(threshold)) else "ml"
+        return Decimal("0.001") if rule == "ul" else Decimal(1)
 
     @staticmethod
     def _number(text: str) -> Decimal:

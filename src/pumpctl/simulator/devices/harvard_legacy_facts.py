@@ -3,7 +3,7 @@ functions, no state): what `harvard_legacy.HarvardLegacyEmulation` answers with 
 
 Sources: the project's protocol notes; Harvard Apparatus *Model '22' Syringe Pump Series User's
 Manual* (publication 5385-003-REV-A), Appendix C "Interface Command Reference" (number rounding,
-units); pumpy 1.1.3, whose author ran real Pump 11s (microlitre volumes with small syringes).
+units). The volume unit rule is data of the family spec (`pumpctl.families.harvard_legacy`).
 Never shared with the driver.
 """
 
@@ -18,8 +18,6 @@ VERSION_PUMP11 = "PUMP11V2.0"  # 10 characters: the VER reply is 17 bytes
 VERSION_PHD2000 = "PHD2000V20"
 MAX_LINE_BYTES = 256  # a line longer than this is junk; dropped
 MAX_NUMBER_CHARS = 5  # "numbers up to 5 characters" (notes); longer ones are rounded
-#: a Pump 11 counts MLT/VOL/TAR in µL with a syringe this narrow or narrower, else in mL
-PUMP11_MICROLITRE_MAX_DIAMETER_MM = Decimal("14.00")
 DIAMETER_RANGE_MM = {False: (Decimal("0.1"), Decimal("35")), True: (Decimal("0.1"), Decimal("50"))}
 # Pump 11 keeps 2 decimals of a diameter (more are truncated); the PHD2000 keeps 4.
 DIAMETER_DECIMALS = {False: 2, True: 4}
@@ -122,14 +120,6 @@ def round_received(value: Decimal) -> Decimal:
     significant = 4 if lead == 1 else 3
     quantum = Decimal(1).scaleb(value.adjusted() - significant + 1)
     return value.quantize(quantum, rounding=ROUND_HALF_UP).normalize()
-
-
-def pump11_volume_unit_ml(diameter_mm: Decimal) -> Decimal:
-    """mL per unit of a Pump 11's MLT/VOL/TAR numbers: µL (0.001) with a syringe of inner
-    diameter up to `PUMP11_MICROLITRE_MAX_DIAMETER_MM`, mL above it (the New Era rule; decided
-    from pumpy, whose author sends MLT in µL with a 10 mm syringe). Not verified on a Pump 11;
-    the Model 22 manual (PHD2000) gives mL flatly, so a PHD2000 is always in mL."""
-    return Decimal("0.001") if diameter_mm <= PUMP11_MICROLITRE_MAX_DIAMETER_MM else Decimal(1)
 
 
 def syringe_capacity_ml(diameter_mm: Decimal) -> float:
