@@ -70,9 +70,9 @@ def test_revolutions_are_truncated_to_hundredths(revs: float, text: str) -> None
     assert format_revs(2.9999999999) == "00003.00"  # float noise is not a lost hundredth
 
 
-def test_line_settings_are_4800_7o1() -> None:
+def test_line_settings_are_4800_7o1_from_the_family_spec() -> None:
     emu = MasterflexEmulation()
-    assert (emu.baud_rate, emu.data_bits, emu.parity, emu.stop_bits) == (4800, 7, "O", 1)
+    assert str(emu.uart_settings()) == "4800 7O1"
 
 
 # --------------------------------------------------------------------------- startup

@@ -98,14 +98,18 @@ def simulate(
 ) -> None:
     """Emulate pump MODEL on a pty (default: a new one, printed as PTY=...), a path or TCP.
 
-    MODEL: ne1000, harvard-legacy, harvard-elite or masterflex-ls. Fault times are the pump's
-    simulated time since start (so --time-scale speeds them up too).
+    MODEL: ne1000, harvard-legacy, harvard-elite, masterflex-ls, or one an installed package
+    registers. Fault times are the pump's simulated time since start (so --time-scale speeds
+    them up too). Bytes are paced at the pump's baud unless --no-pace.
     """
     import logging
 
     from pumpctl.log import configure_logging
-    from pumpctl.simulator.server import FACTORY_ADDRESS, run_simulator
+    from pumpctl.simulator.registry import default_address, emulation_models
+    from pumpctl.simulator.server import run_simulator
 
+    if model not in emulation_models():  # one line naming the choices, exit 2 (usage)
+        _fail(f"unknown model {model!r}; valid models: {', '.join(emulation_models())}")
     # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
     configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
     if port and tcp:
@@ -115,7 +119,7 @@ def simulate(
             model,
             port=port,
             tcp=tcp,
-            addresses=list(addresses) or [FACTORY_ADDRESS.get(model, 0)],
+            addresses=list(addresses) or [default_address(model)],
             state_file=state_file,
             time_scale=time_scale,
             announce=_echo,
@@ -125,4 +129,10 @@ def simulate(
             phd_addresses=list(phd_addresses),
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    """A usage error on one line (no usage banner, no traceback), exit status 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)

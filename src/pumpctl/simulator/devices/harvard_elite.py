@@ -171,7 +171,6 @@ class HarvardEliteEmulation(BufferedEmulation):
     """11 Elite pumps (infuse/withdraw) on one link. Pure: no threads, no clock, no I/O."""
 
     model = "harvard-elite"
-    baud_rate: int = 115200  # the pump's configured baud (the `baud` command changes it)
     counts_commands = True  # every line (CR, LF or CR LF) counts
 
     def __init__(self, addresses: Iterable[int] = (0,)) -> None:
@@ -489,7 +488,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         return [""]
 
     def _baud(self) -> int:
-        return self.uart.baud if self.uart is not None else self.baud_rate
+        return self.uart_settings().baud
 
     # -- motion --------------------------------------------------------------------------------
 

@@ -120,7 +120,6 @@ class HarvardLegacyEmulation(BufferedEmulation):
     """
 
     model = "harvard-legacy"
-    baud_rate: int = 9600  # the pump's configured baud (endpoints compare the client's with it)
     counts_commands = True  # every CR-terminated line counts
 
     def __init__(self, addresses: Iterable[int] = (0,), *, phd_addresses: Iterable[int] = ()):

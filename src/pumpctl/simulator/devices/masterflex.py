@@ -1,7 +1,7 @@
 """Masterflex L/S computer-compatible drive emulation: its own codec, from the protocol notes.
 
-Never shares code with the driver: the two agree only on the wire. One link (4800 baud, 7 data
-bits, odd parity, 1 stop bit) carries one or more drives ("satellites") numbered 01-89.
+Never shares code with the driver: the two agree only on the wire. One link (its line settings are
+the family spec's: 4800 7O1) carries one or more drives ("satellites") numbered 01-89.
 
 Host -> drive: `STX P nn <commands> CR`, e.g. `\\x02P01S+100.0G\\r`; `STX P nn CR` alone assigns
 (selects) the number and takes the drive under computer control. ENQ (05h) is answered, CAN (18h)
@@ -157,11 +157,6 @@ class MasterflexEmulation(BufferedEmulation):
     """
 
     model = "masterflex-ls"
-    #: the drive's UART, for an endpoint's baud check: 4800 baud, 7 data bits, odd parity, 1 stop
-    baud_rate = 4800
-    data_bits = 7
-    parity = "O"
-    stop_bits = 1
     counts_commands = True  # every STX..CR frame and every ENQ counts
 
     def __init__(
