@@ -63,3 +63,28 @@ def test_elite_driver_reads_the_manual_form_of_crate() -> None:
     assert (idle, running) == (0.0, 180.0)
     emu.feed(b"crate\r")
     assert emu.read() == b"\n00>Infusing at 180 ml/hr\r\n"
+
+
+@pytest.mark.parametrize(
+    ("model", "request_bytes", "reply"),
+    [
+        ("ne1000", b"0SAF\xb2\r", b"\x0200S?OOR\x03"),  # `²` (Latin-1 B2h) passes isdigit()
+        ("ne1000", b"0*ADR\xb2\r", b"\x0200S?OOR\x03"),
+        ("harvard-elite", b"address \xb2\r", b"\n00:Argument error\r\n"),
+        ("harvard-legacy", b"\xb2VER\r", b"\r\n?\r\n00:"),
+    ],
+)
+def test_non_ascii_digits_are_refused_as_the_pump_would(
+    model: str, request_bytes: bytes, reply: bytes
+) -> None:
+    """Issue #17: an emulation never raises on any bytes (`int('²')` did); the conformance
+    suite fuzzes this for every family, these are the golden answers."""
+    from pumpctl.simulator.server import build_emulation
+
+    emu = build_emulation(model, [0])
+    emu.read()  # a power-up announcement, if any
+    if model == "ne1000":
+        emu.feed(b"0\r")  # acknowledge the power-up reset alarm
+        emu.read()
+    emu.feed(request_bytes)
+    assert emu.read() == reply

@@ -465,7 +465,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         current = {"force": p.force_percent, "address": p.address, "baud": self._baud()}[name]
         if not args:
             return [f"{current}%" if name == "force" else str(current)]
-        if len(args) != 1 or not args[0].isdigit():
+        if len(args) != 1 or not (args[0].isascii() and args[0].isdigit()):  # `²` is no digit
             raise _Error(ERRORS["argument"])
         value = int(args[0])
         if name == "force":

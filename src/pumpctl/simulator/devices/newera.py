@@ -604,7 +604,7 @@ class NE1000Emulation(BufferedEmulation):
     def _saf(self, p: _Pump, args: str, *, safe: bool) -> str:
         if not args:
             return str(p.safe_timeout_s)
-        if not args.isdigit() or int(args) > SAFE_TIMEOUT_MAX_S:
+        if not (args.isascii() and args.isdigit()) or int(args) > SAFE_TIMEOUT_MAX_S:
             raise _Error("OOR")
         p.safe_timeout_s = int(args)
         # The watchdog arms at the first valid safe packet: this one, if it was one.
@@ -614,7 +614,7 @@ class NE1000Emulation(BufferedEmulation):
     def _adr(self, p: _Pump, args: str, *, several: bool) -> str:
         if not args:
             return str(p.address)
-        if not args.isdigit() or int(args) > 99:
+        if not (args.isascii() and args.isdigit()) or int(args) > 99:
             raise _Error("NA" if args in ("DUAL", "RECP", "ALTR") else "OOR")
         new = int(args)
         if several or (new != p.address and new in self._pumps):
