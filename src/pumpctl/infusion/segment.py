@@ -253,13 +253,14 @@ class SegmentRunner:
 
     async def _poll(self, ledger: SegmentLedger) -> Verdict:
         """One status + volume poll, reconciled."""
-        now = self.clock.now()
         try:
             status, delivered = await self.driver.read_poll()
         except PumpAlarm as exc:
             raise Alarm(exc.reason.value, str(exc)) from exc
         except (PumpTimeout, ProtocolError) as exc:
-            self._missed_poll(now, exc)
+            # silence is measured when the miss is known (after the driver's retries), not
+            # when the poll began: a poll that retries for 3 s is 3 s more of silence (SR17)
+            self._missed_poll(self.clock.now(), exc)
             return Verdict.CONTINUE
         except PumpError as exc:
             raise Alarm("pump_error", str(exc)) from exc
