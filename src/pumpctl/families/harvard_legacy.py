@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from pumpctl.families.numbers import decimal, floor_width, places_of, plain
+from pumpctl.families.numbers import decimal, floor_width, plain
 from pumpctl.families.quantize import NotRepresentable
 from pumpctl.families.spec import (
     Addresses,
@@ -49,6 +49,11 @@ def floor_number(value: float, width: int = NUMBER_WIDTH) -> str:
     """`value` in at most `width` characters, rounded DOWN, trailing zeros dropped
     (12.3456 -> "12.34"). ValueError for negative, non-finite or too large values."""
     return plain(floor_width(decimal(value), width))
+
+
+def _places_at(number: Decimal) -> int:
+    """Decimals 5 characters hold at this magnitude (`12.3` -> 2: `12.30`)."""
+    return min(NUMBER_WIDTH - 2, max(0, NUMBER_WIDTH - 1 - len(str(int(number)))))
 
 
 class RateUnit(StrEnum):
@@ -194,18 +199,14 @@ class LegacyQuantizer:
             text = self.target_setting(volume_ml).text
         except NotRepresentable:
             text = "0.001"
-        q = Decimal(text)
-        places = max(places_of(q), NUMBER_WIDTH - 1 - len(str(int(q))))
-        return float(self.target_unit_ml) * 10.0 ** -max(0, places)
+        return float(self.target_unit_ml) * 10.0 ** -_places_at(Decimal(text))
 
     def rate_step_ml_per_h(self, rate_ml_per_h: float) -> float:
         try:
             s = self.rate_setting(rate_ml_per_h)
         except NotRepresentable:
             return 1e-6
-        q = Decimal(s.text)
-        places = max(places_of(q), NUMBER_WIDTH - 1 - len(str(int(q))))
-        return float(s.unit.size_ml_per_h) * 10.0 ** -max(0, places)
+        return float(s.unit.size_ml_per_h) * 10.0 ** -_places_at(Decimal(s.text))
 
     def wire_volume(self, volume_ml: float | None) -> str:
         if volume_ml is None:
@@ -258,13 +259,14 @@ SPEC = FamilySpec(
     # best knowledge of what host software reads by byte count (not hardware-verified)
     reply_widths={"VER": 10, "DIA": 8, "VOL": 8, "RAT": 6, "address": 2},
     # Pump 11 Plus catalogue (nominal): 0.001 µL/h with a 10 µL syringe (0.46 mm) to 26.5 mL/min
-    # with a 60 mL syringe (26.7 mm); the pump answers OOR beyond its real limits
+    # with a 60 mL syringe (26.7 mm); the pump answers OOR beyond its real limits. Diameters: the
+    # default variant's (a Pump 11 takes up to 35 mm; `check` cannot know a PHD2000 is there)
     motor=SyringeMotor(
         min_rate_ml_per_h=1e-6,
         min_rate_diameter_mm=0.46,
         max_rate_ml_per_h=26.5 * 60,
         max_rate_diameter_mm=26.7,
-        diameter_mm=(0.1, 50.0),
+        diameter_mm=(0.1, 35.0),
     ),
     accuracy_percent=0.5,
     demo_program="acute-pain.yaml",

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, NamedTuple
 
-from pumpctl.families.numbers import decimal, floor_digits, nearest_digits, places_of, plain
+from pumpctl.families.numbers import decimal, floor_digits, nearest_digits, plain
 from pumpctl.families.quantize import NotRepresentable
 from pumpctl.families.spec import (
     Addresses,
@@ -62,6 +62,11 @@ def floor_number(value: float) -> str:
 def volume_unit_for_diameter(inner_diameter_mm: float) -> Literal["UL", "ML"]:
     """Volume units follow the syringe as the pump holds its diameter (manual, `DIA`)."""
     return "UL" if Decimal(format_number(inner_diameter_mm)) <= 14 else "ML"
+
+
+def _places_at(number: Decimal) -> int:
+    """Decimals the 4-digit format holds at this magnitude (`500` -> 1: `500.0`)."""
+    return min(_DECIMALS, max(0, _DIGITS - len(str(int(number)))))
 
 
 class RateUnit(StrEnum):
@@ -221,15 +226,15 @@ class NEQuantizer:
         try:
             text = self.volume_setting(volume_ml).text
         except NotRepresentable:
-            text = "0.001"
-        return float(self._volume_size) * 10.0 ** -places_of(Decimal(text))
+            text = "0"
+        return float(self._volume_size) * 10.0 ** -_places_at(Decimal(text))
 
     def rate_step_ml_per_h(self, rate_ml_per_h: float) -> float:
         try:
             setting = self.rate_setting(rate_ml_per_h)
         except NotRepresentable:
             return 1e-6
-        return float(setting.unit.size_ml_per_h) * 10.0 ** -places_of(Decimal(setting.text))
+        return float(setting.unit.size_ml_per_h) * 10.0 ** -_places_at(Decimal(setting.text))
 
     def wire_volume(self, volume_ml: float | None) -> str:
         """The commands the driver sends for this target (`VOLML`, `VOL12.47`)."""

@@ -23,7 +23,6 @@ __all__ = [
     "floor_significant",
     "floor_width",
     "nearest_digits",
-    "places_of",
     "plain",
 ]
 
@@ -42,12 +41,6 @@ def floor_places(value: Decimal, places: int) -> Decimal:
     """`value` rounded down to `places` decimals (negative: tens, hundreds), with `TOLERANCE`."""
     scaled = value.scaleb(places) + TOLERANCE
     return scaled.to_integral_value(rounding=ROUND_FLOOR).scaleb(-places)
-
-
-def places_of(number: Decimal) -> int:
-    """Decimals written in `number` (`12.470` -> 3)."""
-    exponent = number.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def plain(number: Decimal) -> str:

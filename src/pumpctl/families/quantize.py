@@ -28,7 +28,8 @@ class NotRepresentable(ValueError):
         self.unit = unit
         self.step = step
         super().__init__(
-            detail or f"{what} {value:g} {unit} cannot be expressed on this pump (step {step:g})"
+            detail
+            or f"{what} {value:g} {unit} cannot be expressed on this pump (step {step:g} {unit})"
         )
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from pumpctl.operator.cli.common import check_model
+
 
 def _echo(line: str) -> None:
     click.echo(line)
@@ -32,7 +34,7 @@ def _check_faults(
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", callback=check_model)
 @click.option(
     "--port", "port", metavar="PATH", help="open this existing device path (e.g. a socat pty)"
 )
