@@ -176,18 +176,3 @@ def test_bad_options_exit_2_naming_the_problem(args: list[str], message: str) ->
     assert done.returncode == 2
     assert done.stdout == ""  # nothing announced
     assert message in " ".join(done.stderr.split())
-
-
-def test_unknown_model_is_one_line_naming_the_choices() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "pumpctl", "simulate", "ne100"],
-        capture_output=True,
-        text=True,
-        timeout=SAFETY_S * 2,
-        check=False,
-    )
-    assert (done.returncode, done.stdout) == (2, "")
-    assert done.stderr == (
-        "error: unknown model 'ne100'; valid models: harvard-elite, harvard-legacy, "
-        "masterflex-ls, ne1000\n"
-    )
