@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pumpctl.dosing.check import check_program
+from pumpctl.dosing.program import example_path
+from pumpctl.families import family
 from pumpctl.operator.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,4 +200,11 @@ def test_demo_delivers_every_phase_exactly_on_every_family(model: str) -> None:
     )
     assert marks == ["ok", "ok", "ok"], result.output
     truth = re.search(r"plunger ground truth \(simulator\): ([\d.]+) mL", result.output)
-    assert truth is not None and float(truth.group(1)) == pytest.approx(40.75, abs=0.003)
+    # the plan as that pump is sent it: 40.75 mL on the syringe pumps; the Masterflex runs in
+    # 0.01 rev of 0.06 mL/rev and 0.1 rpm (the 7 mL/h maintenance at 1.9 rpm, 6.84 mL/h: 27.36 mL
+    # in the 4 h), 40.1094 mL in all
+    plan = check_program(example_path(family(model).demo_program), model=model).plan
+    assert plan is not None and plan.total_volume_ml is not None
+    expected = 40.1094 if model == "masterflex-ls" else 40.75
+    assert plan.total_volume_ml == pytest.approx(expected)
+    assert truth is not None and float(truth.group(1)) == pytest.approx(expected, abs=0.003)

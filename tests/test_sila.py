@@ -185,12 +185,16 @@ def test_refused_program_is_a_typed_error_naming_field_value_and_limit(
     )
     with Journal(station.pumps["bench"].journal_path) as journal:
         assert len(journal.runs()) == runs_before  # SR01: nothing reached the pump
-    checked = client.InfusionProgramService.CheckProgram("rejected-loading", [])
+    bench = [pump(client, "bench")]
+    checked = client.InfusionProgramService.CheckProgram("rejected-loading", [], metadata=bench)
     assert checked.ExitCode == 1
     assert {v.Field for v in checked.Violations} >= {"phases.loading.dose", "phases.loading.over"}
     # the soft limit alone, overridden with a reason, is what a caller may accept: not the rest
     override = {"Field": "phases.loading.over", "Reason": "test"}
-    assert client.InfusionProgramService.CheckProgram("rejected-loading", [override]).ExitCode == 1
+    again = client.InfusionProgramService.CheckProgram(
+        "rejected-loading", [override], metadata=bench
+    )
+    assert again.ExitCode == 1
 
 
 def test_plain_dose_is_checked_supervised_and_observed(host: StationHost, client: Any) -> None:

@@ -128,7 +128,8 @@ def test_plain_dose_is_a_checked_plan_and_the_fill_level_follows(tmp_path: Path)
         assert [(s.phase.value, s.volume_ml, s.rate_ml_per_h) for s in plan.segments] == [
             ("maintenance", 1.5, 60.0)
         ]
-        assert [o.field for o in plan.overrides] == ["drug.name"]  # SR03, with its reason
+        assert plan.overrides == () and not plan.drug_in_library
+        assert any("NO DRUG LIBRARY" in w for w in plan.warnings)  # the explicit no-library mode
         watch = await station.start("a", plan, who="test", plain=True)
         with pytest.raises(PumpBusy):
             await station.start("a", plan, who="test", plain=True)

@@ -24,6 +24,7 @@ from pumpctl.simulator.devices.base import Emulation
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.faults import Fault, FaultSchedule, parse_fault
 from pumpctl.simulator.server import build_emulation
+from pumpctl.simulator.url import parse_sim_url
 from pumpctl.station.spec import PumpSpec, StationSpec, sim_model
 
 __all__ = ["Line", "address_of", "drivers_for", "open_lines", "pump_faults"]
@@ -86,8 +87,15 @@ def open_lines(
             schedule_faults = [
                 f for name, _ in members for f in pump_faults(faults.get(name, ()), addresses[name])
             ]
+            line_seed = seed
+            if sim_model(port) is not None:  # sim://MODEL?faults=...&seed=S: for the whole line
+                url = parse_sim_url(port)
+                schedule_faults += [parse_fault(f) for f in url.faults]
+                line_seed = url.seed
             schedule = (
-                FaultSchedule(schedule_faults, random.Random(seed)) if schedule_faults else None
+                FaultSchedule(schedule_faults, random.Random(line_seed))
+                if schedule_faults
+                else None
             )
             emulation = build_emulation(model, sorted(addresses.values()), faults=schedule)
             for name, pump in members:

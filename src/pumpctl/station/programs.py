@@ -1,10 +1,12 @@
 """What a station is asked to run, checked by `check_program` exactly as `pumpctl check` does.
 
 A program arrives as a name (a file in the station's programs folder, then the packaged
-examples) or as YAML text. Plain volumetric dosing (SiLA `DoseVolume`, `GenerateFlow`,
+examples) or as YAML text, and is checked for the pump it will run on (its rounding and ranges,
+as `pumpctl check --model`). Plain volumetric dosing (SiLA `DoseVolume`, `GenerateFlow`,
 `SetFillLevel`) is a program too: a bare maintenance phase in mL/h of a fluid that is in no drug
-library, with the override that this needs (SR03) and its reason, so it goes through the same
-check, the same plan and the same supervisor as any infusion, and is journaled like one.
+library, checked in the explicit no-library mode (`pumpctl check --no-library`), so it goes
+through the same check, the same plan and the same supervisor as any infusion, and is journaled
+like one.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ __all__ = [
     "PLAIN_FLUID",
     "PLAIN_PREFIX",
     "ProgramRefused",
+    "check_file",
     "check_source",
     "is_program_text",
-    "plain_overrides",
     "plain_program",
     "violation_record",
 ]
@@ -78,8 +80,30 @@ def _named(name: str, programs_dir: Path) -> Path:
     return programs_dir / name
 
 
+def check_file(
+    path: Path,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    model: str | None = None,
+    no_library: bool = False,
+) -> CheckResult:
+    """`check_program` for the pump `model` it will run on (a driver plug-in without a family
+    spec is checked without its ranges, as `pumpctl run` does)."""
+    from pumpctl.families import UnknownModel
+
+    try:
+        return check_program(path, overrides, model=model, no_library=no_library)
+    except UnknownModel:
+        return check_program(path, overrides, no_library=no_library)
+
+
 def check_source(
-    source: str, programs_dir: Path, overrides: Mapping[str, str] | None = None
+    source: str,
+    programs_dir: Path,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    model: str | None = None,
+    no_library: bool = False,
 ) -> CheckResult:
     """Check a program given by name or as YAML text (SR01: before anything is opened or sent).
 
@@ -88,11 +112,12 @@ def check_source(
     packaged default library).
     """
     if not is_program_text(source):
-        return check_program(_named(source.strip(), programs_dir), overrides)
+        path = _named(source.strip(), programs_dir)
+        return check_file(path, overrides, model=model, no_library=no_library)
     with tempfile.TemporaryDirectory(prefix="pumpctl-program-") as folder:
         path = Path(folder) / "program.yaml"
         path.write_text(source, encoding="utf-8")
-        return check_program(path, overrides)
+        return check_file(path, overrides, model=model, no_library=no_library)
 
 
 def _quantity(value: float, unit: str) -> str:
@@ -125,8 +150,3 @@ def plain_program(pump: str, container: Pump, *, rate_ml_per_h: float, volume_ml
         },
     }
     return yaml.safe_dump(document, sort_keys=False)
-
-
-def plain_overrides(what: str, who: str) -> dict[str, str]:
-    """The one soft limit a plain dose crosses (a fluid in no library), with its reason."""
-    return {"drug.name": f"plain volumetric dosing ({what}) requested by {who}: no drug"}

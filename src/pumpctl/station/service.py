@@ -92,9 +92,7 @@ async def serve_station(
         await station.close()
 
 
-async def _until(
-    clock: Clock, stop: asyncio.Event, watches: Mapping[str, RunWatch] | None
-) -> None:
+async def _until(clock: Clock, stop: asyncio.Event, watches: Mapping[str, RunWatch] | None) -> None:
     while not stop.is_set():
         if watches is not None and all(w.done for w in watches.values()):
             return

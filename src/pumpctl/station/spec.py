@@ -46,8 +46,12 @@ class StationError(ProgramError):
 
 
 def sim_model(port: str) -> str | None:
-    """`sim://ne1000` -> `ne1000`; None for a real port."""
-    return port[len(SIM_SCHEME) :] if port.startswith(SIM_SCHEME) else None
+    """`sim://ne1000[?faults=...]` -> `ne1000`; None for a real port; ValueError if malformed."""
+    if not port.startswith(SIM_SCHEME):
+        return None
+    from pumpctl.simulator.url import parse_sim_url
+
+    return parse_sim_url(port).model
 
 
 class _Strict(BaseModel):
@@ -86,7 +90,7 @@ class PumpSpec(_Strict):
     @field_validator("port")
     @classmethod
     def _port_speaks_the_model(cls, port: str, info: ValidationInfo) -> str:
-        emulated = sim_model(port)
+        emulated = sim_model(port)  # a malformed sim:// URL raises ValueError: a field error
         model = info.data.get("model")
         if emulated is not None and model is not None and emulated != model:
             raise ValueError(f"{port!r} emulates {emulated!r}, but the model is {model!r}")

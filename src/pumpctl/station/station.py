@@ -17,21 +17,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pumpctl.clock import Clock
-from pumpctl.dosing.check import CheckResult, check_program
+from pumpctl.dosing.check import CheckResult
 from pumpctl.dosing.plan import Plan
 from pumpctl.drivers.base import PumpError
 from pumpctl.infusion.supervisor import SupervisorConfig
 from pumpctl.log import get_logger
 from pumpctl.simulator.devices.base import PumpSnapshot
 from pumpctl.station.links import Line, address_of, drivers_for, open_lines
-from pumpctl.station.programs import (
-    ProgramRefused,
-    check_source,
-    plain_overrides,
-    plain_program,
-)
+from pumpctl.station.programs import ProgramRefused, check_file, check_source, plain_program
 from pumpctl.station.pump import PumpBusy, PumpFault, RunWatch, StationPump
-from pumpctl.station.spec import StationSpec, sim_model
+from pumpctl.station.spec import SIM_SCHEME, StationSpec
 
 __all__ = ["DoseRefused", "Station", "UnknownPump", "station_config"]
 
@@ -98,19 +93,25 @@ class Station:
 
     @property
     def has_real_ports(self) -> bool:
-        return any(sim_model(p.port) is None for p in self.spec.pumps.values())
+        return any(not p.port.startswith(SIM_SCHEME) for p in self.spec.pumps.values())
 
     @property
     def busy(self) -> bool:
         return any(p.busy for p in self.pumps.values())
 
-    def check(self, source: str, overrides: Mapping[str, str] | None = None) -> CheckResult:
-        """`check_program` on a program name or YAML text, as `pumpctl check` would."""
-        return check_source(source, self.spec.programs_dir(), overrides)
+    def check(
+        self, source: str, overrides: Mapping[str, str] | None = None, *, pump: str | None = None
+    ) -> CheckResult:
+        """`check_program` on a program name or YAML text, as `pumpctl check --model` would
+        for `pump`'s model (without a pump: as plain `pumpctl check`)."""
+        model = self.pump(pump).spec.model if pump is not None else None
+        return check_source(source, self.spec.programs_dir(), overrides, model=model)
 
-    def checked(self, source: str, overrides: Mapping[str, str] | None = None) -> Plan:
+    def checked(
+        self, source: str, overrides: Mapping[str, str] | None = None, *, pump: str | None = None
+    ) -> Plan:
         """The plan, or ProgramRefused carrying the whole check result (SR01, SR02)."""
-        result = self.check(source, overrides)
+        result = self.check(source, overrides, pump=pump)
         if result.exit_code != 0 or result.plan is None:
             raise ProgramRefused(result)
         return result.plan
@@ -123,9 +124,9 @@ class Station:
                 continue
             path = self.spec.program_path(name)
             result = (
-                check_program(path, pump.overrides)
+                check_file(path, pump.overrides, model=pump.model)
                 if path.is_file()
-                else self.check(pump.program, pump.overrides)  # a packaged example, by name
+                else self.check(pump.program, pump.overrides, pump=name)  # an example, by name
             )
             if result.exit_code != 0 or result.plan is None:
                 raise ProgramRefused(result, pump=name)
@@ -164,8 +165,18 @@ class Station:
             )
         if fill is not None and volume > fill + 1e-9:
             raise DoseRefused("Volume", volume, fill, "mL", "more than the container holds now")
+        self.log.info(
+            "station.plain_dose",
+            pump_id=name,
+            what=what,
+            who=who,
+            volume_ml=volume,
+            rate_ml_per_h=rate_ml_per_h,
+        )
         text = plain_program(name, pump.container, rate_ml_per_h=rate_ml_per_h, volume_ml=volume)
-        result = check_source(text, self.spec.programs_dir(), plain_overrides(what, who))
+        result = check_source(
+            text, self.spec.programs_dir(), model=pump.spec.model, no_library=True
+        )
         if result.exit_code != 0 or result.plan is None:
             raise ProgramRefused(result)
         return result.plan

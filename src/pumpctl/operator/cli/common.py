@@ -17,6 +17,29 @@ EXIT_SOFT_LIMIT = 2  # soft limit crossed and not overridden: nothing was sent t
 EXIT_ALARM = 3  # the run ended in an alarm; the pump was confirmed stopped
 EXIT_STOPPED = 4  # the run was stopped by the operator before completion
 EXIT_UNCONFIRMED = 5  # the run ended in an alarm and the stop could NOT be confirmed
+EXIT_USAGE = 64  # a wrong option value said in one line (sysexits EX_USAGE); nothing was sent
+
+
+class OneLineError(click.ClickException):
+    """A usage mistake (unknown --model, ...) reported as one line, without the usage dump."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def check_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: an unknown pump model is one line naming the valid ones."""
+    if value is None:
+        return None
+    from pumpctl.drivers.registry import family_spec
+
+    try:
+        family_spec(value)
+    except ValueError as exc:
+        raise OneLineError(str(exc)) from None
+    return value
 
 
 def echo(line: str) -> None:
@@ -41,11 +64,23 @@ def configure_logs(audit: Path | None, json_log: bool, verbose: bool) -> None:
     )
 
 
-def checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
-    """Validate completely before anything touches a pump (SR01); exits 1 or 2 on refusal."""
+def checked_plan(
+    program: Path,
+    overrides: list[tuple[str, str]],
+    *,
+    model: str | None = None,
+    no_library: bool = False,
+) -> Plan:
+    """Validate completely before anything touches a pump (SR01), with `model`'s own rounding
+    and ranges; exits 1 or 2 on refusal."""
     from pumpctl.dosing.check import check_program
+    from pumpctl.families import UnknownModel
 
-    result = check_program(program, dict(overrides))
+    try:
+        result = check_program(program, dict(overrides), model=model, no_library=no_library)
+    except UnknownModel:  # a driver registered without a family spec (pumpctl.drivers only)
+        click.echo(f"warning: {model} has no family spec: not checked against its ranges", err=True)
+        result = check_program(program, dict(overrides), no_library=no_library)
     if result.exit_code != EXIT_OK or result.plan is None:
         for v in result.violations:
             click.echo(f"error: {v.message}", err=True)

@@ -12,6 +12,7 @@ import click
 from pumpctl.operator.cli.common import (
     EXIT_OK,
     EXIT_REFUSED,
+    check_model,
     checked_plan,
     configure_logs,
     echo,
@@ -21,9 +22,21 @@ from pumpctl.operator.cli.common import (
     with_overrides,
 )
 
+_NO_LIBRARY = click.option(
+    "--no-library",
+    is_flag=True,
+    help="run a drug the library does not list, with no dose limits (shown and journaled)",
+)
+
 
 @click.command()
-@click.option("--model", default="ne1000", show_default=True, help="pump model to simulate")
+@click.option(
+    "--model",
+    default="ne1000",
+    show_default=True,
+    callback=check_model,
+    help="pump model to simulate",
+)
 @click.option(
     "--program",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -52,6 +65,7 @@ from pumpctl.operator.cli.common import (
     show_default=True,
     help="progress line every N simulated minutes",
 )
+@_NO_LIBRARY
 def demo(
     model: str,
     program: Path | None,
@@ -61,17 +75,19 @@ def demo(
     no_pause: bool,
     faults: tuple[str, ...],
     every_min: float,
+    no_library: bool,
 ) -> None:
     """Run a built-in program on a simulated pump, on a virtual clock (days take seconds)."""
     from pumpctl.clock import Clock, run_with_clock, wall_monotonic
     from pumpctl.dosing.program import example_path
+    from pumpctl.families import family
     from pumpctl.infusion.journal import Journal
     from pumpctl.operator.display import summary_lines
-    from pumpctl.runner import DemoScenario, demo_program, run_on_simulator
+    from pumpctl.runner import DemoScenario, run_on_simulator
 
     configure_logs(audit, json_log, verbose=False)
-    path = program or example_path(demo_program(model))
-    plan = checked_plan(path, [])
+    path = program or example_path(family(model).demo_program)
+    plan = checked_plan(path, [], model=model, no_library=no_library)
     printer, live = progress_sink(
         plan, pump=f"sim://{model}", time_scale=math.inf, json_log=json_log, every_s=every_min * 60
     )
@@ -126,7 +142,9 @@ def demo(
 
 @click.command()
 @click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--model", required=True, help="pump model (see `pumpctl models`)")
+@click.option(
+    "--model", required=True, callback=check_model, help="pump model (see `pumpctl models`)"
+)
 @click.option("--port", required=True, help="device path or pyserial URL (socket://host:port)")
 @click.option(
     "--address", type=click.IntRange(0, 99), default=None, help="pump address (default: model's)"
@@ -159,6 +177,7 @@ def demo(
     is_flag=True,
     help="resume an interrupted run even if it stopped longer ago than the limit",
 )
+@_NO_LIBRARY
 @with_overrides
 def run(
     program: Path,
@@ -172,6 +191,7 @@ def run(
     time_scale: float,
     poll_s: float,
     resume_stale: bool,
+    no_library: bool,
     override_fields: tuple[str, ...],
     override_reasons: tuple[str, ...],
 ) -> None:
@@ -192,7 +212,8 @@ def run(
 
     overrides = pair_overrides(override_fields, override_reasons)
     configure_logs(audit, json_log, verbose=False)
-    plan = checked_plan(program, overrides)  # SR01: nothing is opened before this passes
+    # SR01: nothing is opened before this passes; checked with the pump's own rounding and ranges
+    plan = checked_plan(program, overrides, model=model, no_library=no_library)
     cls = driver_class(model)
     if address is None:
         address = default_address(model)

@@ -51,7 +51,15 @@ class StationServiceImpl(FeatureImplementationBase):
 
     def get_calls_affected_by_PumpName(self) -> list[Feature | Command | Property]:
         infusion = feature("InfusionProgramService")
-        pump_calls = ("RunProgram", "Pause", "Resume", "Stop", "Titrate", "ContainerChanged")
+        pump_calls = (
+            "RunProgram",
+            "CheckProgram",
+            "Pause",
+            "Resume",
+            "Stop",
+            "Titrate",
+            "ContainerChanged",
+        )
         calls: list[Feature | Command | Property] = [infusion[c] for c in pump_calls]  # type: ignore[misc]
         calls.append(infusion["Phase"])  # type: ignore[arg-type]
         calls += [feature("PumpFluidDosingService"), feature("SyringeConfigurationController")]

@@ -87,7 +87,8 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
         ctx = self.ctx
         name = ctx.pump_name(metadata)
         try:
-            plan = ctx.station.checked(Program, _overrides(Overrides))  # SR01: before anything
+            # SR01: checked for this pump before anything is sent
+            plan = ctx.station.checked(Program, _overrides(Overrides), pump=name)
         except ProgramRefused as exc:
             raise defined_error(F, "ProgramRefused", refused_json(exc)) from exc
         watch = start_run(
@@ -112,7 +113,8 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
     def CheckProgram(
         self, Program: str, Overrides: list[Any], *, metadata: MetadataDict
     ) -> dict[str, Any]:
-        result = self.ctx.station.check(Program, _overrides(Overrides))
+        name = self.ctx.pump_name(metadata)
+        result = self.ctx.station.check(Program, _overrides(Overrides), pump=name)
         violations = []
         for v in result.violations:
             record = violation_record(v)
