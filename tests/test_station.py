@@ -54,7 +54,7 @@ def two_pumps(tmp_path: Path, port_b: str = "sim://ne1000") -> StationSpec:
 
 def test_a_stall_on_one_pump_safe_stops_that_pump_only(tmp_path: Path) -> None:
     spec = two_pumps(tmp_path)  # both on one emulated NE-1000 chain
-    plan = Station(spec, RealClock(), cwd=tmp_path).checked(SHORT)
+    plan = Station(spec, RealClock(), cwd=tmp_path).checked(SHORT, pump="a")
 
     async def main(clock: Clock) -> dict[str, Any]:
         station = Station(spec, clock, faults={"b": ["stall@10m"]}, cwd=tmp_path)
@@ -99,7 +99,7 @@ def test_SR01_a_refused_station_program_opens_nothing(tmp_path: Path) -> None:
 
 def test_a_port_that_fails_faults_its_own_pumps_only(tmp_path: Path) -> None:
     spec = two_pumps(tmp_path, port_b=str(tmp_path / "no-such-port"))
-    plan = Station(spec, RealClock(), cwd=tmp_path).checked(SHORT)
+    plan = Station(spec, RealClock(), cwd=tmp_path).checked(SHORT, pump="a")
 
     async def main(clock: Clock) -> Outcome:
         station = Station(spec, clock, cwd=tmp_path)
@@ -159,7 +159,7 @@ def test_plain_dose_is_a_checked_plan_and_the_fill_level_follows(tmp_path: Path)
 
 def test_SR30_a_restarted_station_resumes_what_its_pump_left(tmp_path: Path) -> None:
     spec = two_pumps(tmp_path)
-    plan = Station(spec, RealClock(), cwd=tmp_path).checked(SHORT)
+    plan = Station(spec, RealClock(), cwd=tmp_path).checked(SHORT, pump="a")
 
     async def crashed(clock: Clock) -> None:
         station = Station(spec, clock, cwd=tmp_path)
@@ -170,7 +170,7 @@ def test_SR30_a_restarted_station_resumes_what_its_pump_left(tmp_path: Path) -> 
         await station.close()
         assert watch.error is not None and watch.result is None
 
-    async def restarted(clock: Clock) -> tuple[list[str], float, float]:
+    async def restarted(clock: Clock) -> tuple[list[str], float, float, Outcome]:
         station = Station(spec, clock, cwd=tmp_path)
         await station.open()  # a new process: the emulated pump lost its counter
         watch = await station.start("a", plan, who="test")
@@ -178,12 +178,12 @@ def test_SR30_a_restarted_station_resumes_what_its_pump_left(tmp_path: Path) -> 
             await clock.sleep(60)
         await station.close()
         assert watch.result is not None and watch.plan is not None
-        # the outcome is not asserted: a resumed segment's volume is not yet quantized to the
-        # pump's resolution, so the pump may stop 0.002 mL short (reported to infusion/)
-        return watch.notes, watch.result.delivered_ml, watch.plan.total_volume_ml or 0.0
+        result = watch.result
+        return watch.notes, result.delivered_ml, watch.plan.total_volume_ml or 0.0, result.outcome
 
     run_virtual(crashed)
-    notes, second_ml, remaining_ml = run_virtual(restarted)
+    notes, second_ml, remaining_ml, outcome = run_virtual(restarted)
+    assert outcome is Outcome.COMPLETED
     assert any("resuming run" in n for n in notes), notes
     assert 0 < remaining_ml < 3.5  # the prime and a third of maintenance were done
     assert second_ml <= remaining_ml + 0.001
