@@ -121,10 +121,11 @@ def serve(
 
     def announce(what: str, value: Any) -> None:
         if what == "sila":
-            echo(f"SILA={value.host}:{value.port}")
+            # the certificate is on disk before the address is announced: clients may connect
             if value.certificate_pem is not None and cert is None:
                 ca_path.write_bytes(value.certificate_pem)
                 echo(f"CA={ca_path}")
+            echo(f"SILA={value.host}:{value.port}")
         elif what == "runs" and not json_log:
             for name, watch in value.items():
                 echo(f"{name}: running {watch.plan.program if watch.plan else '(nothing left)'}")

@@ -18,6 +18,7 @@ from sila2.framework import DefinedExecutionError, Metadata
 from sila2.server import MetadataDict, MetadataInterceptor
 
 from pumpctl.infusion.resume import ResumeRefused
+from pumpctl.log import get_logger
 from pumpctl.station.programs import ProgramRefused, violation_record
 from pumpctl.station.pump import PumpBusy, PumpFault, PumpState, RunWatch
 from pumpctl.station.sila.bridge import LoopBridge
@@ -106,6 +107,11 @@ class StationContext:
         self.bridge = bridge
         self._running: dict[UUID, Running] = {}
         self._lock = threading.Lock()
+        self.log = get_logger("pumpctl.station.sila", station=station.spec.station)
+
+    def command(self, command: str, pump: str | None = None, **details: Any) -> None:
+        """Every SiLA command that acts on the station is logged, with the pump id bound."""
+        self.log.info("sila.command", command=command, pump_id=pump, **details)
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.bridge.call(coro)

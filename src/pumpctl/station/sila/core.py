@@ -72,6 +72,7 @@ class SimulationControllerImpl(FeatureImplementationBase):
         self.ctx = ctx
 
     def _switch(self, simulated: bool, error: str) -> None:
+        self.ctx.command("StartSimulationMode" if simulated else "StartRealMode")
         try:
             self.ctx.call(self.ctx.station.set_simulated(simulated))
         except (PumpBusy, PumpFault, OSError) as exc:
@@ -108,6 +109,7 @@ class CancelControllerImpl(FeatureImplementationBase):
 
     def _cancel(self, running: Running) -> None:
         pump = self.ctx.station.pump(running.pump)
+        self.ctx.command("CancelCommand", pump.name, cancelled=running.command)
         self.ctx.call(pump.stop(reason=f"{running.command} cancelled (CancelController)", who=WHO))
 
     def CancelCommand(self, CommandExecutionUUID: str, *, metadata: MetadataDict) -> None:
@@ -126,6 +128,7 @@ class PauseControllerImpl(FeatureImplementationBase):
     def _act(self, execution: str, action: str) -> None:
         running = _running(self.ctx, "PauseController", execution)
         pump = self.ctx.station.pump(running.pump)
+        self.ctx.command(f"PauseController.{action}", pump.name, command_paused=running.command)
         call = (
             pump.pause(reason="PauseController", who=WHO)
             if action == "pause"

@@ -129,6 +129,7 @@ class PumpFluidDosingServiceImpl(FeatureImplementationBase):
 
     def StopDosage(self, *, metadata: MetadataDict) -> None:
         pump = self.ctx.station.pump(self.ctx.pump_name(metadata))
+        self.ctx.command("StopDosage", pump.name)
         self.ctx.call(pump.stop(reason="StopDosage", who=WHO))
 
     # ------------------------------------------------------------------ properties
@@ -178,6 +179,9 @@ class SyringeConfigurationControllerImpl(FeatureImplementationBase):
         self, InnerDiameter: float, MaxPistonStroke: float, *, metadata: MetadataDict
     ) -> None:
         name = self.ctx.pump_name(metadata)
+        self.ctx.command(
+            "SetSyringeParameters", name, inner_diameter_mm=InnerDiameter, stroke_mm=MaxPistonStroke
+        )
         if not (InnerDiameter > 0 and MaxPistonStroke > 0):
             raise UndefinedExecutionError("InnerDiameter and MaxPistonStroke must be above 0 mm")
         try:

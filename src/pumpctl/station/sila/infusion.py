@@ -138,6 +138,7 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
 
     def _relay(self, metadata: MetadataDict, action: str, **kwargs: Any) -> Any:
         pump = self.ctx.station.pump(self.ctx.pump_name(metadata))
+        self.ctx.command(action, pump.name, **{k: v for k, v in kwargs.items() if k != "who"})
         try:
             return self.ctx.call(getattr(pump, action)(**kwargs))
         except Exception as exc:

@@ -31,6 +31,7 @@ def start_run(
     new_run_reason: str | None = None,
 ) -> RunWatch:
     """Start `plan` on `pump` and register the execution; refusals as `feature_name`'s errors."""
+    ctx.command(command, pump, program_id=plan.program, execution=str(instance.execution_uuid))
     try:
         watch = ctx.call(
             ctx.station.start(pump, plan, who=WHO, plain=plain, new_run_reason=new_run_reason)
