@@ -92,6 +92,26 @@ def _time_puts(queues: Any, sent: dict[tuple[str, float], float]) -> None:
         q.put = timed
 
 
+def _subscribe(
+    client: Any, names: list[str], received: dict[tuple[str, float], float], lock: threading.Lock
+) -> list[Any]:
+    """Subscribe to every pump's SyringeFillLevel, recording when each value first arrives."""
+    subscriptions = []
+    for name in names:
+
+        def got(value: float, _name: str = name) -> None:
+            now = wall_monotonic()
+            with lock:
+                received.setdefault((_name, value), now)
+
+        sub = client.PumpFluidDosingService.SyringeFillLevel.subscribe(
+            metadata=[client.StationService.PumpName(name)]
+        )
+        sub.add_callback(got)
+        subscriptions.append(sub)
+    return subscriptions
+
+
 def _measure(n: int, window_s: float, journal_dir: str | None = None) -> dict[str, Any]:
     from sila2.client import SilaClient
 
@@ -110,19 +130,7 @@ def _measure(n: int, window_s: float, journal_dir: str | None = None) -> dict[st
         _time_polls(host, polls)
         watches = [host.call(station.start(name, plan, who="bench")) for name in station.pumps]
         client = SilaClient("127.0.0.1", host.endpoint.port, insecure=True)
-        subscriptions = []
-        for name in station.pumps:
-
-            def got(value: float, _name: str = name) -> None:
-                now = wall_monotonic()
-                with lock:
-                    received.setdefault((_name, value), now)
-
-            sub = client.PumpFluidDosingService.SyringeFillLevel.subscribe(
-                metadata=[client.StationService.PumpName(name)]
-            )
-            sub.add_callback(got)
-            subscriptions.append(sub)
+        subscriptions = _subscribe(client, list(station.pumps), received, lock)
         dosing = host.server.feature_servicers["PumpFluidDosingService"].implementation
         deadline = wall_monotonic() + 30.0
         while len(dosing.queues["SyringeFillLevel"]._queues) < n and wall_monotonic() < deadline:

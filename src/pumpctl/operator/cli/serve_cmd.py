@@ -39,6 +39,53 @@ def _faults(specs: tuple[str, ...]) -> dict[str, list[str]]:
     return faults
 
 
+def _sila_options(
+    sila_at: str | None, insecure: bool, no_discovery: bool, cert: Path | None, key: Path | None
+) -> Any:
+    from pumpctl.station.service import SilaOptions
+
+    if (cert is None) != (key is None):
+        raise click.UsageError("--cert and --key go together")
+    if sila_at is None:
+        return None
+    host, port = _host_port(sila_at)
+    return SilaOptions(
+        host=host,
+        port=port,
+        insecure=insecure,
+        discovery=not no_discovery,
+        key_pem=key.read_bytes() if key else None,
+        cert_pem=cert.read_bytes() if cert else None,
+    )
+
+
+def _announcer(ca_path: Path, cert: Path | None, json_log: bool) -> Any:
+    def announce(what: str, value: Any) -> None:
+        if what == "sila":
+            # the certificate is on disk before the address is announced: clients may connect
+            if value.certificate_pem is not None and cert is None:
+                ca_path.write_bytes(value.certificate_pem)
+                echo(f"CA={ca_path}")
+            echo(f"SILA={value.host}:{value.port}")
+        elif what == "runs" and not json_log:
+            for name, watch in value.items():
+                echo(f"{name}: running {watch.plan.program if watch.plan else '(nothing left)'}")
+
+    return announce
+
+
+def _report(watches: Any, json_log: bool) -> list[str]:
+    outcomes = []
+    for name, watch in watches.items():
+        result = watch.result
+        outcome = result.outcome.value if result is not None else "stopped"
+        outcomes.append(outcome)
+        if not json_log and result is not None:
+            alarm = f" ({result.alarm})" if result.alarm else ""
+            echo(f"{name}: {outcome}{alarm}, {result.delivered_ml:.3f} mL delivered")
+    return outcomes
+
+
 def _exit_code(outcomes: list[str]) -> int:
     if "unconfirmed" in outcomes:
         return EXIT_UNCONFIRMED
@@ -93,7 +140,7 @@ def serve(
 
     from pumpctl.clock import Clock, run_with_clock
     from pumpctl.station.programs import ProgramRefused
-    from pumpctl.station.service import SilaOptions, serve_station
+    from pumpctl.station.service import serve_station
     from pumpctl.station.spec import StationError, load_station
     from pumpctl.station.station import Station, UnknownPump
 
@@ -104,31 +151,8 @@ def serve(
         for issue in exc.issues:
             click.echo(f"error: {issue.field}: {issue.message}", err=True)
         sys.exit(EXIT_REFUSED)
-    if (cert is None) != (key is None):
-        raise click.UsageError("--cert and --key go together")
-    sila = None
-    if sila_at is not None:
-        host, port = _host_port(sila_at)
-        sila = SilaOptions(
-            host=host,
-            port=port,
-            insecure=insecure,
-            discovery=not no_discovery,
-            key_pem=key.read_bytes() if key else None,
-            cert_pem=cert.read_bytes() if cert else None,
-        )
-    ca_path = ca_out or Path(f"{station_file.stem}-ca.pem")
-
-    def announce(what: str, value: Any) -> None:
-        if what == "sila":
-            # the certificate is on disk before the address is announced: clients may connect
-            if value.certificate_pem is not None and cert is None:
-                ca_path.write_bytes(value.certificate_pem)
-                echo(f"CA={ca_path}")
-            echo(f"SILA={value.host}:{value.port}")
-        elif what == "runs" and not json_log:
-            for name, watch in value.items():
-                echo(f"{name}: running {watch.plan.program if watch.plan else '(nothing left)'}")
+    sila = _sila_options(sila_at, insecure, no_discovery, cert, key)
+    announce = _announcer(ca_out or Path(f"{station_file.stem}-ca.pem"), cert, json_log)
 
     async def main(clock: Clock) -> Any:
         stop = asyncio.Event()
@@ -149,12 +173,5 @@ def serve(
     except (UnknownPump, ValueError) as exc:  # faults for unknown pumps or that cannot apply
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_REFUSED)
-    outcomes = []
-    for name, watch in watches.items():
-        result = watch.result
-        outcome = result.outcome.value if result is not None else "stopped"
-        outcomes.append(outcome)
-        if not json_log and result is not None:
-            alarm = f" ({result.alarm})" if result.alarm else ""
-            echo(f"{name}: {outcome}{alarm}, {result.delivered_ml:.3f} mL delivered")
+    outcomes = _report(watches, json_log)
     sys.exit(_exit_code(outcomes) if sila is None else EXIT_OK)
