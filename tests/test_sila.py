@@ -154,6 +154,9 @@ def test_orchestrator_locks_runs_two_pumps_titrates_one_and_the_other_stalls(
     )
     right_truth = station.ground_truth("right")
     assert right_truth is not None and not right_truth.running  # safe-stopped, confirmed
+    phase = client.InfusionProgramService.Phase.subscribe(metadata=[pump(client, "right")])
+    assert next(iter(phase)) == "alarm"  # stays visible after the run (SR34)
+    phase.cancel()
     with Journal(station.pumps["left"].journal_path) as journal:
         titrations = [e for e in journal.events(left_result.RunId) if e.kind.value == "titration"]
     assert titrations and titrations[0].payload["who"] == "SiLA client"

@@ -143,6 +143,7 @@ class StationPump:
         self._fill_at_start: float | None = None
         self._progress: Progress | None = None
         self._watch: RunWatch | None = None
+        self._last_phase = "idle"
         self._listeners: list[Callable[[PumpState], None]] = []
         self.log = get_logger("pumpctl.station.pump", pump_id=name)
 
@@ -163,7 +164,10 @@ class StationPump:
     def state(self) -> PumpState:
         p = self._progress if self.busy else None
         sup = self.supervisor
-        phase = sup.phase.value if sup is not None else ("idle" if self.fault is None else "fault")
+        if sup is not None:
+            phase = sup.phase.value
+        else:  # how the last run ended stays visible until the next one (SR34)
+            phase = "fault" if self.fault is not None else self._last_phase
         result = self.last_result
         alarm = (p.alarms[-1] if p and p.alarms else None) or (
             result.alarm if result and not self.busy else None
@@ -297,6 +301,7 @@ class StationPump:
             watch.run_id = sup.run_id
             watch.finish(result)
         finally:
+            self._last_phase = sup.phase.value
             self.supervisor, self._task = None, None
             self.notify()
 
