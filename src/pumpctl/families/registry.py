@@ -34,6 +34,9 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "harvard-legacy": "pumpctl.families.harvard_legacy:SPEC",
     "harvard-elite": "pumpctl.families.harvard_elite:SPEC",
     "masterflex-ls": "pumpctl.families.masterflex:SPEC",
+    # issue #16
+    "chemyx-fusion": "pumpctl.families.chemyx:SPEC",
+    "kds-legato": "pumpctl.families.kds_legato:SPEC",
 }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
 from enum import Enum
+from typing import ClassVar
 
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
@@ -88,12 +89,14 @@ def parse_quantity(text: str, *, rate: bool) -> tuple[Decimal, str | None, str |
     return value, vol, TIME_ALIASES[time] if rate else None
 
 
-def format_quantity(ml: Decimal, per: str = "", *, rounding: str = ROUND_DOWN) -> str:
-    """`ml` in the largest unit that keeps it >= 1, 3 decimals at most: `"25.023 ml/min"`,
-    `"1.061 nl/min"`, `"100 ml"`, `"0 ml"` (`per` = "/min", "/hr", "/sec" or "")."""
+def format_quantity(
+    ml: Decimal, per: str = "", *, rounding: str = ROUND_DOWN, decimals: int = 3
+) -> str:
+    """`ml` in the largest unit that keeps it >= 1, `decimals` decimals at most: `"25.023
+    ml/min"`, `"1.061 nl/min"`, `"100 ml"`, `"0 ml"` (`per` = "/min", "/hr", "/sec" or "")."""
     for unit, size in VOLUME_UNITS_ML.items():
         if ml >= size or unit == "pl":
-            number = (ml / size).quantize(Decimal("0.001"), rounding=rounding)
+            number = (ml / size).quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
             text = format(number.normalize(), "f") if number else "0"
             return f"{text} {unit if number else 'ml'}{per}"
     raise AssertionError("unreachable")
@@ -118,8 +121,9 @@ class _Rate:
     ml_per_min: Decimal = Decimal(0)
     time: str = "min"  # the time unit the host set it in (queries answer in it)
 
-    def text(self) -> str:
-        return format_quantity(self.ml_per_min * TIME_UNITS_MIN[self.time], "/" + self.time)
+    def text(self, decimals: int = 3) -> str:
+        per = "/" + self.time
+        return format_quantity(self.ml_per_min * TIME_UNITS_MIN[self.time], per, decimals=decimals)
 
 
 @dataclass
@@ -168,10 +172,22 @@ def rate_limits_ml_per_min(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
 
 
 class HarvardEliteEmulation(BufferedEmulation):
-    """11 Elite pumps (infuse/withdraw) on one link. Pure: no threads, no clock, no I/O."""
+    """11 Elite pumps (infuse/withdraw) on one link. Pure: no threads, no clock, no I/O.
+
+    A profile of the same firmware family (KD Scientific Legato) subclasses it and changes
+    the data below and the reply layout (`_reply`, `_error_lines`)."""
 
     model = "harvard-elite"
     counts_commands = True  # every line (CR, LF or CR LF) counts
+    #: the family's data: commands, `ver` text, number decimals, the motor's reference point
+    commands: ClassVar[tuple[str, ...]] = COMMANDS
+    version: ClassVar[str] = VERSION
+    quantity_decimals: ClassVar[int] = 3
+    reference_diameter_mm: ClassVar[Decimal] = REFERENCE_DIAMETER_MM
+    min_rate_ref_ml_per_min: ClassVar[Decimal] = MIN_RATE_REF_ML_PER_MIN
+    max_rate_ref_ml_per_min: ClassVar[Decimal] = MAX_RATE_REF_ML_PER_MIN
+    default_diameter_mm: ClassVar[Decimal] = DEFAULT_DIAMETER_MM
+    default_syringe_ml: ClassVar[Decimal] = DEFAULT_SYRINGE_ML
 
     def __init__(self, addresses: Iterable[int] = (0,)) -> None:
         addrs = list(addresses)
@@ -180,8 +196,9 @@ class HarvardEliteEmulation(BufferedEmulation):
         super().__init__()
         self._pumps: dict[int, _Pump] = {}
         for a in addrs:
-            cap = float(DEFAULT_SYRINGE_ML)
-            self._pumps[a] = _Pump(a, SyringePhysics(float(DEFAULT_DIAMETER_MM), cap))
+            d, cap = self.default_diameter_mm, self.default_syringe_ml
+            physics = SyringePhysics(float(d), float(cap))
+            self._pumps[a] = _Pump(a, physics, diameter_mm=d, syringe_ml=cap)
         self._now_comp = 0.0
         self._line = bytearray()
         self._after_cr = False
@@ -308,16 +325,36 @@ class HarvardEliteEmulation(BufferedEmulation):
         if not word:
             self._queue(self._reply(pump, [""]))
             return
-        name = _LOOKUP.get(word.lower())
-        if name is None and len(word) >= 4:
-            name = next((c for c in COMMANDS if c.startswith(word.lower())), None)
+        name = self._lookup(word.lower())
         try:
             if name is None:
                 raise _Error(ERRORS["unknown"])
             lines = self._command(pump, name, args.lower().split())
         except _Error as exc:
-            lines = [str(exc)]
+            lines = self._error_lines(str(exc), word, args)
         self._queue(self._reply(pump, lines))
+
+    def _lookup(self, word: str) -> str | None:
+        """The command a word names: whole, its first 4 letters, or a longer prefix."""
+        name = _LOOKUP.get(word) if self.commands is COMMANDS else None
+        if name is None:
+            name = next((c for c in self.commands if word in (c, c[:4])), None)
+        if name is None and len(word) >= 4:
+            name = next((c for c in self.commands if c.startswith(word)), None)
+        return name
+
+    def _error_lines(self, error: str, word: str, args: str) -> list[str]:
+        """The body of an error reply (11 Elite: the error text alone)."""
+        return [error]
+
+    def _quantity(self, ml: Decimal, per: str = "", *, rounding: str = ROUND_DOWN) -> str:
+        return format_quantity(ml, per, rounding=rounding, decimals=self.quantity_decimals)
+
+    def _rate_limits(self, diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
+        """Rate limits follow plunger speed: the reference limits scaled by bore area."""
+        ref = self.reference_diameter_mm
+        scale = diameter_mm * diameter_mm / (ref * ref)
+        return self.min_rate_ref_ml_per_min * scale, self.max_rate_ref_ml_per_min * scale
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -352,7 +389,7 @@ class HarvardEliteEmulation(BufferedEmulation):
             if not args:
                 if p.target_ml is None:
                     return ["Target volume not set"]
-                return [format_quantity(p.target_ml)]
+                return [self._quantity(p.target_ml)]
             self._set_target(p, self._volume(args, limit=p.syringe_ml))
             return [""]
         if name in ("diameter", "svolume"):
@@ -361,11 +398,11 @@ class HarvardEliteEmulation(BufferedEmulation):
 
     def _query(self, p: _Pump, name: str) -> list[str]:
         if name in ("ivolume", "wvolume"):
-            return [format_quantity(_decimal(p.counter_ml(infuse=name == "ivolume")))]
+            return [self._quantity(_decimal(p.counter_ml(infuse=name == "ivolume")))]
         if name == "crate":
             return [self._current_rate(p)]
         if name == "ver":
-            return [VERSION]
+            return [self.version]
         if name == "metrics":
             return [f"{label:<19}{value}" for label, value in METRICS] + [""]
         # status (PHD Ultra): rate fl/s, run time s, volume fl (this direction), then flags
@@ -383,27 +420,26 @@ class HarvardEliteEmulation(BufferedEmulation):
         )
         return [f"{rate_fl_s} {seconds} {volume_fl} {flags}"]
 
-    @staticmethod
-    def _current_rate(p: _Pump) -> str:
+    def _current_rate(self, p: _Pump) -> str:
         """`crate`: the PHD Ultra manual's form while the motor turns, `Infusing at 3 ml/min` /
         `Withdrawing at 500 ul/min` (flowchem's Elite11 splits it at " at "; its docstring
         quotes the manual). The manual calls the reply valid only in dynamic situations.
         Emulation choice: idle, a bare `0 ml/min` (flowchem never asks then)."""
         time = p.rate().time
         if not p.physics.moving:
-            return format_quantity(Decimal(0), "/" + time)
+            return self._quantity(Decimal(0), "/" + time)
         ml_per_min = _decimal(p.physics.rate_ml_per_h / 60)
-        quantity = format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)
+        quantity = self._quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)
         return f"{'Infusing' if p.physics.infusing else 'Withdrawing'} at {quantity}"
 
     def _rate(self, p: _Pump, args: list[str], *, infuse: bool) -> list[str]:
         rate = p.irate if infuse else p.wrate
-        lo, hi = rate_limits_ml_per_min(p.diameter_mm)
+        lo, hi = self._rate_limits(p.diameter_mm)
         if not args:
-            return [rate.text()]
+            return [rate.text(self.quantity_decimals)]
         if args == ["lim"]:
-            low = format_quantity(lo, "/min", rounding=ROUND_CEILING)
-            return [f"{low} to {format_quantity(hi, '/min')}"]
+            low = self._quantity(lo, "/min", rounding=ROUND_CEILING)
+            return [f"{low} to {self._quantity(hi, '/min')}"]
         if args in (["max"], ["min"]):
             value, time = (hi if args == ["max"] else lo), rate.time
         else:
@@ -432,7 +468,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         if not args:
             if name == "diameter":
                 return [f"{p.diameter_mm:.4f} mm"]
-            return [format_quantity(p.syringe_ml)]
+            return [self._quantity(p.syringe_ml)]
         if name == "diameter":
             m = _QUANTITY.fullmatch(" ".join(args))
             if m is None or m.group(2).lower() not in ("", "mm"):
@@ -509,7 +545,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         if p.state is _State.RUNNING and infuse == p.infuse:
             return  # already running that way: the prompt says so
         rate = p.irate if infuse else p.wrate
-        lo, hi = rate_limits_ml_per_min(p.diameter_mm)
+        lo, hi = self._rate_limits(p.diameter_mm)
         if not lo <= rate.ml_per_min <= hi:
             raise _Error(ERRORS["range"])  # no rate set (or one the new syringe cannot do)
         p.infuse = infuse
