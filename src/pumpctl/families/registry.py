@@ -37,6 +37,12 @@ BUILTIN_FAMILIES: dict[str, str] = {
     # issue #16
     "chemyx-fusion": "pumpctl.families.chemyx:SPEC",
     "kds-legato": "pumpctl.families.kds_legato:SPEC",
+    "tecan-xcalibur": "pumpctl.families.cavro:XCALIBUR_SPEC",
+    "tecan-xcalibur-oem": "pumpctl.families.cavro:XCALIBUR_OEM_SPEC",
+    "tecan-xlp6000": "pumpctl.families.cavro:XLP6000_SPEC",
+    "tecan-xlp6000-oem": "pumpctl.families.cavro:XLP6000_OEM_SPEC",
+    "hamilton-psd4": "pumpctl.families.cavro:PSD4_SPEC",
+    "hamilton-psd6": "pumpctl.families.cavro:PSD6_SPEC",
 }
 
 

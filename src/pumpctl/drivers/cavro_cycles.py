@@ -1,0 +1,132 @@
+"""Dispense-and-refill bookkeeping for a Cavro syringe pump: pure, no I/O.
+
+A Cavro pump moves its plunger in command strings and has no volume counter, so the driver
+keeps the books: every string it sends dispenses `n` increments through the output port, then
+refills `m` from the reservoir port and turns the valve back to the output
+(`O V<v> D<n> I V<r> P<m> O R`). Each string is bounded (at most one syringe), so a controller
+that dies leaves the pump stopped after that string.
+
+What a string has delivered so far is read from the plunger position `?`, the valve `?6` and
+`Q`, read in that order:
+- `Q` ready (and the driver did not terminate it): the string is done, `n` delivered;
+- valve at the output: dispensing (or not yet), `p0 - position` (0..n);
+- valve at the reservoir: the dispense is over (`n`) if the valve was seen at the output in
+  this string (every string ends there), else the first valve move has not happened (0).
+Reading `Q` last means a string seen busy was busy at the two reads before it. This relies on
+`?6` reporting the position the valve last reached while it moves (emulation choice, not
+verified on hardware).
+
+Delivered volume is the sum of finished strings plus the running one's share: aspirations
+never count, so a refill is never counted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CycleBooks", "PumpString", "build_string"]
+
+
+@dataclass
+class PumpString:
+    """One command string in flight."""
+
+    text: str
+    start_steps: int  # plunger position when it was sent
+    dispense_steps: int  # n
+    refill_steps: int  # m
+    seen_output: bool  # the valve was seen at (or started at) the output port
+    terminated: bool = False
+    #: its answer was lost (SR21): executed unless the move counter says otherwise
+    unconfirmed: bool = False
+    moves_before: int | None = None
+
+    @property
+    def end_steps(self) -> int:
+        return self.start_steps - self.dispense_steps + self.refill_steps
+
+    def delivered_steps(self, position: int, valve_at_output: bool, ready: bool) -> int:
+        """What this string has dispensed, from one reading (see the module)."""
+        n = self.dispense_steps
+        if n == 0:
+            return 0
+        if ready and not self.terminated:
+            return n
+        if valve_at_output:
+            self.seen_output = True
+            return min(n, max(0, self.start_steps - position))
+        return n if self.seen_output else 0
+
+
+def build_string(
+    *,
+    start_steps: int,
+    dispense_steps: int,
+    refill_steps: int,
+    speed: int,
+    refill_speed: int,
+    output: str,
+    reservoir: str,
+) -> str:
+    """`O V<v> D<n> I V<r> P<m> O R`, the dispense or the refill left out when 0."""
+    if dispense_steps < 0 or refill_steps < 0 or dispense_steps > start_steps:
+        raise ValueError(f"cannot dispense {dispense_steps} of {start_steps} increments")
+    parts = []
+    if dispense_steps:
+        parts += [output, f"V{speed}", f"D{dispense_steps}"]
+    if refill_steps:
+        parts += [reservoir, f"V{refill_speed}", f"P{refill_steps}", output]
+    return "".join(parts) + "R"
+
+
+@dataclass
+class CycleBooks:
+    """The driver's counter for one leg: increments dispensed since `clear`."""
+
+    full_steps: int
+    #: the leg's target, increments (None: until stopped)
+    target_steps: int | None = None
+    done_steps: int = 0
+    running: PumpString | None = None
+    #: the pump lost power (error 7): its position says nothing about what went out
+    lost: bool = False
+
+    def clear(self) -> None:
+        self.done_steps = 0
+        self.lost = False
+
+    def delivered_steps(self, reading: tuple[int, bool, bool] | None) -> int:
+        """Finished strings plus the running one's share at `reading` (position, valve at
+        output, ready); 0 once the pump lost power."""
+        if self.lost:
+            return 0
+        share = 0
+        if self.running is not None and reading is not None:
+            share = self.running.delivered_steps(*reading)
+        return self.done_steps + share
+
+    def finish(self, reading: tuple[int, bool, bool]) -> None:
+        """The running string is over (done or terminated): book its share."""
+        if self.running is not None:
+            self.done_steps += self.running.delivered_steps(*reading)
+            self.running = None
+
+    def left_steps(self) -> int | None:
+        if self.target_steps is None:
+            return None
+        return max(0, self.target_steps - self.done_steps)
+
+    def next_string(self, position: int) -> tuple[int, int] | None:
+        """(n, m) for the next string from `position`, None when the target is reached.
+        It dispenses what the syringe holds (up to the target) and refills what the leg
+        still needs after it (up to a full syringe)."""
+        left = self.left_steps()
+        if left == 0:
+            return None
+        n = position if left is None else min(position, left)
+        after = None if left is None else left - n
+        room = self.full_steps - (position - n)
+        m = room if after is None else min(after, room)
+        if n == 0 and m == 0:
+            return None
+        return n, m
