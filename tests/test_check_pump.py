@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pumpctl.dosing.check import CheckResult, check_program
 from pumpctl.dosing.pumpfit import inside
 from pumpctl.dosing.syringes import syringe_table
-from pumpctl.families import UnknownModel
+from pumpctl.families import UnknownModel, models
 from pumpctl.operator.cli import main
 
 EXAMPLES = Path(__file__).parent.parent / "src" / "pumpctl" / "examples"
@@ -157,7 +157,7 @@ def test_the_container_must_suit_the_pump(tmp_path: Path) -> None:
 
 
 def test_unknown_model_is_a_value_error_naming_the_models(tmp_path: Path) -> None:
-    with pytest.raises(UnknownModel, match="valid models: harvard-elite, harvard-legacy"):
+    with pytest.raises(UnknownModel, match="valid models: chemyx-fusion, hamilton-psd4"):
         check_program(write(tmp_path), model="ne9999")
 
 
@@ -242,8 +242,7 @@ def test_check_cli_with_model_and_wrong_model(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["check", str(path), "--model", "ne9999"])
     assert bad.exit_code == 64
     assert bad.output.strip() == (
-        "error: unknown pump model 'ne9999'; valid models: "
-        "harvard-elite, harvard-legacy, masterflex-ls, ne1000"
+        "error: unknown pump model 'ne9999'; valid models: " + ", ".join(models())
     )
 
 

@@ -17,6 +17,8 @@ from pumpctl.dosing.plan import Plan, compile_with_violations
 from pumpctl.dosing.program import load_program_text
 from pumpctl.dosing.syringes import syringe_table
 from pumpctl.families import family, models
+from pumpctl.families.cavro import MODELS as STROKE_PUMPS
+from pumpctl.families.spec import RotorMotor
 from pumpctl.infusion.outcome import RunResult
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.devices.base import PumpSnapshot
@@ -81,14 +83,21 @@ def assert_exact(plan: Plan, model: str, result: RunResult, truth: PumpSnapshot)
 
 SYRINGE = "{syringe: {inner_diameter: 26.7 mm, volume: 60 mL}}"
 TUBING = "{tubing: {ml_per_rev: 0.06}, reservoir: {volume: 100 mL}}"
+#: a syringe pump with a valve (issue #16) names its syringe's stroke volume and the reservoir
+STROKE = "{tubing: {ml_per_rev: 1.0}, reservoir: {volume: 100 mL}}"
+
+
+def _container(model: str) -> str:
+    if model in STROKE_PUMPS:
+        return STROKE
+    return TUBING if family(model).container == "tubing" else SYRINGE
 
 
 @pytest.mark.parametrize("model", models())
 def test_issue_11_71_3_kg_acute_pain_completes_exactly_on_every_family(model: str) -> None:
     """The issue's reproduction: 0.35 mg/kg x 71.3 kg / 2 mg/mL = 12.4775 mL loading, which the
     NE-1000 used to be sent as 12.48 mL (over-delivery alarm)."""
-    pump = TUBING if family(model).container == "tubing" else SYRINGE
-    plan = compiled(program_text(weight_kg=71.3, conc=2, pump=pump), model)
+    plan = compiled(program_text(weight_kg=71.3, conc=2, pump=_container(model)), model)
     assert plan is not None
     loading = plan.segments[1]
     assert loading.volume_ml is not None and loading.volume_ml <= 12.4775
@@ -142,16 +151,19 @@ def _capacity_ml(volume_ml: float, diameter_mm: float) -> float:
     return min(volume_ml, math.pi * diameter_mm**2 / 4 * 60 / 1000)
 
 
-def _tubing(drawn: Drawn, fraction: float) -> float | None:
-    """A calibration that runs every rate of the program between 1.5 and 500 rpm, if any."""
+def _tubing(drawn: Drawn, fraction: float, rpm: tuple[float, float] = (1.5, 500)) -> float | None:
+    """A calibration that runs every rate of the program between 1.5 and 500 rpm (a stroke
+    pump: strokes per minute inside its range), if any."""
     slowest, fastest = drawn.rates_ml_per_h()
-    low, high = fastest / 60 / 500, slowest / 60 / 1.5
+    low, high = fastest / 60 / rpm[1], slowest / 60 / rpm[0]
     return round(low + fraction * (high - low), 4) if low < high else None
 
 
 def _pump_for(model: str, drawn: Drawn, syringe_index: int, fraction: float) -> str | None:
-    if family(model).container == "tubing":
-        ml_per_rev = _tubing(drawn, fraction)
+    motor = family(model).motor
+    if isinstance(motor, RotorMotor):
+        strokes = (motor.rpm[0] * 1.5, motor.rpm[1] / 1.5) if model in STROKE_PUMPS else None
+        ml_per_rev = _tubing(drawn, fraction, strokes) if strokes else _tubing(drawn, fraction)
         if ml_per_rev is None:
             return None
         return f"{{tubing: {{ml_per_rev: {ml_per_rev}}}, reservoir: {{volume: 500 mL}}}}"

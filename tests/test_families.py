@@ -29,7 +29,11 @@ from pumpctl.families import registry as family_registry
 from pumpctl.families.newera import SPEC as NE
 from pumpctl.families.spec import LineSettings
 
-BUILTIN = ["harvard-elite", "harvard-legacy", "masterflex-ls", "ne1000"]
+BUILTIN = [
+    "chemyx-fusion", "hamilton-psd4", "hamilton-psd6", "harvard-elite", "harvard-legacy",
+    "kds-legato", "masterflex-ls", "ne1000", "tecan-xcalibur", "tecan-xcalibur-oem",
+    "tecan-xlp6000", "tecan-xlp6000-oem",
+]  # fmt: skip
 
 
 def q_for(model: str, diameter_mm: float = 26.7, ml_per_rev: float = 0.06) -> WireQuantizer:
@@ -85,7 +89,7 @@ def test_unknown_model_is_one_line_naming_the_valid_ones() -> None:
         family("ne9999")
     assert str(info.value) == ("unknown pump model 'ne9999'; valid models: " + ", ".join(BUILTIN))
     assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="valid models: harvard-elite"):
+    with pytest.raises(ValueError, match="valid models: chemyx-fusion"):
         driver_class("ne9999")
 
 
@@ -264,4 +268,4 @@ def test_quantizers_never_round_up_and_are_idempotent(
 
 def test_spec_is_hashable_data() -> None:
     assert isinstance(NE, FamilySpec)
-    assert len({family(m) for m in BUILTIN}) == 4
+    assert len({family(m) for m in BUILTIN}) == len(BUILTIN)

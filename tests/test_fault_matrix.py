@@ -110,6 +110,17 @@ FAMILY_PLANS = {
         update={"container": ContainerSpec(ml_per_rev=0.06, capacity_ml=500.0)}
     )
 }
+# issue #16. A Cavro pump senses no air either: an emptied syringe goes on dispensing (air).
+# Its program names the syringe's stroke volume (1 mL) and the reservoir bottle. DT and OEM
+# framing and both mechanics (3000/24000 increments, 6000/48000) are covered by three models.
+CAVRO = ["tecan-xcalibur", "tecan-xlp6000-oem", "hamilton-psd6"]
+UNDETECTABLE |= {(model, "empty") for model in CAVRO}
+FAMILY_PLANS |= {
+    model: PLAN.model_copy(update={"container": ContainerSpec(ml_per_rev=1.0, capacity_ml=500.0)})
+    for model in CAVRO
+}
+FAMILIES = ["ne1000", "harvard-legacy", "harvard-elite", "masterflex-ls"]
+FAMILIES += ["chemyx-fusion", "kds-legato", *CAVRO]
 
 
 def _journal_total(events: list[JournalEvent]) -> tuple[float, float]:
@@ -122,7 +133,7 @@ def _journal_total(events: list[JournalEvent]) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("model", ["ne1000", "harvard-legacy", "harvard-elite", "masterflex-ls"])
+@pytest.mark.parametrize("model", FAMILIES)
 def test_journal_is_the_ground_truth_or_a_marked_estimate_above_it(
     model: str, fault: str, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pumpctl.clock import RealClock
+from pumpctl.families import models
 from pumpctl.simulator.faults import garble_bytes
 
 SAFETY_S = 15.0  # guards against hangs only, never decides pass/fail
@@ -151,8 +152,7 @@ def test_unknown_model_is_one_line_naming_the_models() -> None:
     assert done.returncode == 64  # a usage error, never a refusal's or a soft limit's code
     assert done.stdout == ""  # nothing announced
     assert done.stderr == (
-        "error: unknown pump model 'nosuchpump'; valid models: "
-        "harvard-elite, harvard-legacy, masterflex-ls, ne1000\n"
+        "error: unknown pump model 'nosuchpump'; valid models: " + ", ".join(models()) + "\n"
     )
 
 

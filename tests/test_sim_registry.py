@@ -10,7 +10,9 @@ from pumpctl.simulator.devices.newera import NE1000Emulation
 
 def test_builtin_emulations_come_from_the_family_specs() -> None:
     assert registry.emulation_models() == [
-        "harvard-elite", "harvard-legacy", "masterflex-ls", "ne1000",
+        "chemyx-fusion", "hamilton-psd4", "hamilton-psd6", "harvard-elite", "harvard-legacy",
+        "kds-legato", "masterflex-ls", "ne1000", "tecan-xcalibur", "tecan-xcalibur-oem",
+        "tecan-xlp6000", "tecan-xlp6000-oem",
     ]  # fmt: skip
     assert registry.default_address("masterflex-ls") == 1
     assert str(registry.line_settings("harvard-legacy")) == "9600 8N2"
@@ -28,5 +30,5 @@ def test_an_entry_point_adds_an_emulation(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_unknown_model_is_one_line_naming_the_models() -> None:
-    with pytest.raises(ValueError, match=r"^unknown model 'nope'; valid models: harvard-elite, "):
+    with pytest.raises(ValueError, match=r"^unknown model 'nope'; valid models: chemyx-fusion, "):
         registry.emulation_class("nope")

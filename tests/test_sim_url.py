@@ -33,7 +33,7 @@ def test_unknown_model_names_the_choices() -> None:
     async def main(clock: Clock) -> None:
         open_sim_transport("sim://ne2000", clock=clock)
 
-    with pytest.raises(ValueError, match="valid models: harvard-elite, harvard-legacy"):
+    with pytest.raises(ValueError, match="valid models: chemyx-fusion, hamilton-psd4"):
         run_with_clock(main, virtual=True)
 
 

@@ -4,9 +4,9 @@ One driver for the family, DT or OEM framing by model (`drivers.cavro_codec`), a
 dispense-and-refill bookkeeping of `drivers.cavro_cycles`. What the supervisor sees is one
 pump with a counter and a target, like every other family:
 
-- `configure_tubing(S)`: the syringe's stroke volume S mL (the program's `tubing.ml_per_rev`);
-  an uninitialized pump (error 7 after power-up) is initialized with `Z` (XC §3.4.2) and fine
-  positioning `N1` is selected, so a volume is S / `steps_per_stroke` exact;
+- `configure_tubing(S)`: the syringe's stroke volume S mL (the program's `tubing.ml_per_rev`),
+  and fine positioning `N1`, so a volume is S / `steps_per_stroke` exact; a pump that needs
+  initializing (error 7 after power-up) gets `Z` (XC §3.4.2) at the head of its first string;
 - `set_target_volume(v)` and `start()` run as many strings as the target needs, each one
   dispensing through the output port and refilling from the reservoir port; the driver sends
   the next string from a poll once `Q` reports the last one done;
@@ -74,6 +74,8 @@ __all__ = [
 DEFAULT_STROKE_ML = 1.0
 #: XC §3.5.3: `V` may change while the plunger moves only up to this
 ON_THE_FLY_MAX_SPEED = 1024
+#: a target this close below a whole increment is that increment (callers round to 1e-9 mL)
+TARGET_SLACK_ML = 1e-9
 #: OEM: resends of a block (repeat bit set) after a lost or garbled answer
 OEM_RESENDS = 3
 _IMMEDIATE = frozenset({2, 3, 4, 11, 15})
@@ -120,6 +122,7 @@ class CavroDriver(PumpDriver):
         self._started = False
         self._paused = False
         self._initialized = False
+        self._needs_init = False
         self._sequence = 0
 
     # -- wire ----------------------------------------------------------------------------------
@@ -180,7 +183,9 @@ class CavroDriver(PumpDriver):
             family=self.family,
             can_withdraw=False,
             min_rate_ml_per_h=slowest,
-            max_rate_ml_per_h=q.average_ml_per_h(high),
+            max_rate_ml_per_h=min(
+                q.average_ml_per_h(high), self.stroke_ml * 60 * self.mechanics.max_strokes_per_min
+            ),
             volume_resolution_ml=q.step_ml,
             rate_resolution_ml_per_h=q.average_ml_per_h(low + 1) - slowest,
             accuracy_percent=MODELS[self.family][2].accuracy_percent,
@@ -200,29 +205,23 @@ class CavroDriver(PumpDriver):
         )
 
     async def configure_tubing(self, ml_per_rev: float) -> None:
-        """The syringe's stroke volume, mL; initializes the pump if it must (error 7/1/9/10)
-        and selects fine positioning (`N1`)."""
+        """The syringe's stroke volume, mL, and fine positioning (`N1`). A pump that must be
+        initialized (error 7, 1, 9 or 10) is, at the head of its first string."""
         if not math.isfinite(ml_per_rev) or ml_per_rev <= 0:
             raise ValueError(f"syringe stroke volume must be > 0 mL, got {ml_per_rev}")
         self.stroke_ml = ml_per_rev
         status = await self._raw("Q", query=True)
-        if status.error in (1, 7, 9, 10):
-            await self._initialize()
-        elif status.ready:
-            await self._command("N1R")
-            self._initialized = True
-
-    async def _initialize(self) -> None:
-        """`N1` then `Z<force>` (labmcp's force rule: full >= 1 mL, half >= 250 uL, third)."""
-        force = 0 if self.stroke_ml >= 1.0 else 1 if self.stroke_ml >= 0.25 else 2
-        for command in ("N1R", f"Z{force}R"):  # their answers still carry error 7
-            reply = await self._raw(command, query=False)
-            if reply.error in _IMMEDIATE:
-                raise CommandRejected(
-                    f"pump refused {command!r}: {reply.error_text}", "init", command
-                )
-        self._initialized = True
+        reply = await self._raw("N1R", query=False)  # its answer still carries error 7
+        if reply.error in _IMMEDIATE:
+            raise CommandRejected(f"pump refused 'N1R': {reply.error_text}", "N1", "N1R")
+        self._needs_init = status.error in (1, 7, 9, 10)
+        self._initialized = not self._needs_init
         self.books = CycleBooks(full_steps=self.mechanics.steps_per_stroke)
+
+    def _init_command(self) -> str:
+        """`Z<force>` (labmcp's rule: full force from 1 mL, half from 250 uL, else third)."""
+        force = 0 if self.stroke_ml >= 1.0 else 1 if self.stroke_ml >= 0.25 else 2
+        return f"Z{force}"
 
     def set_valve_ports(self, ports: ValvePorts) -> None:
         """Which valve ports are the reservoir and the output (prime and dosing use them)."""
@@ -251,7 +250,9 @@ class CavroDriver(PumpDriver):
             self.books.target_steps = None
             return None
         try:
-            setting = self.quantizer.volume_setting(volume_ml)
+            # the supervisor rounds a leg's target to 1e-9 mL: that much below a whole
+            # increment is that increment
+            setting = self.quantizer.volume_setting(volume_ml, slack_ml=TARGET_SLACK_ML)
         except NotRepresentable as exc:
             raise UnsupportedError(str(exc)) from exc
         self.books.target_steps = setting.steps
@@ -306,6 +307,9 @@ class CavroDriver(PumpDriver):
 
     async def _poll(self) -> tuple[PumpStatus, DeliveredVolume]:
         position, valve, q = await self._read()
+        if q.error == 7 and not self._initialized:
+            # never initialized by this driver: idle, and its first string initializes it
+            q = CavroReply(q.status & 0xF0, q.data)
         if q.error:
             return self._alarm(q), DeliveredVolume(infused_ml=self._ml(self.books.delivered_steps(
                 (position, valve == self.ports.output_report, q.ready))))  # fmt: skip
@@ -329,6 +333,8 @@ class CavroDriver(PumpDriver):
 
     def _alarm(self, q: CavroReply) -> PumpStatus:
         reason = _ALARMS.get(q.error, AlarmReason.OTHER)
+        if self.books.running is not None:
+            self.books.running.terminated = True  # aborted: "ready" is not "done" (XC §3.6.2)
         if reason is AlarmReason.RESET and self._initialized:
             self.books.lost = True  # power loss: the position no longer tells what went out
             self.books.running = None
@@ -342,23 +348,32 @@ class CavroDriver(PumpDriver):
         if plan is None:
             self._started = False  # the leg's target is reached: stopped by itself
             return
-        n, m = plan
+        fill, n, m = plan
         assert self._speed is not None
+        init = self._init_command() if self._needs_init else ""
         text = build_string(
-            start_steps=position,
+            start_steps=fill or position,
             dispense_steps=n,
             refill_steps=m,
             speed=self._speed,
             refill_speed=self.mechanics.refill_speed,
             output=self.ports.output_command,
             reservoir=self.ports.reservoir_command,
+            fill_steps=fill,
+            init=init,
         )
         moves = await self._report_int("?16")
-        string = PumpString(text, position, n, m, valve == self.ports.output_report)
-        string.moves_before = moves
+        at_output = valve == self.ports.output_report and not (fill or init)
+        string = PumpString(text, fill or position, n, m, at_output)
+        string.moves_before, string.initializes = moves, bool(init)
         self.books.running = string
-        if m:
-            self.log.info("pump.refill", refill_ml=round(self._ml(m), 9), dispense_ml=self._ml(n))
+        if fill or m:
+            self.log.info(
+                "pump.refill", fill_ml=self._ml(fill), refill_ml=self._ml(m),
+                dispense_ml=self._ml(n), initialize=bool(init),
+            )  # fmt: skip
+        if init:
+            self._needs_init, self._initialized = False, True
         try:
             await self._command(text)
         except (PumpTimeout, ProtocolError) as exc:
@@ -374,7 +389,9 @@ class CavroDriver(PumpDriver):
         if moved or not ready:
             running.unconfirmed = False
         else:
-            self.books.running = None  # it never started: the next poll sends it again
+            self.books.running = None  # it never started: it is sent again
+            if running.initializes:
+                self._needs_init, self._initialized = True, False
 
 
 class XCaliburDriver(CavroDriver):

@@ -3,8 +3,9 @@
 A Cavro pump moves its plunger in command strings and has no volume counter, so the driver
 keeps the books: every string it sends dispenses `n` increments through the output port, then
 refills `m` from the reservoir port and turns the valve back to the output
-(`O V<v> D<n> I V<r> P<m> O R`). Each string is bounded (at most one syringe), so a controller
-that dies leaves the pump stopped after that string.
+(`O V<v> D<n> I V<r> P<m> O R`). An empty syringe is filled first in the same string (`I V<r>
+P<f>`), after the initialization `Z` on a pump's first string. Each string is bounded (at most
+one syringe), so a controller that dies leaves the pump stopped after that string.
 
 What a string has delivered so far is read from the plunger position `?`, the valve `?6` and
 `Q`, read in that order:
@@ -32,7 +33,7 @@ class PumpString:
     """One command string in flight."""
 
     text: str
-    start_steps: int  # plunger position when it was sent
+    start_steps: int  # plunger position where the dispense starts (after any first fill)
     dispense_steps: int  # n
     refill_steps: int  # m
     seen_output: bool  # the valve was seen at (or started at) the output port
@@ -40,6 +41,8 @@ class PumpString:
     #: its answer was lost (SR21): executed unless the move counter says otherwise
     unconfirmed: bool = False
     moves_before: int | None = None
+    #: it begins with the pump's initialization (`Z`)
+    initializes: bool = False
 
     @property
     def end_steps(self) -> int:
@@ -67,11 +70,17 @@ def build_string(
     refill_speed: int,
     output: str,
     reservoir: str,
+    fill_steps: int = 0,
+    init: str = "",
 ) -> str:
-    """`O V<v> D<n> I V<r> P<m> O R`, the dispense or the refill left out when 0."""
+    """`[init] [I V<r> P<f>] O V<v> D<n> I V<r> P<m> O R`: a part left out when 0."""
     if dispense_steps < 0 or refill_steps < 0 or dispense_steps > start_steps:
         raise ValueError(f"cannot dispense {dispense_steps} of {start_steps} increments")
-    parts = []
+    if fill_steps and fill_steps != start_steps:
+        raise ValueError("a first fill starts from an empty syringe")
+    parts = [init] if init else []
+    if fill_steps:
+        parts += [reservoir, f"V{refill_speed}", f"P{fill_steps}"]
     if dispense_steps:
         parts += [output, f"V{speed}", f"D{dispense_steps}"]
     if refill_steps:
@@ -116,17 +125,21 @@ class CycleBooks:
             return None
         return max(0, self.target_steps - self.done_steps)
 
-    def next_string(self, position: int) -> tuple[int, int] | None:
-        """(n, m) for the next string from `position`, None when the target is reached.
-        It dispenses what the syringe holds (up to the target) and refills what the leg
-        still needs after it (up to a full syringe)."""
+    def next_string(self, position: int) -> tuple[int, int, int] | None:
+        """(f, n, m) for the next string from `position`, None when the target is reached:
+        an empty syringe is first filled with `f` (what the leg needs, up to a full syringe);
+        it dispenses `n`, what the syringe holds up to the target, and refills `m`, what the
+        leg still needs after that (up to a full syringe)."""
         left = self.left_steps()
         if left == 0:
             return None
+        fill = 0
+        if position == 0:
+            fill = position = self.full_steps if left is None else min(left, self.full_steps)
         n = position if left is None else min(position, left)
         after = None if left is None else left - n
         room = self.full_steps - (position - n)
         m = room if after is None else min(after, room)
         if n == 0 and m == 0:
             return None
-        return n, m
+        return fill, n, m

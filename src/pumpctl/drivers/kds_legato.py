@@ -88,7 +88,7 @@ def parse_reply(raw: bytes, *, address: int | None = None) -> EliteReply:
         if b[1] is not None and int(b[1]) != reply_address:
             raise ProtocolError(f"body line from address {b[1]} in a reply from {address}", raw)
         body.append(b[2])
-    text = "\n".join(body).strip()
+    text = "\n".join(line.strip() for line in body).strip()
     error = text if body and "error" in body[0].lower() else None
     prompt = m[2]
     return EliteReply(reply_address, prompt, body="" if error else text, error=error, raw=text)

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from pumpctl.families.quantize import NotRepresentable, floor_to
+from pumpctl.families.quantize import NotRepresentable
 from pumpctl.families.spec import Addresses, FamilySpec, LineSettings, NumberFormat, RotorMotor
 
 __all__ = [
@@ -62,6 +62,10 @@ class CavroModel:
     #: the controller notices a finished stroke at its next poll: half the supervisor's default
     #: 1 s interval on average, counted in each cycle
     controller_wait_s: float = 0.5
+    #: strokes per minute a program may ask for: the controller's wait is a poll interval at
+    #: worst, so a stroke shorter than 48 s could drift the average by more than the pump's
+    #: 1 % accuracy and trip the supervisor's rate x time check (SR22)
+    max_strokes_per_min: float = 1.25
 
     @property
     def dead_time_s(self) -> float:
@@ -148,13 +152,16 @@ class CavroQuantizer:
     def step_ml(self) -> float:
         return self.stroke_ml / self.mechanics.steps_per_stroke
 
-    def volume_setting(self, volume_ml: float) -> StepSetting:
+    def volume_setting(self, volume_ml: float, *, slack_ml: float = 0.0) -> StepSetting:
+        """Whole increments at or below `volume_ml` (+ `slack_ml`: float noise a caller's own
+        rounding added, at most a nanolitre). The value is exactly `steps` increments, so it
+        comes back as the same number of increments."""
         if not math.isfinite(volume_ml) or volume_ml < 0:
             raise NotRepresentable("volume", volume_ml, "mL", self.step_ml)
-        steps = math.floor(volume_ml / self.step_ml + 1e-6)
+        steps = math.floor((volume_ml + slack_ml) / self.step_ml + 1e-6)
         if steps <= 0:
             raise NotRepresentable("volume", volume_ml, "mL", self.step_ml)
-        return StepSetting(steps, floor_to(steps * self.step_ml, self.step_ml * 1e-3))
+        return StepSetting(steps, steps * self.step_ml)
 
     def average_ml_per_h(self, speed: int) -> float:
         return self.stroke_ml * 3600.0 / self.mechanics.cycle_s(speed)
@@ -237,7 +244,10 @@ def _spec(
         addresses=Addresses(first=0, last=mechanics.last_address, default=0, reply_digits=None),
         numbers={"steps": NumberFormat(max_decimals=0), "speed": NumberFormat(max_decimals=0)},
         motor=RotorMotor(
-            rpm=(mechanics.strokes_per_min(low), mechanics.strokes_per_min(high)),
+            rpm=(
+                mechanics.strokes_per_min(low),
+                min(mechanics.strokes_per_min(high), mechanics.max_strokes_per_min),
+            ),
             tubing_ml_per_rev={round(s * 1000): s for s in mechanics.syringes_ml},
         ),
         # XCalibur App. E: accuracy < 1 % at full stroke (precision < 0.05 % CV)

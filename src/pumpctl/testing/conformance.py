@@ -159,6 +159,66 @@ BUILTIN: dict[str, Family] = {
     ),
 }
 
+# issue #16: Chemyx, the Legato profile of the Elite, and the Cavro command set (the syringe's
+# stroke volume is its `ml_per_rev`: 1 mL; the target spans one dispense-and-refill cycle)
+_CAVRO_SAMPLES = (
+    b"/1ZR\r",
+    b"/1Z0,1,2R\r",
+    b"/1N1R\r",
+    b"/1Q\r",
+    b"/1QR\r\n",
+    b"/1?\r",
+    b"/1?6\r",
+    b"/1?16\r",
+    b"/1OV100D24000IV3000P24000OR\r",
+    b"/1gP50gP100D100G10G5R\r",
+    b"/1V500R\r",
+    b"/1TR\r",
+    b"/_ZR\r",
+    b"\x02\x31\x31ZR\x03\x09",
+    b"\x02\x31\x39ZR\x03\x01",
+    b"\x02\x31\x32Q\x03\x53",
+)
+for _model in (
+    "tecan-xcalibur", "tecan-xcalibur-oem", "tecan-xlp6000", "tecan-xlp6000-oem",
+    "hamilton-psd4", "hamilton-psd6",
+):  # fmt: skip
+    BUILTIN[_model] = Family(_model, ml_per_rev=1.0, target_ml=1.5, samples=_CAVRO_SAMPLES)
+BUILTIN["chemyx-fusion"] = Family(
+    "chemyx-fusion",
+    syringe_mm=26.7,
+    samples=(
+        b"set units 1\r",
+        b"set diameter 26.700\r",
+        b"set rate 60\r",
+        b"set volume -0.5\r",
+        b"1 start\r\n",
+        b"pump status\r",
+        b"dispensed volume\r",
+        b"read limit parameter 0\r",
+        b"pause\r",
+        b"stop \r",
+        b" set units 0\r",
+    ),
+)
+BUILTIN["kds-legato"] = Family(
+    "kds-legato",
+    syringe_mm=26.7,
+    samples=(
+        b"@poll on\r\n",
+        b"@irate 1 ml/min\r\n",
+        b"12irat 3.2 u/m\r",
+        b"@irate lim\r\n",
+        b"@version\r\n",
+        b"@time 05/08/23 14:48:23\r\n",
+        b"@load qs iw\r\n",
+        b"@nvram none\r\n",
+        b"@addr 2\r\n",
+        b"@tvolume 0.5 ml\r\n",
+        b"\r\n",
+    ),
+)
+
 
 def conformance_families() -> tuple[Family, ...]:
     """Every installed family with both a driver and an emulation: the tuned built-in entries,

@@ -39,6 +39,7 @@ def _register_subcommands() -> None:
     from pumpctl.operator.cli.check_cmd import check
     from pumpctl.operator.cli.ctl_cmd import ctl
     from pumpctl.operator.cli.journal_cmd import accuracy, journal_cmd, report
+    from pumpctl.operator.cli.models_cmd import models
     from pumpctl.operator.cli.ports_cmd import ports
     from pumpctl.operator.cli.predict_cmd import predict
     from pumpctl.operator.cli.run_cmd import demo, run
@@ -49,6 +50,7 @@ def _register_subcommands() -> None:
         main.add_command(command)
     main.add_command(predict)
     main.add_command(serve)
+    main.add_command(models)  # issue #16
 
 
 _register_subcommands()

@@ -332,6 +332,8 @@ class CavroEmulation(BufferedEmulation):
                 if not initialized:
                     return p.error if p.error in (9, 10) else 7
                 ports = p.valve_ports
+                if letter == "E" and not ports:
+                    return 2  # a 3-port valve has no extra port (XC p.3-52: `E2000R`)
                 if (ports and not 1 <= n <= ports) or (not ports and n):
                     return 3
                 valve = p.valve_for(letter, n)

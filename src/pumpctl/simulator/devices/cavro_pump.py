@@ -139,6 +139,11 @@ class CavroPump:
         m = self._move
         if m is not None and m.kind == "valve":
             self.valve = m.valve  # Emulation choice: it ends at once
+        elif m is not None and m.kind == "plunger":
+            # the increment under way is finished: the plunger stops on a whole one
+            x = self.position / self.scale
+            down = m.to_steps < m.from_steps
+            self._flow(m, (math.floor(x + 1e-9) if down else math.ceil(x - 1e-9)) * self.scale)
         self._abort()
 
     def _abort(self) -> None:

@@ -86,7 +86,12 @@ class LegatoEmulation(HarvardEliteEmulation):
     # -- framing -------------------------------------------------------------------------------
 
     def _on_line(self, line: str) -> None:
-        super()._on_line(_AT.sub(r"\1", line, count=1))
+        line = _AT.sub(r"\1", line, count=1)
+        only = list(self._pumps)
+        if len(only) == 1 and only[0] and line.strip() and not line.lstrip()[:1].isdigit():
+            # L100: over USB a pump with a non-zero address needs no address in the command
+            line = f"{only[0]}{line.lstrip()}"
+        super()._on_line(line)
 
     def _reply(self, p: _Pump, lines: list[str]) -> bytes:
         """LF, body lines `[aa:]text` CR LF, prompt `[aa]<prompt>` (+ XON in poll on)."""
