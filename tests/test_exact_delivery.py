@@ -156,7 +156,8 @@ def _tubing(drawn: Drawn, fraction: float, rpm: tuple[float, float] = (1.5, 500)
     pump: strokes per minute inside its range), if any."""
     slowest, fastest = drawn.rates_ml_per_h()
     low, high = fastest / 60 / rpm[1], slowest / 60 / rpm[0]
-    return round(low + fraction * (high - low), 4) if low < high else None
+    ml_per_rev = round(low + fraction * (high - low), 4)
+    return ml_per_rev if low < high and ml_per_rev > 0 else None
 
 
 def _pump_for(model: str, drawn: Drawn, syringe_index: int, fraction: float) -> str | None:
