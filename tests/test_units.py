@@ -72,10 +72,10 @@ def test_rate_to_ml_per_h_worked_checks() -> None:
     [
         ("0.35", "a unit is required"),
         (0.35, "a unit is required"),
-        ("0.35 ppm", "got ppm"),  # dimensionless like mg/kg, but not a dose
+        ("0.35 ppm", "unknown unit 'ppm'"),  # dimensionless like mg/kg, but not a dose
         ("0.35 mL", "got mL"),
         ("0.35 mg/kg/h", "got mg/kg/h"),
-        ("abc mg/kg", "cannot parse"),
+        ("abc mg/kg", "write a number and a unit, nothing else"),
         ("nan mg/kg", "not a finite number"),
     ],
 )
