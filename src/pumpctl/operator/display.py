@@ -9,7 +9,7 @@ from pumpctl.dosing.plan import Plan
 from pumpctl.infusion.supervisor import Progress, RunResult
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
 __all__ = ["LiveView", "ProgressPrinter", "format_duration", "summary_lines"]
 
@@ -109,15 +109,25 @@ class LiveView:
     `ProgressPrinter` lines instead.
     """
 
-    def __init__(self, plan: Plan, *, pump: str, time_scale: float) -> None:
+    def __init__(
+        self, plan: Plan, *, pump: str, time_scale: float, console: Console | None = None
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.plan = plan
         self.pump = pump
         self.time_scale = time_scale
-        self.console = Console()
-        self._live = Live(console=self.console, refresh_per_second=8, transient=False)
+        self.console = console or Console()
+        # Live redirects stdout and stderr while it runs: log lines and echoes written to them
+        # are printed above the panel instead of tearing it (see pumpctl.log._ConsoleHandler)
+        self._live = Live(
+            console=self.console,
+            refresh_per_second=8,
+            transient=False,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
         self._wall0: float | None = None
         self._t0: float | None = None
         self._delivered: dict[str, float] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,20 +25,81 @@ def echo(line: str) -> None:
     sys.stdout.flush()
 
 
-def configure_logs(audit: Path | None, json_log: bool, verbose: bool) -> None:
+@dataclass(frozen=True)
+class LogOptions:
+    """`--quiet`, `--log-level`, `--log-file` of a command (see `with_log_options`)."""
+
+    quiet: bool = False
+    log_level: str | None = None
+    log_file: Path | None = None
+
+
+_LOG_KEY = "pumpctl.log_options"
+
+
+def _store_log_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    ctx.meta[_LOG_KEY] = replace(ctx.meta.get(_LOG_KEY, LogOptions()), **{str(param.name): value})
+
+
+_log_options = [
+    click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_store_log_option,
+        help="no progress, banner or summary table: the outcome line (warnings and alarms "
+        "still go to stderr)",
+    ),
+    click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error", "critical"], case_sensitive=False),
+        expose_value=False,
+        callback=_store_log_option,
+        help="show log events from this level on the console (default: warning)",
+    ),
+    click.option(
+        "--log-file",
+        "--audit",
+        "log_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_store_log_option,
+        help="append every event, wire exchanges included, here as JSON lines (audit trail)",
+    ),
+]
+
+
+def with_log_options(f: Any) -> Any:
+    """Add `--quiet`, `--log-level`, `--log-file`; read them back with `log_options()`."""
+    for option in reversed(_log_options):
+        f = option(f)
+    return f
+
+
+def log_options() -> LogOptions:
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(_LOG_KEY, LogOptions()) if ctx is not None else LogOptions()
+
+
+def configure_logs(opts: LogOptions, *, json_log: bool = False) -> None:
+    """People see warnings and alarms on stderr unless they lower `--log-level` (a syringe to
+    change or a stop the pump never confirmed must not go unseen; `--quiet` only drops the
+    progress output); `--json-log` puts events on stdout as JSON lines; the log file keeps
+    everything at debug level."""
     import logging
 
-    from pumpctl.log import configure_logging
+    from pumpctl.log import configure_logging, level_number
 
-    # people always see warnings and alarms on stderr (a stop the pump never confirmed must not
-    # go unseen); --json-log puts every event on stdout as JSON lines instead of the progress view
+    console = level_number(opts.log_level or ("info" if json_log else "warning"))
+    level = min(console, logging.DEBUG) if opts.log_file is not None else console
     configure_logging(
-        audit_path=audit,
+        audit_path=opts.log_file,
         console=True,
         json_console=json_log,
-        level=logging.DEBUG if (audit is not None or verbose) else logging.INFO,
-        console_level=None if (json_log or verbose) else logging.WARNING,
-        stream=sys.stdout if json_log else sys.stderr,
+        level=level,
+        console_level=console,
+        stream=sys.stdout if json_log else None,
     )
 
 
@@ -62,12 +124,13 @@ def progress_sink(
     plan: Plan, *, pump: str, time_scale: float, json_log: bool, every_s: float
 ) -> tuple[Any, Any]:
     """(progress callback, context manager): a live panel on a terminal (SR34), plain progress
-    lines when piped, nothing with --json-log (the structlog JSON lines are the output)."""
+    lines when piped, nothing with --json-log (the structlog JSON lines are the output) or
+    --quiet."""
     from contextlib import nullcontext
 
     from pumpctl.operator.display import LiveView, ProgressPrinter
 
-    if json_log:
+    if json_log or log_options().quiet:
         return None, nullcontext()
     if sys.stdout.isatty():
         view = LiveView(plan, pump=pump, time_scale=time_scale)

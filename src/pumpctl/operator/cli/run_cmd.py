@@ -16,8 +16,10 @@ from pumpctl.operator.cli.common import (
     configure_logs,
     echo,
     exit_code,
+    log_options,
     pair_overrides,
     progress_sink,
+    with_log_options,
     with_overrides,
 )
 
@@ -30,11 +32,7 @@ from pumpctl.operator.cli.common import (
     help="program to run instead of the built-in acute-pain example",
 )
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
-@click.option(
-    "--audit",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="write the structlog audit trail (JSON lines) here",
-)
+@with_log_options
 @click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
 @click.option("--no-pause", is_flag=True, help="skip the scripted pause/resume")
 @click.option(
@@ -56,7 +54,6 @@ def demo(
     model: str,
     program: Path | None,
     journal: Path | None,
-    audit: Path | None,
     json_log: bool,
     no_pause: bool,
     faults: tuple[str, ...],
@@ -69,7 +66,7 @@ def demo(
     from pumpctl.operator.display import summary_lines
     from pumpctl.runner import DemoScenario, demo_program, run_on_simulator
 
-    configure_logs(audit, json_log, verbose=False)
+    configure_logs(log_options(), json_log=json_log)
     path = program or example_path(demo_program(model))
     plan = checked_plan(path, [])
     printer, live = progress_sink(
@@ -77,7 +74,8 @@ def demo(
     )
     scenario = None if no_pause else DemoScenario()
     jr = Journal(journal) if journal is not None else None
-    if not json_log:
+    quiet = json_log or log_options().quiet
+    if not quiet:
         echo(f"pumpctl demo: {plan.program} on a simulated {model}, virtual clock")
         for w in plan.warnings:
             echo(f"warning: {w}")
@@ -109,7 +107,9 @@ def demo(
         if jr is not None:
             jr.close()
     wall = wall_monotonic() - wall0
-    if not json_log:
+    if log_options().quiet and not json_log:
+        echo(summary_lines(plan, result)[0])
+    elif not json_log:
         echo("")
         for line in summary_lines(plan, result):
             echo(line)
@@ -133,11 +133,7 @@ def demo(
 )
 @click.option("--baud", type=int, default=None, help="baud rate (default: the model's)")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
-@click.option(
-    "--audit",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="write the structlog audit trail (JSON lines) here",
-)
+@with_log_options
 @click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
 @click.option(
     "--time-scale",
@@ -167,7 +163,6 @@ def run(
     address: int | None,
     baud: int | None,
     journal: Path | None,
-    audit: Path | None,
     json_log: bool,
     time_scale: float,
     poll_s: float,
@@ -191,7 +186,7 @@ def run(
     from pumpctl.runner import prepare_run
 
     overrides = pair_overrides(override_fields, override_reasons)
-    configure_logs(audit, json_log, verbose=False)
+    configure_logs(log_options(), json_log=json_log)
     plan = checked_plan(program, overrides)  # SR01: nothing is opened before this passes
     cls = driver_class(model)
     if address is None:
@@ -248,7 +243,7 @@ def run(
 
             path = control_socket_path(journal)
             async with ControlServer(sup, path, rate_parser=rate_parser):
-                if not json_log:
+                if not (json_log or log_options().quiet):
                     echo(f"control: pumpctl ctl --journal {journal} status")
                 return await sup.run()
 
@@ -267,6 +262,7 @@ def run(
     if result is None:
         sys.exit(EXIT_OK)
     if not json_log:
-        for line in summary_lines(plan, result):
+        lines = summary_lines(plan, result)
+        for line in lines[:1] if log_options().quiet else lines:
             echo(line)
     sys.exit(exit_code(result.outcome.value))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from pumpctl.operator.cli.common import configure_logs, log_options, with_log_options
+
 
 def _echo(line: str) -> None:
     click.echo(line)
@@ -78,6 +80,7 @@ def _check_faults(
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="seed of the faults' random choices"
 )
+@with_log_options
 def simulate(
     model: str,
     port: str | None,
@@ -95,13 +98,10 @@ def simulate(
     MODEL: ne1000, harvard-legacy, harvard-elite or masterflex-ls. Fault times are the pump's
     simulated time since start (so --time-scale speeds them up too).
     """
-    import logging
-
-    from pumpctl.log import configure_logging
     from pumpctl.simulator.server import FACTORY_ADDRESS, run_simulator
 
     # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
-    configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
+    configure_logs(log_options())
     if port and tcp:
         raise click.UsageError("give --port or --tcp, not both")
     try:
