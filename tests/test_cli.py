@@ -117,7 +117,7 @@ def test_SR03_soft_limit_exits_2_and_override_with_reason_accepts(tmp_path: Path
     assert out["overrides"][0]["reason"] == "fast onset needed, monitored"
     # an override without a reason is a usage error, not an acceptance
     result = CliRunner().invoke(main, ["check", str(path), "--override", "phases.loading.over"])
-    assert result.exit_code == 2 and "--reason" in result.output
+    assert result.exit_code == 64 and "--reason" in result.output  # not 2: that is a soft limit
 
 
 def test_SR01_refused_program_never_opens_the_port(tmp_path: Path) -> None:

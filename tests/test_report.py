@@ -6,7 +6,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import click
 import matplotlib.pyplot as plt
 import pytest
 from click.testing import CliRunner
@@ -15,7 +14,8 @@ from pumpctl.clock import Clock, run_with_clock
 from pumpctl.dosing.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
 from pumpctl.dosing.program import example_path
 from pumpctl.infusion.journal import Journal, JournalError
-from pumpctl.operator.cli.journal_cmd import report as report_command
+from pumpctl.operator.cli import main
+from pumpctl.operator.cli.common import Exit
 from pumpctl.operator.report import (
     Alarm,
     Pause,
@@ -302,7 +302,7 @@ def test_report_of_the_demo_draws_phases_and_delivered_curve(tmp_path: Path) -> 
     finally:
         plt.close(fig)
     out = tmp_path / "report.png"
-    result = CliRunner().invoke(report_command, [str(journal), "-o", str(out)])
+    result = CliRunner().invoke(main, ["report", str(journal), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "40.750 mL delivered of 40.750 mL planned" in result.output
     assert out.read_bytes().startswith(b"\x89PNG")
@@ -311,14 +311,13 @@ def test_report_of_the_demo_draws_phases_and_delivered_curve(tmp_path: Path) -> 
 def test_cli_errors(journal_path: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     bad_run = runner.invoke(
-        report_command, [str(journal_path), "--run", "ffff", "-o", str(tmp_path / "r.png")]
+        main, ["report", str(journal_path), "--run", "ffff", "-o", str(tmp_path / "r.png")]
     )
-    assert bad_run.exit_code == 1
+    assert bad_run.exit_code == Exit.BAD_INPUT
     assert "not in this journal" in bad_run.output
-    bad_format = runner.invoke(report_command, [str(journal_path), "-o", str(tmp_path / "r.pdf")])
-    assert bad_format.exit_code == 1
-    assert "use .png, .svg or .html" in bad_format.output
-    assert isinstance(report_command, click.Command)
+    bad_format = runner.invoke(main, ["report", str(journal_path), "-o", str(tmp_path / "r.pdf")])
+    assert bad_format.exit_code == Exit.USAGE
+    assert "r.pdf: use .png, .svg, .html" in bad_format.output
 
 
 def test_open_ended_maintenance_and_an_operator_stop(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +28,7 @@ __all__ = [
     "LOGGER_NAME",
     "LogSinks",
     "configure_logging",
+    "event_of",
     "get_logger",
     "level_number",
 ]
@@ -112,6 +114,11 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
+def event_of(record: logging.LogRecord) -> dict[str, Any]:
+    """The structlog event dict a record carries (empty for a foreign record): for filters."""
+    return record.msg if isinstance(record.msg, dict) else {}
+
+
 def _formatter(renderer: Processor) -> logging.Formatter:
     return structlog.stdlib.ProcessorFormatter(
         processors=[
@@ -154,12 +161,14 @@ def configure_logging(
     level: int | str = logging.INFO,
     console_level: int | str | None = None,
     stream: TextIO | None = None,
+    console_filters: Sequence[logging.Filter] = (),
 ) -> LogSinks:
     """Configure pumpctl's logging for an application (the CLI, tests, benchmarks).
 
     The audit file gets every event at `level` and above as JSON lines (DEBUG keeps every wire
     exchange); the console gets those at `console_level` (default: `level`) and above, readable
-    or as JSON lines with `json_console`, on `stream` (default: the current `sys.stderr`).
+    or as JSON lines with `json_console`, on `stream` (default: the current `sys.stderr`),
+    through `console_filters`.
     With neither console nor file, events are processed and discarded. A second call replaces
     what the first installed.
     """
@@ -180,6 +189,8 @@ def configure_logging(
         renderer = _json() if json_console else structlog.dev.ConsoleRenderer(colors=False)
         handler.setFormatter(_formatter(renderer))
         handler.setLevel(level_number(console_level) if console_level is not None else numeric)
+        for f in console_filters:
+            handler.addFilter(f)
         sinks.handlers.append(handler)
     for h in sinks.handlers:
         logger.addHandler(h)

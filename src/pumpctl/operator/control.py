@@ -66,7 +66,7 @@ CLOSE_GRACE_S = 2.0
 #: `pumpctl ctl` exit codes (2 is click's usage error)
 CTL_OK = 0
 CTL_REFUSED = 1  # the run answered and refused (wrong phase, titration limit, bad rate...)
-CTL_UNREACHABLE = 3  # no run listening, no reply, or the socket cannot be trusted
+CTL_UNREACHABLE = 14  # Exit.NO_RUN: no run listening, no reply, or the socket cannot be trusted
 
 OPS = ("status", "titrate", "pause", "resume", "stop", "syringe-changed")
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pumpctl.infusion.journal import EventKind, Journal, JournalError, JournalEvent, RunRecord
+from pumpctl.infusion.journal import EventKind, JournalError, JournalEvent, RunRecord
+from pumpctl.operator.journalfile import open_journal_for_reading
 
 __all__ = [
     "Alarm",
@@ -165,7 +166,7 @@ def build_report(journal_path: Path, run_id: str | None = None) -> ReportData:
 
     Raises `JournalError` when there is no journal, no run or no such run.
     """
-    with Journal.open_readonly(Path(journal_path)) as journal:
+    with open_journal_for_reading(Path(journal_path)) as journal:
         runs = journal.runs()
         if not runs:
             raise JournalError(f"no runs in {journal_path}")

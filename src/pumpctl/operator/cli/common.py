@@ -1,23 +1,196 @@
-"""Shared pieces of the `pumpctl` commands: exit codes, log set-up, checked plans, overrides."""
+"""Shared pieces of the `pumpctl` commands: the exit-code table, one-line errors, log set-up,
+checked plans, overrides.
+
+`EXIT_CODES` is the one table of how the CLI can end; the README and the operator guide carry
+`exit_code_table()` verbatim (a test keeps them equal), and `pumpctl --help` lists it.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, replace
+from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
     from pumpctl.dosing.plan import Plan
 
-EXIT_OK = 0
-EXIT_REFUSED = 1  # program invalid or hard limit crossed: nothing was sent to the pump
-EXIT_SOFT_LIMIT = 2  # soft limit crossed and not overridden: nothing was sent to the pump
-EXIT_ALARM = 3  # the run ended in an alarm; the pump was confirmed stopped
-EXIT_STOPPED = 4  # the run was stopped by the operator before completion
-EXIT_UNCONFIRMED = 5  # the run ended in an alarm and the stop could NOT be confirmed
+
+class Exit(IntEnum):
+    """Every exit code of `pumpctl`. A usage error never shares a code with a refusal or a
+    soft limit: click's own usage errors are mapped from its 2 to 64 (sysexits EX_USAGE)."""
+
+    OK = 0
+    REFUSED = 1
+    SOFT_LIMIT = 2
+    ALARM = 3
+    STOPPED = 4
+    UNCONFIRMED = 5
+    RESUME_REFUSED = 6
+    INACCURATE = 7
+    PORT_UNAVAILABLE = 10
+    NO_REPLY = 11
+    WRONG_PUMP = 12
+    PUMP_SETUP = 13
+    NO_RUN = 14
+    JOURNAL_BUSY = 15
+    USAGE = 64
+    BAD_INPUT = 65
+    INTERNAL = 70
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+#: code -> (short label, commands that end with it, what it means and what to do)
+EXIT_CODES: dict[Exit, tuple[str, str, str]] = {
+    Exit.OK: (
+        "ok",
+        "all",
+        "the program completed (`run`, `demo`), is valid (`check`), the request was carried out (`ctl`)",
+    ),
+    Exit.REFUSED: (
+        "refused",
+        "check, run, demo, ctl",
+        "refused: the program is invalid or crosses a hard limit (nothing was sent to the pump), or `ctl` asked for what is not allowed now",
+    ),
+    Exit.SOFT_LIMIT: (
+        "soft limit",
+        "check, run",
+        "a soft limit was crossed: re-run with `--override FIELD --reason TEXT`; nothing was sent to the pump",
+    ),
+    Exit.ALARM: (
+        "alarm",
+        "run, demo",
+        "the run ended in an alarm and the pump confirmed it stopped (also when Ctrl-C came while it was being stopped)",
+    ),
+    Exit.STOPPED: (
+        "stopped",
+        "run, demo",
+        "stopped before completion by the operator: `ctl stop`, or Ctrl-C / SIGTERM during the infusion",
+    ),
+    Exit.UNCONFIRMED: (
+        "stop unconfirmed",
+        "run, demo",
+        "the run ended in an alarm and the pump did **not** confirm the stop: go and look at the pump",
+    ),
+    Exit.RESUME_REFUSED: (
+        "resume refused",
+        "run",
+        "the journal holds an interrupted run that needs a person's decision (e.g. `--resume-stale`); nothing was started",
+    ),
+    Exit.INACCURATE: (
+        "inaccurate",
+        "accuracy",
+        "the measured rate error is outside the pump's stated accuracy",
+    ),
+    Exit.PORT_UNAVAILABLE: (
+        "port unavailable",
+        "run, simulate",
+        "the port cannot be opened (no such device, busy, no permission); nothing was sent, no journal was created",
+    ),
+    Exit.NO_REPLY: (
+        "no reply",
+        "run",
+        "the port opened but nothing answers: pump off, cable, address or baud rate",
+    ),
+    Exit.WRONG_PUMP: (
+        "wrong pump",
+        "run",
+        "something answers, but not as `--model` at those line settings; the message names what answers when it can tell",
+    ),
+    Exit.PUMP_SETUP: (
+        "pump setup failed",
+        "run",
+        "the pump answered but refused to be set up (rejected a command, reports an alarm); nothing was started",
+    ),
+    Exit.NO_RUN: (
+        "no run",
+        "ctl",
+        "no run is listening on that journal, or it did not answer in time",
+    ),
+    Exit.JOURNAL_BUSY: (
+        "journal busy",
+        "run",
+        "another `pumpctl run` is using this journal; nothing was started",
+    ),
+    Exit.USAGE: (
+        "usage",
+        "all",
+        "usage error: unknown command, option or model, missing argument, bad value",
+    ),
+    Exit.BAD_INPUT: (
+        "bad input",
+        "report, journal, run",
+        "an input file is not what the command reads: not a pumpctl journal, or no such run in it",
+    ),
+    Exit.INTERNAL: (
+        "internal error",
+        "all",
+        "a bug in pumpctl: one line on stderr, the traceback in `--log-file`; please report it",
+    ),
+    Exit.INTERRUPTED: (
+        "interrupted",
+        "all",
+        "Ctrl-C outside an infusion (while checking, connecting or reporting): no infusion was started",
+    ),
+    Exit.TERMINATED: (
+        "terminated",
+        "all but simulate",
+        "SIGTERM outside an infusion (the signal's default action): no infusion was started",
+    ),
+}
+
+
+def exit_code_table() -> str:
+    """The exit codes as a Markdown table (README, operator guide)."""
+    rows = [f"| {int(c)} | {cmds} | {meaning} |" for c, (_, cmds, meaning) in EXIT_CODES.items()]
+    return "\n".join(["| exit | commands | meaning |", "|---|---|---|", *rows])
+
+
+def exit_code_epilog() -> str:
+    """The exit codes in one paragraph for `pumpctl --help`."""
+    return "Exit codes: " + ", ".join(
+        f"{int(c)} {label}" for c, (label, _, _) in EXIT_CODES.items()
+    )
+
+
+class CliError(Exception):
+    """How every expected failure ends: one line on stderr (`error: ...`) and its documented
+    exit code. `PumpctlGroup` prints it; a command only raises it."""
+
+    def __init__(self, message: str, code: Exit) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UsageError(click.UsageError):
+    """click's usage error, shown as click shows it, with the table's usage code (64) instead
+    of click's 2 (which is the soft-limit code here)."""
+
+    exit_code = int(Exit.USAGE)
+
+    def __init__(self, original: click.UsageError) -> None:
+        super().__init__(original.message, original.ctx)
+        self.original = original
+
+    @classmethod
+    def of(cls, exc: click.UsageError) -> UsageError:
+        return exc if isinstance(exc, cls) else cls(exc)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        self.original.show(file)
+
+
+EXIT_OK = Exit.OK
+EXIT_REFUSED = Exit.REFUSED
+EXIT_SOFT_LIMIT = Exit.SOFT_LIMIT
+EXIT_ALARM = Exit.ALARM
+EXIT_STOPPED = Exit.STOPPED
+EXIT_UNCONFIRMED = Exit.UNCONFIRMED
 
 
 def echo(line: str) -> None:
@@ -87,8 +260,6 @@ def configure_logs(opts: LogOptions, *, json_log: bool = False) -> None:
     change or a stop the pump never confirmed must not go unseen; `--quiet` only drops the
     progress output); `--json-log` puts events on stdout as JSON lines; the log file keeps
     everything at debug level."""
-    import logging
-
     from pumpctl.log import configure_logging, level_number
 
     console = level_number(opts.log_level or ("info" if json_log else "warning"))
@@ -100,7 +271,19 @@ def configure_logs(opts: LogOptions, *, json_log: bool = False) -> None:
         level=level,
         console_level=console,
         stream=sys.stdout if json_log else None,
+        console_filters=[_ConnectAttempts()],
     )
+
+
+class _ConnectAttempts(logging.Filter):
+    """Keeps the console to one line when a pump cannot be found: the warnings of each
+    connection attempt (unanswered probes of other models, retries) are summed up by that
+    line, so only the log file gets them (bound as `stage=connect`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pumpctl.log import event_of
+
+        return record.levelno >= logging.ERROR or event_of(record).get("stage") != "connect"
 
 
 def checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
@@ -172,9 +355,25 @@ def with_overrides(f: Any) -> Any:
 
 
 def exit_code(outcome: str) -> int:
-    return {
-        "completed": EXIT_OK,
-        "stopped": EXIT_STOPPED,
-        "alarm": EXIT_ALARM,
-        "unconfirmed": EXIT_UNCONFIRMED,
-    }[outcome]
+    """The exit code of a run's outcome (`pumpctl.infusion.outcome.Outcome` values)."""
+    return int(
+        {
+            "completed": Exit.OK,
+            "stopped": Exit.STOPPED,
+            "alarm": Exit.ALARM,
+            "unconfirmed": Exit.UNCONFIRMED,
+        }[outcome]
+    )
+
+
+def check_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: an unknown model is a usage error naming the valid ones."""
+    from pumpctl.operator.models import UnknownModel, model_info
+
+    if value is None:
+        return None
+    try:
+        model_info(value)
+    except UnknownModel as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import click
 
-from pumpctl.operator.cli.common import configure_logs, log_options, with_log_options
+from pumpctl.operator.cli.common import (
+    CliError,
+    Exit,
+    configure_logs,
+    log_options,
+    with_log_options,
+)
 
 
 def _echo(line: str) -> None:
@@ -98,6 +104,7 @@ def simulate(
     MODEL: ne1000, harvard-legacy, harvard-elite or masterflex-ls. Fault times are the pump's
     simulated time since start (so --time-scale speeds them up too).
     """
+    from pumpctl.drivers.base import PumpConnectionError
     from pumpctl.simulator.server import FACTORY_ADDRESS, run_simulator
 
     # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
@@ -120,3 +127,5 @@ def simulate(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    except (PumpConnectionError, OSError) as exc:
+        raise CliError(f"cannot serve the pump: {exc}", Exit.PORT_UNAVAILABLE) from None
