@@ -156,7 +156,7 @@ def test_demo_completes_with_every_phase_delivered(tmp_path: Path) -> None:
     assert set(rows) == {"prime", "loading", "maintenance"}
     for planned, delivered, mark in rows.values():
         assert mark == "ok" and delivered == pytest.approx(planned, abs=0.001)
-    assert "paused once" in result.output
+    assert "one scripted pause of 5 min during maintenance" in result.output
     truth = re.search(r"plunger ground truth \(simulator\): ([\d.]+) mL", result.output)
     assert truth is not None and float(truth.group(1)) == pytest.approx(40.75, abs=0.003)
     history = CliRunner().invoke(main, ["journal", str(journal)])
@@ -200,3 +200,42 @@ def test_demo_delivers_every_phase_exactly_on_every_family(model: str) -> None:
     assert marks == ["ok", "ok", "ok"], result.output
     truth = re.search(r"plunger ground truth \(simulator\): ([\d.]+) mL", result.output)
     assert truth is not None and float(truth.group(1)) == pytest.approx(40.75, abs=0.003)
+
+
+SMALL_SYRINGE = """
+program: small-syringe-70kg
+drug: {{name: ketamine, concentration: 2 mg/mL}}
+patient: {{weight: 70 kg, care_area: adult}}
+library: {library}
+pump: {{syringe: {{inner_diameter: 14.5 mm, volume: 10 mL}}, changes: allowed}}
+phases:
+  prime: {{volume: 0.5 mL}}
+  maintenance: {{rate: 0.2 mg/kg/h, duration: 4 h}}
+"""
+
+
+def test_demo_summary_counts_container_changes_apart_from_the_scripted_pause(
+    tmp_path: Path,
+) -> None:
+    """28.5 mL from a 10 mL syringe takes changes; the summary used to call every one of
+    them, and the scripted pause, 'paused once'."""
+    program = write_program(
+        tmp_path, SMALL_SYRINGE.format(library=EXAMPLES / "library" / "ketamine.yaml")
+    )
+    journal = tmp_path / "demo.sqlite"
+    result = CliRunner().invoke(
+        main, ["demo", "--program", str(program), "--journal", str(journal)]
+    )
+    assert result.exit_code == 0, result.output
+    from pumpctl.infusion.journal import Journal
+
+    with Journal.open_readonly(journal) as jr:
+        run = jr.latest_run()
+        assert run is not None
+        changes = [
+            e for e in jr.events(run.run_id) if e.payload.get("event") == "container_changed"
+        ]
+    assert len(changes) >= 2
+    assert f"{len(changes)} syringe changes, each confirmed by the simulated nurse" in result.output
+    assert "one scripted pause of 5 min during maintenance" in result.output
+    assert "paused once" not in result.output

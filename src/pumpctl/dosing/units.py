@@ -313,7 +313,10 @@ def parse_dose_rate(
 ) -> DoseRate:
     """Parse a rate in any of the `allowed` kinds (mg/kg/h, mg/h, mL/h and their spellings)."""
     specs = [_SPECS[_RATE_KINDS[k]] for k in allowed]
-    expected = " or ".join(f"a rate in {k.value}" for k in allowed)
+    names = [k.value for k in allowed]
+    expected = "a rate in " + (
+        f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+    )
     units = "; ".join(s.units for s in specs)
     q = _to_quantity(text, field, replace(specs[0], expected=expected, units=units))
     for rate_kind, spec in zip(allowed, specs, strict=True):

@@ -447,10 +447,14 @@ class ControlServer:
             def parser(t: str) -> float:
                 return dose_rate_to_ml_per_h(t, plan)
 
+        from pumpctl.dosing.titration import TitrationRefused
+
         try:
             return float(parser(text))
+        except TitrationRefused as exc:  # names its field already ("rate: ...")
+            raise _RateError(str(exc)) from exc
         except Exception as exc:  # the parser's errors are the operator's input errors
-            raise _RateError(f"rate {text!r} refused: {exc}") from exc
+            raise _RateError(f"rate {text!r}: {exc}") from exc
 
 
 class _RateError(Exception):

@@ -17,7 +17,12 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
     from pumpctl.dosing.plan import Plan
+    from pumpctl.infusion.outcome import Progress
+    from pumpctl.operator.display import PhaseTiming
 
 
 class Exit(IntEnum):
@@ -303,22 +308,47 @@ def checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
     return result.plan
 
 
+@dataclass(frozen=True)
+class ProgressSink:
+    """Where a run's progress goes: `on_progress` for the supervisor (None: nobody watches,
+    and the supervisor builds no progress at all), `live` to enter around the run, and
+    `timing` for the notes of the summary table."""
+
+    on_progress: Callable[[Progress], None] | None
+    live: AbstractContextManager[Any]
+    timing: PhaseTiming
+
+
 def progress_sink(
     plan: Plan, *, pump: str, time_scale: float, json_log: bool, every_s: float
-) -> tuple[Any, Any]:
-    """(progress callback, context manager): a live panel on a terminal (SR34), plain progress
-    lines when piped, nothing with --json-log (the structlog JSON lines are the output) or
-    --quiet."""
+) -> ProgressSink:
+    """A live panel on a terminal (SR34), plain progress lines when piped, nothing with
+    --json-log (the structlog JSON lines are the output) or --quiet, which print no summary
+    table either, so they keep no timing (a progress per poll costs a 5-day run seconds)."""
     from contextlib import nullcontext
 
-    from pumpctl.operator.display import LiveView, ProgressPrinter
+    from pumpctl.operator.display import LiveView, PhaseTiming, ProgressPrinter
 
+    timing = PhaseTiming()
+    shown: Callable[[Progress], None] | None = None
+    live: AbstractContextManager[Any] = nullcontext()
     if json_log or log_options().quiet:
-        return None, nullcontext()
-    if sys.stdout.isatty():
+        shown = None
+    elif sys.stdout.isatty():
         view = LiveView(plan, pump=pump, time_scale=time_scale)
-        return view, view
-    return ProgressPrinter(echo, every_s=every_s), nullcontext()
+        shown, live = view, view
+    else:
+        shown = ProgressPrinter(echo, every_s=every_s)
+
+    if shown is None:
+        return ProgressSink(None, live, timing)
+    display = shown
+
+    def on_progress(p: Progress) -> None:
+        timing(p)
+        display(p)
+
+    return ProgressSink(on_progress, live, timing)
 
 
 def pair_overrides(fields: tuple[str, ...], reasons: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ from pumpctl.operator.cli.common import (
 if TYPE_CHECKING:
     from pumpctl.dosing.plan import Plan
     from pumpctl.infusion.supervisor import RunResult
+    from pumpctl.operator.display import PhaseTiming
     from pumpctl.operator.session import RunSettings
 
 
@@ -104,21 +105,17 @@ def run(
         resume_stale=resume_stale,
         announce_control=not quiet,
     )
-    result = _run(plan, settings, json_log=json_log)
+    result, timing = _run(plan, settings, json_log=json_log)
     with _no_interrupts():  # the outcome is known: a late Ctrl-C must not turn it into 130
         if result is None:
             sys.exit(Exit.OK)
         if not json_log:
-            lines = _summary(plan, result)
+            from pumpctl.operator.display import summary_lines
+
+            lines = summary_lines(plan, result, timing)
             for line in lines[:1] if quiet else lines:
                 echo(line)
         sys.exit(exit_code(result.outcome.value))
-
-
-def _summary(plan: Plan, result: RunResult) -> list[str]:
-    from pumpctl.operator.display import summary_lines
-
-    return summary_lines(plan, result)
 
 
 def _check_journal(path: Path) -> None:
@@ -130,7 +127,9 @@ def _check_journal(path: Path) -> None:
         raise CliError(str(exc), Exit.BAD_INPUT) from None
 
 
-def _run(plan: Plan, settings: RunSettings, *, json_log: bool) -> RunResult | None:
+def _run(
+    plan: Plan, settings: RunSettings, *, json_log: bool
+) -> tuple[RunResult | None, PhaseTiming]:
     """The session on the real clock, every expected failure mapped to its exit code."""
     from pumpctl.clock import Clock, run_with_clock
     from pumpctl.drivers.base import PumpError
@@ -145,7 +144,7 @@ def _run(plan: Plan, settings: RunSettings, *, json_log: bool) -> RunResult | No
     from pumpctl.operator.control import ControlError
     from pumpctl.operator.session import run_session
 
-    printer, live = progress_sink(
+    sink = progress_sink(
         plan,
         pump=f"{settings.model}@{settings.port}",
         time_scale=settings.time_scale,
@@ -154,7 +153,7 @@ def _run(plan: Plan, settings: RunSettings, *, json_log: bool) -> RunResult | No
     )
 
     async def main_(clock: Clock) -> RunResult | None:
-        return await run_session(plan, settings, clock, echo=echo, on_progress=printer)
+        return await run_session(plan, settings, clock, echo=echo, on_progress=sink.on_progress)
 
     codes: list[tuple[type[Exception], Exit]] = [
         (PortUnavailable, Exit.PORT_UNAVAILABLE),
@@ -166,8 +165,8 @@ def _run(plan: Plan, settings: RunSettings, *, json_log: bool) -> RunResult | No
         (JournalError, Exit.BAD_INPUT),
     ]
     try:
-        with live:
-            return run_with_clock(main_, time_scale=settings.time_scale)
+        with sink.live:
+            return run_with_clock(main_, time_scale=settings.time_scale), sink.timing
     except tuple(cls for cls, _ in codes) as exc:
         code = next(c for cls, c in codes if isinstance(exc, cls))
         raise CliError(str(exc), code) from None
