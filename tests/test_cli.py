@@ -207,17 +207,17 @@ program: small-syringe-70kg
 drug: {{name: ketamine, concentration: 2 mg/mL}}
 patient: {{weight: 70 kg, care_area: adult}}
 library: {library}
-pump: {{syringe: {{inner_diameter: 14.5 mm, volume: 10 mL}}, changes: allowed}}
+pump: {{syringe: {{inner_diameter: 12.06 mm, volume: 5 mL}}, changes: allowed}}
 phases:
   prime: {{volume: 0.5 mL}}
-  maintenance: {{rate: 0.2 mg/kg/h, duration: 4 h}}
+  maintenance: {{rate: 0.2 mg/kg/h, duration: 2 h}}
 """
 
 
 def test_demo_summary_counts_container_changes_apart_from_the_scripted_pause(
     tmp_path: Path,
 ) -> None:
-    """28.5 mL from a 10 mL syringe takes changes; the summary used to call every one of
+    """14.5 mL from a 5 mL syringe takes changes; the summary used to call every one of
     them, and the scripted pause, 'paused once'."""
     program = write_program(
         tmp_path, SMALL_SYRINGE.format(library=EXAMPLES / "library" / "ketamine.yaml")

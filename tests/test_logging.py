@@ -110,12 +110,12 @@ def test_SR33_log_file_gets_json_lines_with_pump_program_phase_and_library(
     ours = [e for e in events if e["logger"].startswith(("pumpctl.driver", "pumpctl.infusion"))]
     assert ours and all(e["pump_id"] == "ne1000-0" for e in ours)
     assert any(e["event"] == "pump.exchange" and e["level"] == "debug" for e in ours)
-    start = next(i for i, e in enumerate(ours) if e["event"] == "run.start")
-    for e in ours[start:]:
+    for e in ours:  # opening the pump included: the CLI knows the program by then
         assert e["program_id"] == "short-70kg", e
         assert e["library_version"] == "2026.11-1", e
-        assert e["phase"], e
         assert "timestamp" in e
+    start = next(i for i, e in enumerate(ours) if e["event"] == "run.start")
+    assert start > 0 and all(e["phase"] for e in ours[start:])
 
 
 def test_quiet_prints_the_outcome_and_no_progress(short_program: Path) -> None:

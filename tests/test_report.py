@@ -440,18 +440,23 @@ def test_the_png_reads_at_a_glance(changes_and_stop: Path) -> None:
 
 
 def test_the_dose_axis_is_in_the_programs_own_unit(tmp_path: Path) -> None:
-    """The canine CRI is written in mcg/kg/min: the axis says so (not mg/kg/h)."""
+    """The canine CRI is written in mcg/kg/min: the axis says so (not mg/kg/h). The unit
+    comes from the plan stored with the run, so a run with no events yet shows it too."""
     from pumpctl.dosing.check import check_program
 
     plan = check_program(example_path("canine-cri.yaml")).plan
     assert plan is not None
     path = tmp_path / "canine.db"
-
-    async def main(clock: Clock) -> Any:
-        with Journal(path) as journal:
-            return await run_on_simulator(plan, clock, journal=journal)
-
-    run_with_clock(main, virtual=True)
+    with Journal(path) as journal:
+        journal.start_run(
+            program=plan.program,
+            program_hash=plan.program_hash,
+            plan_json=plan.model_dump_json(),
+            pump_model="ne1000",
+            port="sim://ne1000",
+            address=0,
+            t_clock_s=0.0,
+        )
     data = build_report(path)
     assert data.dose_rate_unit == "mcg/kg/min"
     assert data.dose_rate(12.0) == pytest.approx(10.0)  # 20 kg, 1 mg/mL: 12 mL/h

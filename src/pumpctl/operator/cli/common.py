@@ -305,6 +305,13 @@ def checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
                 err=True,
             )
         sys.exit(result.exit_code or EXIT_REFUSED)
+    import structlog
+
+    # SR33: from here on every line of this command knows the program and the library, the
+    # connection attempts and the resume included (the supervisor adds pump and phase)
+    structlog.contextvars.bind_contextvars(
+        program_id=result.plan.program, library_version=result.plan.library_version
+    )
     return result.plan
 
 
