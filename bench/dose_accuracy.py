@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import Row, time_acceleration
 from bench.fiveday import FiveDayRun, five_day_plan, run_five_day
-from pumpctl.drivers.newera import NE1000Driver
+from pumpctl.families.newera import SPEC
 
 NAME = "dose_accuracy"
 
@@ -23,7 +23,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     r: FiveDayRun | None = None if quick else time_acceleration.last_run
     if r is None:
         r = run_five_day(plan)
-    resolution_ml = NE1000Driver.volume_resolution_for(plan.container)
+    quantizer = SPEC.quantizer(inner_diameter_mm=plan.container.inner_diameter_mm)
+    resolution_ml = getattr(quantizer, "counter_resolution_ml", 0.001)
     phases: dict[str, Any] = {}
     for seg, res in zip(plan.segments, r.result.phases, strict=True):
         prescribed = seg.volume_ml or 0.0

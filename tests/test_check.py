@@ -283,15 +283,24 @@ def test_SR04_library_drug_refused_as_bare_ml_per_h(tmp_path: Path) -> None:
     assert by_field(result)["titration.max_step"].rule == "SR04"
 
 
-def test_SR04_drug_outside_library_may_use_ml_per_h_with_override(tmp_path: Path) -> None:
+def test_SR04_drug_outside_library_may_use_ml_per_h_only_in_no_library_mode(
+    tmp_path: Path,
+) -> None:
     drug = {"name": "saline", "concentration": "1 mg/mL"}
     maint = phases(loading=None, maintenance={"rate": "14 mL/h", "duration": "1 h"})
     result = check(tmp_path, drug=drug, phases=maint)
-    assert result.exit_code == 2  # no library entry: no dose limits, needs a conscious override
-    assert by_field(result)["drug.name"].severity == "soft"
+    assert result.exit_code == 1  # no library entry: refused, an override reason is not enough
+    v = by_field(result)["drug.name"]
+    assert v.severity == "hard" and "--no-library" in v.message
     result = check(tmp_path, {"drug.name": "flush, not a drug"}, drug=drug, phases=maint)
+    assert result.exit_code == 1
+    result = check_program(program(tmp_path, drug=drug, phases=maint), {}, no_library=True)
     assert result.exit_code == 0
+    assert result.plan is not None and result.plan.no_library
     assert segs(result)["maintenance"]["rate_ml_per_h"] == 14.0
+    assert "NO DRUG LIBRARY: saline runs without any dose limit" in result.warnings
+    assert "NO DRUG LIBRARY (--no-library)" in result.render_table()
+    assert result.to_json()["no_library"] is True
 
 
 @pytest.mark.parametrize(

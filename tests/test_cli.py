@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pumpctl.dosing.check import check_program
+from pumpctl.dosing.program import example_path
+from pumpctl.families import family
 from pumpctl.operator.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,7 +202,14 @@ def test_demo_delivers_every_phase_exactly_on_every_family(model: str) -> None:
     )
     assert marks == ["ok", "ok", "ok"], result.output
     truth = re.search(r"plunger ground truth \(simulator\): ([\d.]+) mL", result.output)
-    assert truth is not None and float(truth.group(1)) == pytest.approx(40.75, abs=0.003)
+    # the plan as that pump is sent it: 40.75 mL on the syringe pumps; the Masterflex runs in
+    # 0.01 rev of 0.06 mL/rev and 0.1 rpm (the 7 mL/h maintenance at 1.9 rpm, 6.84 mL/h: 27.36 mL
+    # in the 4 h), 40.1094 mL in all
+    plan = check_program(example_path(family(model).demo_program), model=model).plan
+    assert plan is not None and plan.total_volume_ml is not None
+    expected = 40.1094 if model == "masterflex-ls" else 40.75
+    assert plan.total_volume_ml == pytest.approx(expected)
+    assert truth is not None and float(truth.group(1)) == pytest.approx(expected, abs=0.003)
 
 
 SMALL_SYRINGE = """
@@ -207,17 +217,17 @@ program: small-syringe-70kg
 drug: {{name: ketamine, concentration: 2 mg/mL}}
 patient: {{weight: 70 kg, care_area: adult}}
 library: {library}
-pump: {{syringe: {{inner_diameter: 12.06 mm, volume: 5 mL}}, changes: allowed}}
+pump: {{syringe: {{inner_diameter: 14.5 mm, volume: 10 mL}}, changes: allowed}}
 phases:
   prime: {{volume: 0.5 mL}}
-  maintenance: {{rate: 0.2 mg/kg/h, duration: 2 h}}
+  maintenance: {{rate: 0.4 mg/kg/h, duration: 90 min}}
 """
 
 
 def test_demo_summary_counts_container_changes_apart_from_the_scripted_pause(
     tmp_path: Path,
 ) -> None:
-    """14.5 mL from a 5 mL syringe takes changes; the summary used to call every one of
+    """21.5 mL from a 10 mL syringe takes changes; the summary used to call every one of
     them, and the scripted pause, 'paused once'."""
     program = write_program(
         tmp_path, SMALL_SYRINGE.format(library=EXAMPLES / "library" / "ketamine.yaml")

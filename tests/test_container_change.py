@@ -40,7 +40,7 @@ def test_SR25_syringe_change_warns_pauses_and_continues_after_confirmation() -> 
             await clock.sleep(10.0)
         seen["phase_at_empty"] = sup.phase
         seen["delivered_at_empty"] = sup.progress().total_delivered_ml
-        with pytest.raises(SupervisorError, match="container change first"):
+        with pytest.raises(SupervisorError, match="syringe change first"):
             await sup.resume()
         await clock.sleep(300.0)  # five minutes to change the syringe
         emu.load_syringe(0, 26.7, 60.0, 60.0)  # type: ignore[attr-defined]

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pumpctl.dosing.plan import ContainerSpec
 from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
@@ -166,11 +165,13 @@ def test_volumes_and_versions() -> None:
 def test_formats() -> None:
     assert format_rate(7.0) == "7 ml/hr"
     assert format_rate(73.5) == "73.5 ml/hr"
-    assert format_rate(12.3456789) == "12.3457 ml/hr"
+    assert format_rate(12.3456789) == "12.3456 ml/hr"  # 6 digits, rounded down
     assert format_rate(0.00073) == "0.73 ul/hr"
-    assert format_rate(12345678.0) == "12345700 ml/hr"
+    assert format_rate(12345678.0) == "12345600 ml/hr"
     assert format_volume(28.0) == "28 ml"
     assert format_volume(0.5) == "500 ul"
+    assert format_volume(12.4775) == "12.4775 ml"  # in the format: sent exactly
+    assert format_volume(0.99999999) == "999.999 ul"
     for bad in (0.0, -1.0, math.nan, math.inf):
         with pytest.raises(ValueError):
             format_rate(bad)
@@ -221,8 +222,10 @@ def test_fuzz_text_parsers(text: str) -> None:
 
 @given(st.floats(min_value=1e-9, max_value=1e9))
 def test_fuzz_rate_format_round_trips(rate: float) -> None:
-    assert parse_rate(format_rate(rate)) == pytest.approx(rate, rel=1e-5)
-    assert parse_volume(format_volume(rate)) == pytest.approx(rate, rel=1e-5)
+    sent = parse_rate(format_rate(rate))
+    assert sent == pytest.approx(rate, rel=1e-5) and sent <= rate * (1 + 1e-12)
+    volume = parse_volume(format_volume(rate))
+    assert volume == pytest.approx(rate, rel=1e-5) and volume <= rate * (1 + 1e-12)
 
 
 # --------------------------------------------------------------------------- driver
@@ -279,7 +282,9 @@ def test_address_validated_and_defaults() -> None:
             HarvardEliteDriver(ScriptedTransport(), address=bad)
     cls = HarvardEliteDriver
     assert (cls.family, cls.default_baudrate, cls.default_stopbits) == ("harvard-elite", 115200, 1)
-    assert cls.volume_resolution_for(ContainerSpec(inner_diameter_mm=26.7)) == 0.001
+    q = cls(ScriptedTransport()).quantizer
+    assert (q.floor_volume_ml(12.4775), q.floor_rate_ml_per_h(74.865)) == (12.4775, 74.865)
+    assert q.volume_step_ml(12.4775) == pytest.approx(1e-4)
 
 
 async def test_reply_from_another_address_is_never_acted_on() -> None:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pumpctl.dosing.plan import ContainerSpec
 from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
@@ -152,7 +151,7 @@ def test_numbers_fit_five_characters() -> None:
         (73.5, "MLH73.5", 73.5),
         (0.00073, "ULH0.73", 0.00073),
         (12.345, "ULH12345", 12.345),
-        (1.2345, "ULM20.58", 20.58 * 60 / 1000),
+        (1.2345, "ULM20.57", 20.57 * 60 / 1000),  # rounded down, never up to 20.58
         (1e-6, "ULH0.001", 1e-6),
         (200_000.0, "MLM3333", 3333 * 60.0),
     ],
@@ -334,11 +333,13 @@ async def test_configure_and_capabilities() -> None:
     t.done()
 
 
-def test_volume_resolution_for_container() -> None:
-    res = HarvardLegacyDriver.volume_resolution_for
-    assert res(ContainerSpec(inner_diameter_mm=4.78, capacity_ml=1.0)) == pytest.approx(0.001)
-    assert res(ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0)) == pytest.approx(0.01)
-    assert res(ContainerSpec(inner_diameter_mm=26.7)) == pytest.approx(0.01)
+def test_quantizer_steps_follow_the_five_character_format() -> None:
+    q = HarvardLegacyDriver(ScriptedTransport()).quantizer
+    assert q.volume_step_ml(0.9) == pytest.approx(0.001)
+    assert q.volume_step_ml(28.0) == pytest.approx(0.01)
+    assert q.floor_volume_ml(12.4775) == 12.47
+    assert q.floor_volume_ml(123.45) == 123.4
+    assert q.floor_rate_ml_per_h(74.865) == 74.865  # ULH74865: exact
 
 
 async def test_set_rate_units_and_rejections() -> None:
@@ -380,12 +381,19 @@ async def test_every_error_is_command_rejected(code: str) -> None:
 
 
 async def test_target_volume() -> None:
-    driver, t = await opened((b"00MLT28\r", ack()), (b"00MLT0.123\r", ack()), (b"00CLT\r", ack()))
-    await driver.set_target_volume(28.0)
-    await driver.set_target_volume(0.123)
-    await driver.set_target_volume(None)
-    with pytest.raises(UnsupportedError, match=r"within 0\.01"):
-        await driver.set_target_volume(123.45)  # 5 characters give 123.5 (>100 mL: 0.1 steps)
+    driver, t = await opened(
+        (b"00MLT28\r", ack()),
+        (b"00MLT0.123\r", ack()),
+        (b"00CLT\r", ack()),
+        (b"00MLT123.4\r", ack()),
+    )
+    assert await driver.set_target_volume(28.0) == 28.0
+    assert await driver.set_target_volume(0.123) == 0.123
+    assert await driver.set_target_volume(None) is None
+    # 5 characters hold 0.1 mL above 100 mL: rounded down, never up to 123.5
+    assert await driver.set_target_volume(123.45) == 123.4
+    with pytest.raises(UnsupportedError):
+        await driver.set_target_volume(100_000.0)
     with pytest.raises(ValueError):
         await driver.set_target_volume(0.0)
     t.done()

@@ -204,21 +204,44 @@ async def test_target_volume_units_follow_diameter() -> None:
     driver, t = await opened(
         (b"0DIA26.59\r", basic("00S")),
         (b"0VOLML\r", basic("00S")),
-        (b"0VOL12.35\r", basic("00S")),
+        (b"0VOL12.34\r", basic("00S")),  # rounded down: never more than asked
         (b"0DIA4.699\r", basic("00S")),
         (b"0VOLUL\r", basic("00S")),
         (b"0VOL500\r", basic("00S")),
         (b"0VOL0\r", basic("00S")),
     )
     await driver.configure_syringe(26.59)
-    await driver.set_target_volume(12.346)
+    assert await driver.set_target_volume(12.346) == 12.34
     await driver.configure_syringe(4.699)
-    await driver.set_target_volume(0.5)
-    await driver.set_target_volume(None)
+    assert await driver.set_target_volume(0.5) == 0.5
+    assert await driver.set_target_volume(None) is None
     with pytest.raises(UnsupportedError):
         await driver.set_target_volume(12.0)  # 12000 µL does not fit 4 digits
     with pytest.raises(ValueError):
         await driver.set_target_volume(0.0)  # 0 would mean "run forever": use None
+    t.done()
+
+
+async def test_issue_11_loading_volume_is_never_rounded_up() -> None:
+    """71.3 kg, 0.35 mg/kg at 2 mg/mL = 12.4775 mL: the old driver sent `VOL12.48` (to nearest,
+    over-delivery). Now the target and the rate are rounded down, returned as sent, and a value
+    already in the pump's format is sent exactly."""
+    driver, t = await opened(
+        (b"0DIA26.7\r", basic("00S")),
+        (b"0DIRINF\r", basic("00S")),
+        (b"0RAT74.86MH\r", basic("00S")),
+        (b"0VOLML\r", basic("00S")),
+        (b"0VOL12.47\r", basic("00S")),
+        (b"0RAT73.5MH\r", basic("00S")),
+        (b"0VOLML\r", basic("00S")),
+        (b"0VOL12.25\r", basic("00S")),
+    )
+    await driver.configure_syringe(26.7)
+    assert await driver.set_rate(74.865) == 74.86
+    assert await driver.set_target_volume(12.4775) == 12.47
+    assert await driver.set_rate(73.5) == 73.5
+    assert await driver.set_target_volume(12.25) == 12.25
+    assert driver.quantizer.floor_volume_ml(12.4775) == 12.47
     t.done()
 
 

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from pumpctl.dosing.library import default_library
 from pumpctl.dosing.plan import (
     PlanRefused,
-    Resolution,
     Segment,
     SegmentPhase,
     compile_program,
@@ -21,6 +20,7 @@ from pumpctl.dosing.plan import (
     program_hash,
 )
 from pumpctl.dosing.program import Program, load_program_text
+from pumpctl.families import FixedStepQuantizer
 
 LIB = default_library()
 
@@ -79,7 +79,7 @@ def test_compile_worked_check_segments() -> None:
 def test_rounding_is_down_and_once() -> None:
     # 0.35 mg/kg x 71 kg / 2 mg/mL = 12.425 mL; at 0.01 mL resolution -> 12.42 mL
     plan = compile_program(
-        make(weight=71, conc=2, maintenance=None), LIB, resolution=Resolution(0.01, 0.01)
+        make(weight=71, conc=2, maintenance=None), LIB, quantizer=FixedStepQuantizer(0.01, 0.01)
     )
     (load,) = plan.segments
     assert load.volume_ml == 12.42
@@ -220,7 +220,7 @@ def test_SR01_compile_program_refuses_with_every_violation() -> None:
 
 # -- properties ------------------------------------------------------------------------------
 
-RES = Resolution()
+RES = FixedStepQuantizer()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

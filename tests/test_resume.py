@@ -22,7 +22,7 @@ from pumpctl.drivers.newera import NE1000Driver
 from pumpctl.infusion.journal import Journal
 from pumpctl.infusion.resume import ResumeRefused
 from pumpctl.infusion.supervisor import Outcome, RunResult, Supervisor
-from pumpctl.runner import prepare_run
+from pumpctl.runner import supervisor_for
 from pumpctl.simulator.devices.base import Emulation
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.server import build_emulation
@@ -74,19 +74,11 @@ def restart(
         journal = Journal(journal_path, wall_clock=lambda: now_s + clock.now())
         try:
             async with NE1000Driver(InMemoryTransport(emu, clock)) as driver:
-                todo, resumed_from, notes, container_left = await prepare_run(
-                    plan, driver, journal, now_wall=now_s, allow_stale=allow_stale
+                sup, notes = await supervisor_for(
+                    plan, driver, clock, journal, now_wall=now_s, allow_stale=allow_stale
                 )
-                if todo is None:
+                if sup is None:
                     return None, notes
-                sup = Supervisor(
-                    driver,
-                    todo,
-                    clock,
-                    journal=journal,
-                    resumed_from=resumed_from,
-                    container_contents_ml=container_left,
-                )
                 return await sup.run(), notes
         finally:
             journal.close()

@@ -28,8 +28,10 @@ pump: {{syringe: {{inner_diameter: 26.7 mm, volume: 60 mL}}, changes: allowed}}
 phases:
   maintenance: {{rate: {rate}, duration: 4 h}}
 """
-    overrides = {"drug.name": "test"} if drug != "ketamine" else {}
-    return compile_program(load_program_text(text), default_library(), overrides=overrides)
+    # a drug the library does not list runs only in the explicit no-library mode
+    return compile_program(
+        load_program_text(text), default_library(), no_library=drug != "ketamine"
+    )
 
 
 def titrate(

@@ -13,9 +13,18 @@ from pumpctl.clock import Clock, wall_time
 from pumpctl.dosing.plan import Plan
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.drivers.registry import default_address, driver_class
+from pumpctl.infusion.events import NewRunStarted, ResumedElsewhere
 from pumpctl.infusion.journal import EventKind, Journal, RunStatus
 from pumpctl.infusion.machine import Phase
-from pumpctl.infusion.resume import find_interrupted_run, plan_resume, read_pump_after_restart
+from pumpctl.infusion.replay import RunFacts
+from pumpctl.infusion.resume import (
+    Carryover,
+    ResumeRefused,
+    latest_run,
+    plan_resume,
+    read_pump_after_restart,
+    rolling_history,
+)
 from pumpctl.infusion.supervisor import Progress, RunResult, Supervisor, SupervisorConfig
 from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport
@@ -134,12 +143,14 @@ async def run_plan(
 
 class PreparedRun(NamedTuple):
     """What to run now: the plan (None: nothing remains), the run it continues, notes for the
-    operator, and the container level carried over from that run (None: assume full)."""
+    operator, the container level carried over from that run (None: assume full), and what the
+    run inherits from earlier runs (pause, titration clock, rolling-window deliveries)."""
 
     plan: Plan | None
     resumed_from: str | None
     notes: list[str]
     container_left_ml: float | None = None
+    carryover: Carryover | None = None
 
 
 async def prepare_run(
@@ -148,39 +159,137 @@ async def prepare_run(
     journal: Journal | None,
     *,
     allow_stale: bool = False,
+    resume: bool = False,
+    new_run_reason: str | None = None,
+    who: str = "operator",
     now_wall: float | None = None,
 ) -> PreparedRun:
     """The plan to run now: the whole plan, or what remains of an interrupted run (SR30).
 
-    Raises `ResumeRefused` when resuming needs a person's decision.
+    A crashed run resumes by itself; a run that was stopped or ended in an alarm resumes only
+    with `resume=True` (SR16); `new_run_reason` starts the program anew instead and journals why
+    on the run given up. Anything else raises `ResumeRefused` naming both ways forward.
     """
     if journal is None:
         return PreparedRun(plan, None, [])
-    previous = find_interrupted_run(journal, plan)
-    if previous is None:
-        return PreparedRun(plan, None, [])
+    now = wall_time() if now_wall is None else now_wall
+    previous = latest_run(journal)
+    history = rolling_history(journal, now_wall=now, scale=previous.scale if previous else 1.0)
+    if previous is None or not previous.interrupted:
+        return PreparedRun(plan, None, [], carryover=history)
+    if new_run_reason is not None:
+        return _start_anew(plan, journal, previous, new_run_reason, who, history)
+    if previous.outcome is not None and not resume:
+        raise ResumeRefused(_interrupted_message(previous, plan))
     reading = await read_pump_after_restart(driver)
-    decision = plan_resume(
-        journal,
-        previous,
-        plan,
-        reading,
-        now_wall=wall_time() if now_wall is None else now_wall,
-        allow_stale=allow_stale,
-    )
+    decision = plan_resume(previous, plan, reading, now_wall=now, allow_stale=allow_stale)
     journal.append(
-        previous.run_id,
+        previous.run.run_id,
         EventKind.NOTE.value,
-        {"event": "resumed_elsewhere", **decision.model_dump(mode="json", exclude={"remaining"})},
+        ResumedElsewhere(
+            **decision.model_dump(mode="json", exclude={"remaining", "carryover"})
+        ).payload(),
         t_clock_s=0.0,
     )
-    journal.set_run_status(previous.run_id, RunStatus.STOPPED.value)
+    if previous.run.status is RunStatus.RUNNING:
+        journal.set_run_status(previous.run.run_id, RunStatus.STOPPED.value)
+    how = "crashed" if previous.outcome is None else f"ended {previous.outcome}"
     notes = [
-        f"resuming run {previous.run_id[:8]} interrupted in {decision.interrupted_phase or '-'}"
+        f"resuming run {previous.run.run_id[:8]} ({how}) in {decision.interrupted_phase or '-'}"
         f" {decision.age_s:.0f} s ago",
         *decision.notes,
     ]
-    return PreparedRun(decision.remaining, previous.run_id, notes, decision.container_left_ml)
+    carry = decision.carryover.model_copy(
+        update={
+            "prior_deliveries": history.prior_deliveries,
+            "prior_total_ml": history.prior_total_ml,
+        }
+    )
+    return PreparedRun(
+        decision.remaining, previous.run.run_id, notes, decision.container_left_ml, carry
+    )
+
+
+def _start_anew(
+    plan: Plan,
+    journal: Journal,
+    previous: RunFacts,
+    reason: str,
+    who: str,
+    history: Carryover,
+) -> PreparedRun:
+    if not reason.strip():
+        raise ResumeRefused("--new-run needs a --reason (it is journaled on the run given up)")
+    journal.append(
+        previous.run.run_id,
+        EventKind.NOTE.value,
+        NewRunStarted(reason=reason, who=who).payload(),
+        t_clock_s=0.0,
+    )
+    if previous.run.status is RunStatus.RUNNING:
+        journal.set_run_status(previous.run.run_id, RunStatus.STOPPED.value)
+    delivered = history.prior_total_ml
+    notes = [
+        f"starting anew: run {previous.run.run_id[:8]} ({previous.run.program}) is given up"
+        f" ({reason}); {delivered:.3f} mL delivered by earlier runs still count towards the"
+        " rolling limits"
+    ]
+    return PreparedRun(plan, None, notes, carryover=history)
+
+
+def _interrupted_message(previous: RunFacts, plan: Plan) -> str:
+    run = previous.run
+    total = previous.deliveries[-1][1] if previous.deliveries else 0.0
+    where = f" in {previous.active}" if previous.active else ""
+    same = run.program_hash == plan.program_hash
+    return (
+        f"the journal's last run {run.run_id[:8]} ({run.program}) ended {previous.outcome}{where}"
+        f" after {total:.3f} mL; it is not restarted from the top. "
+        + ("Continue what remains with --resume, or " if same else "")
+        + "start the program anew with --new-run --reason TEXT (journaled)"
+    )
+
+
+async def supervisor_for(
+    plan: Plan,
+    driver: PumpDriver,
+    clock: Clock,
+    journal: Journal | None,
+    *,
+    config: SupervisorConfig | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    allow_stale: bool = False,
+    resume: bool = False,
+    new_run_reason: str | None = None,
+    who: str = "operator",
+    now_wall: float | None = None,
+) -> tuple[Supervisor | None, list[str]]:
+    """The supervisor for what is to run now on an open `driver` (`prepare_run`), and the notes
+    for the operator; None when nothing remains. Raises `ResumeRefused`."""
+    prepared = await prepare_run(
+        plan,
+        driver,
+        journal,
+        allow_stale=allow_stale,
+        resume=resume,
+        new_run_reason=new_run_reason,
+        who=who,
+        now_wall=now_wall,
+    )
+    if prepared.plan is None:
+        return None, prepared.notes
+    sup = Supervisor(
+        driver,
+        prepared.plan,
+        clock,
+        config=config,
+        journal=journal,
+        on_progress=on_progress,
+        resumed_from=prepared.resumed_from,
+        container_contents_ml=prepared.container_left_ml,
+        carryover=prepared.carryover,
+    )
+    return sup, prepared.notes
 
 
 async def run_on_simulator(

@@ -1,8 +1,10 @@
 """Validate a program file completely (SR01) before anything can reach a pump.
 
-`pumpctl check` prints the result; `pumpctl run` calls the same `check_program` and sends nothing
-unless `exit_code == 0`. Exit codes: 0 valid, 1 schema error or hard limit, 2 soft limit crossed
-without an override (with reason).
+`pumpctl check` prints the result; `pumpctl run` (and `demo`) call the same `check_program`
+with the pump model they will drive and send nothing unless `exit_code == 0`. With a model, the
+plan is quantized with that pump's rules, so the volumes and rates printed are exactly what the
+pump is sent, and checked against its ranges. Exit codes: 0 valid, 1 schema error or hard limit,
+2 soft limit crossed without an override (with reason).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from pumpctl.dosing.library import (
     default_library,
     load_library,
 )
-from pumpctl.dosing.plan import Plan, Resolution, compile_with_violations
+from pumpctl.dosing.plan import Plan, compile_with_violations
 from pumpctl.dosing.program import Issue, ProgramError, load_program
+from pumpctl.families import FamilySpec, Quantizer, WireQuantizer, family
 from pumpctl.log import get_logger
 
 __all__ = ["EXIT_HARD", "EXIT_OK", "EXIT_SOFT", "CheckResult", "check_program"]
@@ -41,6 +44,9 @@ class CheckResult:
     violations: list[Violation] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: the pump the plan was checked for (None: no model named, fixed 0.001 steps)
+    pump: FamilySpec | None = None
+    no_library: bool = False
 
     @property
     def exit_code(self) -> int:
@@ -58,6 +64,9 @@ class CheckResult:
         plan = self.plan
         return {
             "program": self.program,
+            "pump_model": self.pump.model if self.pump else None,
+            "no_library": self.no_library,
+            "pump_commands": _commands(self),
             "program_hash": plan.program_hash if plan else None,
             "library_version": self.library_version,
             "library_entry": plan.library_entry if plan else None,
@@ -108,13 +117,19 @@ def check_program(
     overrides: Mapping[str, str] | None = None,
     *,
     library: DrugLibrary | None = None,
-    resolution: Resolution | None = None,
+    model: str | None = None,
+    quantizer: Quantizer | None = None,
+    no_library: bool = False,
 ) -> CheckResult:
     """Load, validate and compile `path`; `overrides` maps a soft-limit field to its reason.
 
+    `model`: the pump it will run on (`families.UnknownModel` if there is no such model): the
+    plan is quantized with its rules and checked against its ranges. `quantizer` replaces the
+    model's (tests). `no_library`: run a drug the library does not list, without dose limits.
     `library` replaces the program's own library (tests); otherwise the program's `library:`
     file is used, or the packaged default library when it names none.
     """
+    pump = family(model) if model is not None else None
     log = get_logger("pumpctl.dosing.check", program_file=str(path))
     try:
         program = load_program(path)
@@ -134,7 +149,12 @@ def check_program(
             _log(log, result)
             return result
     comp = compile_with_violations(
-        program, library, overrides=overrides or {}, resolution=resolution
+        program,
+        library,
+        overrides=overrides or {},
+        quantizer=quantizer,
+        pump=pump,
+        no_library=no_library,
     )
     result = CheckResult(
         path,
@@ -144,6 +164,8 @@ def check_program(
         violations=comp.violations,
         overrides=comp.overrides,
         warnings=comp.warnings,
+        pump=pump,
+        no_library=no_library,
     )
     _log(log, result)
     return result
@@ -176,6 +198,8 @@ def _log(log: Any, result: CheckResult) -> None:
         "program_checked",
         exit_code=result.exit_code,
         library_version=result.library_version,
+        pump_model=result.pump.model if result.pump else None,
+        no_library=result.no_library,
         program_hash=result.plan.program_hash if result.plan else None,
     )
 
@@ -193,67 +217,133 @@ def _num(value: float | None, fmt: str = ".3f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _exact(value: float | None) -> str:
+    """A volume or rate as the pump is sent it: at least 3 decimals, more when it has them
+    (12.4775 must not print as 12.478), never rounded."""
+    if value is None:
+        return "-"
+    text = f"{value:.9f}".rstrip("0")
+    whole, _, decimals = text.partition(".")
+    return f"{whole}.{decimals.ljust(3, '0')}"
+
+
+def _wire(result: CheckResult) -> WireQuantizer | None:
+    """The pump's quantizer for the plan's container, when it can name its commands."""
+    if result.pump is None or result.plan is None:
+        return None
+    c = result.plan.container
+    try:
+        q = result.pump.quantizer(inner_diameter_mm=c.inner_diameter_mm, ml_per_rev=c.ml_per_rev)
+    except ValueError:
+        return None
+    return q if isinstance(q, WireQuantizer) else None
+
+
+def _commands(result: CheckResult) -> dict[str, str]:
+    """Phase -> the commands the pump is sent for it (rate, then target)."""
+    q = _wire(result)
+    if q is None or result.plan is None:
+        return {}
+    out: dict[str, str] = {}
+    for seg in result.plan.segments:
+        try:
+            out[seg.phase.value] = (
+                f"{q.wire_rate(seg.rate_ml_per_h)}; {q.wire_volume(seg.volume_ml)}"
+            )
+        except ValueError:
+            out[seg.phase.value] = "(not representable)"
+    return out
+
+
+def _header(result: CheckResult, plan: Plan) -> list[str]:
+    c = plan.container
+    container = (
+        f"syringe {c.capacity_ml:g} mL, ID {c.inner_diameter_mm:g} mm"
+        if c.inner_diameter_mm is not None and c.capacity_ml is not None
+        else f"tubing {c.ml_per_rev:g} mL/rev"
+    )
+    if c.changes_allowed:
+        container += ", changes allowed"
+    if result.pump is not None:
+        pump = (
+            f"pump     {result.pump.model} ({result.pump.name}): every volume and rate below is "
+            "exactly what the pump is sent"
+        )
+    else:
+        pump = "pump     none named: 0.001 mL and mL/h steps (--model M: the pump's own, checked)"
+    lines = [
+        f"program  {plan.program}  (sha256 {plan.program_hash[:12]})",
+        f"drug     {plan.drug} {plan.concentration_mg_per_ml:g} mg/mL   "
+        f"patient {plan.weight_kg:g} kg {plan.care_area}   {container}",
+        f"library  {plan.library_version or 'none'}  {plan.library_entry or '(no entry)'}",
+        pump,
+    ]
+    if result.no_library:
+        lines.append("!!! NO DRUG LIBRARY (--no-library): no dose limit was checked !!!")
+    return lines
+
+
+def _segment_rows(result: CheckResult, plan: Plan) -> list[str]:
+    commands = _commands(result)
+    lines = [
+        f"{'phase':<12} {'dose rate':>22} {'mL/h':>10} {'volume mL':>10} "
+        f"{'duration':>14} {'drug mg':>9}" + ("  pump commands" if commands else "")
+    ]
+    total_s = 0.0
+    open_ended = False
+    for s in plan.segments:
+        dose = (
+            f"{s.dose_rate:.4g} {s.dose_rate_unit}"
+            if s.dose_rate is not None and s.dose_rate_unit
+            else ""
+        )
+        extra = f"  ({s.dose:.4g} {s.dose_unit})" if s.dose is not None else ""
+        sent = f"  {commands[s.phase.value]}" if s.phase.value in commands else ""
+        lines.append(
+            f"{s.phase.value:<12} {dose:>22} {_exact(s.rate_ml_per_h):>10} "
+            f"{_exact(s.volume_ml):>10} {_hms(s.duration_s):>14} {_num(s.drug_mg):>9}"
+            f"{sent}{extra}"
+        )
+        if s.duration_s is None:
+            open_ended = True
+        else:
+            total_s += s.duration_s
+    lines.append(
+        f"{'total':<12} {'':>22} {'':>10} {_exact(plan.total_volume_ml):>10} "
+        f"{_hms(None if open_ended else total_s):>14} {_num(plan.total_drug_mg):>9}"
+        "  (drug mg: to the patient, prime excluded)"
+    )
+    return lines
+
+
+def _limit_rows(plan: Plan) -> list[str]:
+    lines: list[str] = []
+    t = plan.titration
+    start = next((s.rate_ml_per_h for s in plan.segments if s.phase == "maintenance"), None)
+    if t is not None and start is not None and t.max_rate_ml_per_h <= start:
+        lines.append("titration  increases refused (decreases always allowed)")
+    elif t is not None:
+        unit = t.dose_rate_unit or "mL/h"
+        f = t.ml_per_h_per_dose_unit or 1.0
+        lines.append(
+            f"titration  step <= {t.max_step_ml_per_h:g} mL/h ({t.max_step_ml_per_h / f:.4g} "
+            f"{unit}), every >= {t.min_interval_s / 60:g} min, up to "
+            f"{t.max_rate_ml_per_h:g} mL/h ({t.max_rate_ml_per_h / f:.4g} {unit})"
+        )
+    r = plan.rolling_limits
+    if r is not None:
+        lines.append(
+            f"rolling    hard maxima  1 h {_num(r.max_1h_ml, 'g')} mL, "
+            f"4 h {_num(r.max_4h_ml, 'g')} mL, 24 h {_num(r.max_24h_ml, 'g')} mL"
+        )
+    return lines
+
+
 def _render(result: CheckResult) -> str:
     lines: list[str] = []
     plan = result.plan
     if plan is not None:
-        c = plan.container
-        container = (
-            f"syringe {c.capacity_ml:g} mL, ID {c.inner_diameter_mm:g} mm"
-            if c.inner_diameter_mm is not None and c.capacity_ml is not None
-            else f"tubing {c.ml_per_rev:g} mL/rev"
-        )
-        if c.changes_allowed:
-            container += ", changes allowed"
-        lines += [
-            f"program  {plan.program}  (sha256 {plan.program_hash[:12]})",
-            f"drug     {plan.drug} {plan.concentration_mg_per_ml:g} mg/mL   "
-            f"patient {plan.weight_kg:g} kg {plan.care_area}   {container}",
-            f"library  {plan.library_version or 'none'}  {plan.library_entry or '(no entry)'}",
-            "",
-            f"{'phase':<12} {'dose rate':>22} {'mL/h':>10} {'volume mL':>10} "
-            f"{'duration':>14} {'drug mg':>9}",
-        ]
-        total_s = 0.0
-        open_ended = False
-        for s in plan.segments:
-            dose = (
-                f"{s.dose_rate:.4g} {s.dose_rate_unit}"
-                if s.dose_rate is not None and s.dose_rate_unit
-                else ""
-            )
-            extra = f"  ({s.dose:.4g} {s.dose_unit})" if s.dose is not None else ""
-            lines.append(
-                f"{s.phase.value:<12} {dose:>22} {s.rate_ml_per_h:>10.3f} "
-                f"{_num(s.volume_ml):>10} {_hms(s.duration_s):>14} {_num(s.drug_mg):>9}{extra}"
-            )
-            if s.duration_s is None:
-                open_ended = True
-            else:
-                total_s += s.duration_s
-        lines.append(
-            f"{'total':<12} {'':>22} {'':>10} {_num(plan.total_volume_ml):>10} "
-            f"{_hms(None if open_ended else total_s):>14} {_num(plan.total_drug_mg):>9}"
-            "  (drug mg: to the patient, prime excluded)"
-        )
-        t = plan.titration
-        start = next((s.rate_ml_per_h for s in plan.segments if s.phase == "maintenance"), None)
-        if t is not None and start is not None and t.max_rate_ml_per_h <= start:
-            lines.append("titration  increases refused (decreases always allowed)")
-        elif t is not None:
-            unit = t.dose_rate_unit or "mL/h"
-            f = t.ml_per_h_per_dose_unit or 1.0
-            lines.append(
-                f"titration  step <= {t.max_step_ml_per_h:g} mL/h ({t.max_step_ml_per_h / f:.4g} "
-                f"{unit}), every >= {t.min_interval_s / 60:g} min, up to "
-                f"{t.max_rate_ml_per_h:g} mL/h ({t.max_rate_ml_per_h / f:.4g} {unit})"
-            )
-        r = plan.rolling_limits
-        if r is not None:
-            lines.append(
-                f"rolling    hard maxima  1 h {_num(r.max_1h_ml, 'g')} mL, "
-                f"4 h {_num(r.max_4h_ml, 'g')} mL, 24 h {_num(r.max_24h_ml, 'g')} mL"
-            )
+        lines += [*_header(result, plan), "", *_segment_rows(result, plan), *_limit_rows(plan)]
     for w in result.warnings:
         lines.append(f"warning    {w}")
     for o in result.overrides:

@@ -34,6 +34,12 @@ class RollingTotals:
                 return window_s, in_window, max_ml
         return None
 
+    def seed(self, samples: list[tuple[float, float]]) -> None:
+        """Earlier (time, cumulative total) samples, oldest first: what a run inherits from the
+        runs before it, so a restart cannot reset a window. Excesses are reported by `add`."""
+        for now_s, total_ml in samples:
+            self.add(now_s, total_ml)
+
     def in_window_ml(self, window_s: float) -> float:
         """Delivered in the last `window_s` as of the latest sample (0 before any sample)."""
         samples = self._samples.get(window_s)

@@ -123,7 +123,8 @@ _SPECS: dict[Kind, _KindSpec] = {
     Kind.VOLUME: _KindSpec(
         _VOLUME, _NONE, "mL", "a volume such as '56 mL'", "mL, uL (µL) or L", 1e5
     ),
-    Kind.LENGTH: _KindSpec(_LENGTH, _NONE, "mm", "a length such as '26.7 mm'", "mm", 1000.0),
+    # generous ceilings: a pump's own ranges (check --model) name the physical limits better
+    Kind.LENGTH: _KindSpec(_LENGTH, _NONE, "mm", "a length such as '26.7 mm'", "mm", 1e4),
     Kind.TIME: _KindSpec(
         _TIME, _NONE, "s", "a duration such as '10 min', '4 h' or '2 d'", _TIMES, 366 * 86400.0
     ),

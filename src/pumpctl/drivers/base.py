@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pumpctl.families.quantize import FixedStepQuantizer, Quantizer
 from pumpctl.log import get_logger
 
 if TYPE_CHECKING:
@@ -224,6 +225,15 @@ class PumpDriver(ABC):
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
 
+    @property
+    def quantizer(self) -> Quantizer:
+        """What this pump is actually sent for the configured container: the family's
+        quantizer (`pumpctl.families`), which `set_rate` and `set_target_volume` floor with.
+        This default, for drivers without one, is fixed steps of the capabilities'
+        resolutions."""
+        caps = self.capabilities
+        return FixedStepQuantizer(caps.volume_resolution_ml, caps.rate_resolution_ml_per_h)
+
     @abstractmethod
     async def identify(self) -> PumpIdentity: ...
 
@@ -236,12 +246,18 @@ class PumpDriver(ABC):
         raise UnsupportedError(f"{self.family} has no tubing calibration")
 
     @abstractmethod
-    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
-        """Set the pumping rate; allowed while running (titration)."""
+    async def set_rate(
+        self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE
+    ) -> float:
+        """Set the pumping rate; allowed while running (titration). Returns the rate actually
+        sent, mL/h: the request rounded DOWN by `quantizer` (exactly the request when the
+        quantizer leaves it unchanged, never above it)."""
 
     @abstractmethod
-    async def set_target_volume(self, volume_ml: float | None) -> None:
-        """Volume after which the pump stops by itself; None = run until stopped."""
+    async def set_target_volume(self, volume_ml: float | None) -> float | None:
+        """Volume after which the pump stops by itself; None = run until stopped. Returns the
+        target actually sent, mL (rounded DOWN by `quantizer`, never above the request), or
+        None for a continuous run."""
 
     @abstractmethod
     async def start(self) -> None: ...

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pumpctl.drivers.base import (
     AlarmReason,
@@ -35,9 +35,8 @@ from pumpctl.drivers.base import (
 )
 from pumpctl.drivers.harvard_common import HarvardDriver, check_address
 from pumpctl.drivers.transport import Transport
-
-if TYPE_CHECKING:
-    from pumpctl.dosing.plan import ContainerSpec
+from pumpctl.families.harvard_elite import SPEC, EliteQuantizer, floor_text
+from pumpctl.families.quantize import NotRepresentable
 
 __all__ = [
     "ERRORS",
@@ -180,7 +179,8 @@ _SIGNIFICANT = 6
 
 
 def _format(value: float) -> str:
-    """Up to 6 significant digits, plain notation, no trailing zeros."""
+    """Up to 6 significant digits, to the nearest, plain notation, no trailing zeros: for the
+    diameter, which is not a dose (volumes and rates are rounded down, `format_rate`)."""
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"value must be finite and > 0, got {value}")
     exact = Decimal(repr(float(value)))
@@ -190,17 +190,14 @@ def _format(value: float) -> str:
 
 
 def format_rate(rate_ml_per_h: float) -> str:
-    """`7 ml/hr`; below 1 mL/h in `ul/hr` so 6 significant digits keep their precision."""
-    if rate_ml_per_h >= 1:
-        return f"{_format(rate_ml_per_h)} ml/hr"
-    return f"{_format(rate_ml_per_h * 1000)} ul/hr"
+    """`7 ml/hr`; below 1 mL/h in `ul/hr` so 6 significant digits keep their precision; rounded
+    down (the family's quantizer). ValueError for values <= 0 or not finite."""
+    return floor_text(rate_ml_per_h, "ml/hr", "ul/hr").text
 
 
 def format_volume(volume_ml: float) -> str:
-    """`28 ml`; below 1 mL in `ul`."""
-    if volume_ml >= 1:
-        return f"{_format(volume_ml)} ml"
-    return f"{_format(volume_ml * 1000)} ul"
+    """`28 ml`; below 1 mL in `ul`; rounded down (the family's quantizer)."""
+    return floor_text(volume_ml, "ml", "ul").text
 
 
 # --------------------------------------------------------------------------- capabilities
@@ -209,7 +206,7 @@ def format_volume(volume_ml: float) -> str:
 # the pump's own `irate lim` once a syringe is configured.
 NOMINAL_MIN_RATE_ML_PER_H = 1.28e-9 * 60
 NOMINAL_MAX_RATE_ML_PER_H = 88.28 * 60
-ACCURACY_PERCENT = 0.5
+ACCURACY_PERCENT = SPEC.accuracy_percent
 #: common syringe capacities, mL (`svolume` is raised to one of these to hold a target)
 STANDARD_SYRINGES_ML = (1.0, 3.0, 5.0, 10.0, 20.0, 30.0, 50.0, 60.0, 100.0, 140.0)
 #: volume counters and targets are exact to well below this (ivolume prints >= 4 digits)
@@ -237,9 +234,9 @@ class HarvardEliteDriver(HarvardDriver[EliteReply]):
       it exactly.
     """
 
-    family = "harvard-elite"
-    default_baudrate: ClassVar[int] = 115200
-    default_stopbits: ClassVar[float] = 1
+    family = SPEC.model
+    default_baudrate: ClassVar[int] = SPEC.line.baud
+    default_stopbits: ClassVar[float] = SPEC.line.stopbits
     #: `stp` is done unless the motor still runs (`>` or `<`)
     stop_command: ClassVar[str] = "stp"
     stopped_prompts: ClassVar[frozenset[str]] = frozenset({":", "*", "T*"})
@@ -295,9 +292,10 @@ class HarvardEliteDriver(HarvardDriver[EliteReply]):
             supports_pause=True,
         )
 
-    @classmethod
-    def volume_resolution_for(cls, container: ContainerSpec) -> float:
-        return VOLUME_RESOLUTION_ML
+    @property
+    def quantizer(self) -> EliteQuantizer:
+        """The family's rounding: 6 significant digits, the same for every syringe."""
+        return EliteQuantizer()
 
     async def identify(self) -> PumpIdentity:
         """`ver` -> e.g. `11 ELITE I/W Single 3.0.4`; `I/W` means the pump can withdraw."""
@@ -321,15 +319,23 @@ class HarvardEliteDriver(HarvardDriver[EliteReply]):
         await self._send(f"svolume {format_volume(capacity_ml)}")
         self.syringe_volume_ml = capacity_ml
 
-    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
-        """`irate` / `wrate` with text units; allowed while running. `start()` runs this way."""
+    async def set_rate(
+        self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE
+    ) -> float:
+        """`irate` / `wrate` with text units, rounded down; allowed while running. `start()`
+        runs this way. Returns the rate sent, mL/h."""
         if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
             raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
         if direction is Direction.WITHDRAW and not self._can_withdraw:
             raise UnsupportedError("this pump is infuse-only (ver lacks I/W)")
+        try:
+            setting = self.quantizer.rate_setting(rate_ml_per_h)
+        except NotRepresentable as exc:
+            raise UnsupportedError(str(exc)) from exc
         word = "irate" if direction is Direction.INFUSE else "wrate"
-        await self._send(f"{word} {format_rate(rate_ml_per_h)}")
+        await self._send(f"{word} {setting.text}")
         self._direction = direction
+        return setting.value_ml
 
     async def read_set_rate(self, direction: Direction = Direction.INFUSE) -> float:
         """`irate` / `wrate` query: the rate set, mL/h."""
@@ -337,18 +343,29 @@ class HarvardEliteDriver(HarvardDriver[EliteReply]):
         return parse_rate((await self._send(word, query=True, expect=parse_rate)).body)
 
     async def read_rate(self) -> float:
-        """`crate`: the rate the motor runs now, mL/h."""
-        return parse_rate((await self._send("crate", query=True, expect=parse_rate)).body)
+        """`crate`: the rate the motor runs now, mL/h. While moving the manual's reply names the
+        direction (`Infusing at 3 ml/min`, `Withdrawing at 0.5 ml/min`); idle, a bare rate."""
 
-    async def set_target_volume(self, volume_ml: float | None) -> None:
-        """`tvolume v ml` (counted on the infused volume since `cvolume`); None -> `ctvolume`."""
+        def parse(body: str) -> float:
+            return parse_rate(body.partition(" at ")[2] if " at " in body else body)
+
+        return parse((await self._send("crate", query=True, expect=parse)).body)
+
+    async def set_target_volume(self, volume_ml: float | None) -> float | None:
+        """`tvolume v ml` (counted on the infused volume since `cvolume`), rounded down;
+        None -> `ctvolume`. Returns the target sent, mL."""
         if volume_ml is None:
             await self._send("ctvolume")
-            return
+            return None
         if not math.isfinite(volume_ml) or volume_ml <= 0:
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
-        await self._ensure_syringe_holds(volume_ml)
-        await self._send(f"tvolume {format_volume(volume_ml)}")
+        try:
+            setting = self.quantizer.volume_setting(volume_ml)
+        except NotRepresentable as exc:
+            raise UnsupportedError(str(exc)) from exc
+        await self._ensure_syringe_holds(setting.value_ml)
+        await self._send(f"tvolume {setting.text}")
+        return setting.value_ml
 
     async def _ensure_syringe_holds(self, volume_ml: float) -> None:
         """The pump refuses a target above its syringe volume (`svolume`), which `diameter`

@@ -24,8 +24,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from pumpctl.drivers.base import (
     AlarmReason,
@@ -42,12 +41,22 @@ from pumpctl.drivers.base import (
 )
 from pumpctl.drivers.harvard_common import HarvardDriver, check_address
 from pumpctl.drivers.transport import Transport
-
-if TYPE_CHECKING:
-    from pumpctl.dosing.plan import ContainerSpec
+from pumpctl.families.harvard_legacy import (
+    NUMBER_WIDTH,
+    RATE_TOLERANCE,
+    SPEC,
+    LegacyQuantizer,
+    RateSetting,
+    RateUnit,
+    TargetSetting,
+    choose_rate_unit,
+)
+from pumpctl.families.quantize import NotRepresentable
+from pumpctl.families.spec import SyringeMotor
 
 __all__ = [
     "ERRORS",
+    "RATE_TOLERANCE",
     "HarvardLegacyDriver",
     "LegacyReply",
     "RateSetting",
@@ -65,7 +74,6 @@ __all__ = [
 ]
 
 CR, LF = 0x0D, 0x0A
-NUMBER_WIDTH = 5
 PROMPTS = frozenset(":><*/^")
 ERRORS = frozenset({"?", "NA", "OOR"})
 #: a reply longer than this without `address + prompt` is garbage, not a slow reply: the framer
@@ -159,7 +167,9 @@ def parse_version(text: str) -> tuple[str, str]:
 def format_number(value: float, width: int = NUMBER_WIDTH) -> str:
     """`value` in at most `width` characters (point included), as many decimals as fit, rounded
     to nearest (ties to even), trailing zeros dropped: 1.23456 -> "1.235", 12.345 -> "12.34",
-    99999 -> "99999". ValueError for negative, non-finite or too large values."""
+    99999 -> "99999". For the syringe diameter (`MMD`), which is not a dose; volumes and rates
+    are rounded down by the family's quantizer. ValueError for negative, non-finite or too
+    large values."""
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"Harvard numbers are finite and >= 0, got {value}")
     if value >= 10.0**width:
@@ -173,64 +183,12 @@ def format_number(value: float, width: int = NUMBER_WIDTH) -> str:
 
 
 def target_step_ml(volume_ml: float) -> float:
-    """Step of a 5-character value around `volume_ml`: 0.001 below 10, 0.01 below 100, ...,
-    1 from 1000 up."""
-    digits = max(1, len(str(int(volume_ml))))
-    return 10.0 ** min(0, digits - (NUMBER_WIDTH - 1))
+    """Step of a 5-character mL value around `volume_ml`: 0.001 below 10, 0.01 below 100, ...,
+    1 from 1000 up (the family quantizer's, for mL targets)."""
+    return LegacyQuantizer().volume_step_ml(volume_ml)
 
 
-class RateUnit(StrEnum):
-    """Rate-setting commands; `per_ml_per_h` is the unit's amount per mL/h."""
-
-    MLH = "MLH"
-    ULH = "ULH"
-    ULM = "ULM"
-    MLM = "MLM"
-
-    @property
-    def per_ml_per_h(self) -> float:
-        return {"MLH": 1.0, "ULH": 1000.0, "ULM": 1000 / 60, "MLM": 1 / 60}[self.value]
-
-    @property
-    def reply_text(self) -> str:
-        """How RAT names the unit."""
-        return {"MLH": "ml/h", "ULH": "ul/h", "ULM": "ul/m", "MLM": "ml/m"}[self.value]
-
-
-_UNIT_ORDER = (RateUnit.MLH, RateUnit.ULH, RateUnit.ULM, RateUnit.MLM)
 _UNITS_BY_TEXT = {u.reply_text: u for u in RateUnit}
-#: units within this relative error of the best count as equally precise
-RATE_TOLERANCE = 5e-5
-
-
-class RateSetting(NamedTuple):
-    unit: RateUnit
-    text: str
-    rate_ml_per_h: float  # what the pump will actually run
-
-    @property
-    def command(self) -> str:
-        return f"{self.unit.value}{self.text}"
-
-
-def choose_rate_unit(rate_ml_per_h: float) -> RateSetting:
-    """The unit (ULM/MLM/ULH/MLH) expressing `rate_ml_per_h` most precisely in 5 characters;
-    among equally precise ones the order MLH, ULH, ULM, MLM (the clinical unit first)."""
-    if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
-        raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
-    options: list[tuple[float, int, RateSetting]] = []
-    for order, unit in enumerate(_UNIT_ORDER):
-        try:
-            text = format_number(rate_ml_per_h * unit.per_ml_per_h)
-        except ValueError:
-            continue
-        actual = float(text) / unit.per_ml_per_h
-        if actual > 0:
-            options.append((abs(actual - rate_ml_per_h), order, RateSetting(unit, text, actual)))
-    if not options:
-        raise ValueError(f"{rate_ml_per_h} mL/h cannot be expressed in any Harvard rate unit")
-    tolerance = max(min(o[0] for o in options), rate_ml_per_h * RATE_TOLERANCE) * (1 + 1e-9)
-    return min((o for o in options if o[0] <= tolerance), key=lambda o: o[1])[2]
 
 
 def parse_rate(text: str) -> float:
@@ -270,12 +228,12 @@ def _area_mm2(inner_diameter_mm: float) -> float:
     return math.pi * inner_diameter_mm**2 / 4
 
 
-# Nominal Pump 11 Plus range (catalogue, not hardware-verified): 0.001 µL/h with a 10 µL syringe
-# (0.46 mm) to 26.5 mL/min with a 60 mL syringe (26.7 mm). Rate = plunger speed x bore area, so
-# these fix the plunger speed range; the pump answers OOR beyond its real limits.
-MIN_SPEED_MM_PER_H = 0.001 / _area_mm2(0.46)
-MAX_SPEED_MM_PER_H = 26.5 * 60_000 / _area_mm2(26.7)
-ACCURACY_PERCENT = 0.5
+_MOTOR = SPEC.motor
+assert isinstance(_MOTOR, SyringeMotor)
+# Rate = plunger speed x bore area: the catalogue's corner points fix the plunger speed range
+MIN_SPEED_MM_PER_H = _MOTOR.min_rate_ml_per_h * 1000 / _area_mm2(_MOTOR.min_rate_diameter_mm)
+MAX_SPEED_MM_PER_H = _MOTOR.max_rate_ml_per_h * 1000 / _area_mm2(_MOTOR.max_rate_diameter_mm)
+ACCURACY_PERCENT = SPEC.accuracy_percent
 #: instance volume resolution: the MLT step for targets below 100 mL (see `target_step_ml`)
 VOLUME_RESOLUTION_ML = 0.01
 
@@ -285,11 +243,6 @@ VOLUME_RESOLUTION_ML = 0.01
 
 def _vol(text: str) -> float:
     return parse_number(text, what="VOL reply")
-
-
-def _reached(remaining_ml: float) -> bool:
-    """Less than half an MLT step remains: the target counts as delivered."""
-    return remaining_ml < target_step_ml(max(remaining_ml, 0.0)) / 2
 
 
 class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
@@ -304,9 +257,10 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
     - Delivered volume: `VOL` is per run (RUN resets it), so the driver folds each run's volume
       into `carried_ml` before every RUN (and clears VOL with `CLV`); `read_delivered` returns
       `carried_ml + VOL` = volume since the last `clear_counters` (`CLV`, carried 0).
-    - Target: `MLT` (mL) counts per run, so on every RUN after volume was carried the driver
-      re-sends the remaining target (total - carried). A target that 5 characters cannot express
-      within `VOLUME_RESOLUTION_ML` (100 mL and above) raises `UnsupportedError`.
+    - Target: `MLT` (in the family's `target_volume_unit`; `VOL` reads in the same unit) counts
+      per run, so on every RUN after volume was carried the driver re-sends the remaining target
+      (total - carried). Targets are rounded down to 5 characters by the family's quantizer;
+      less than its smallest step remaining counts as reached.
     - Pause is emulated (the protocol has none): `pause()` = STP; `start()` resumes with the
       remaining target; while paused `read_status` says PAUSED. `supports_pause=True`.
     - Infusion only (`can_withdraw=False`): a Pump 11 can only toggle direction (REV) and cannot
@@ -314,9 +268,9 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
       reversed at once (REV) as host software does.
     """
 
-    family = "harvard-legacy"
-    default_baudrate: ClassVar[int] = 9600
-    default_stopbits: ClassVar[float] = 2
+    family = SPEC.model
+    default_baudrate: ClassVar[int] = SPEC.line.baud
+    default_stopbits: ClassVar[float] = SPEC.line.stopbits
     #: `STP` leaves `:`, or `*` on a running PHD2000 (not a stall there)
     stop_command: ClassVar[str] = "STP"
     stopped_prompts: ClassVar[frozenset[str]] = frozenset(":*")
@@ -364,12 +318,12 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
 
     @property
     def capabilities(self) -> Capabilities:
-        d = self._diameter_mm
+        low, high = SPEC.rate_range_ml_per_h(inner_diameter_mm=self._diameter_mm)
         return Capabilities(
             family=self.family,
             can_withdraw=False,
-            min_rate_ml_per_h=MIN_SPEED_MM_PER_H * _area_mm2(d or 0.46) / 1000,
-            max_rate_ml_per_h=MAX_SPEED_MM_PER_H * _area_mm2(d or 26.7) / 1000,
+            min_rate_ml_per_h=low,
+            max_rate_ml_per_h=high,
             volume_resolution_ml=VOLUME_RESOLUTION_ML,
             rate_resolution_ml_per_h=1e-6,  # 0.001 µL/h in ULH
             accuracy_percent=ACCURACY_PERCENT,
@@ -378,13 +332,10 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
             supports_pause=True,
         )
 
-    @classmethod
-    def volume_resolution_for(cls, container: ContainerSpec) -> float:
-        """MLT step at the syringe's capacity (0.001 mL below 10 mL), else the instance's."""
-        capacity = container.capacity_ml
-        if capacity is None:
-            return VOLUME_RESOLUTION_ML
-        return min(VOLUME_RESOLUTION_ML, target_step_ml(capacity))
+    @property
+    def quantizer(self) -> LegacyQuantizer:
+        """The family's rounding (5-character numbers, `MLT` in `target_volume_unit`)."""
+        return LegacyQuantizer.for_container(SPEC, self._diameter_mm, None, variant=self.variant)
 
     async def identify(self) -> PumpIdentity:
         """`VER` -> e.g. `PUMP11V2.0` (model, firmware); `PHD` in the text marks a PHD2000."""
@@ -404,49 +355,68 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
         await self._send(f"MMD{text}")
         self._diameter_mm = float(text)
 
-    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
-        """`MLH|ULH|ULM|MLM value` in the most precise unit (`choose_rate_unit`); allowed while
-        running. A PHD2000 gets `DIR INF` once first."""
+    async def set_rate(
+        self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE
+    ) -> float:
+        """`MLH|ULH|ULM|MLM value` in the most precise unit, rounded down (the family's
+        `choose_rate_unit`); allowed while running. A PHD2000 gets `DIR INF` once first.
+        Returns the rate sent, mL/h."""
         if direction is not Direction.INFUSE:
             raise UnsupportedError("harvard-legacy driver infuses only (direction is a toggle)")
-        setting = choose_rate_unit(rate_ml_per_h)
+        if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
+            raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
+        try:
+            setting = self.quantizer.rate_setting(rate_ml_per_h)
+        except NotRepresentable as exc:
+            raise UnsupportedError(str(exc)) from exc
         if self.variant == "phd2000" and not self._direction_set:
             await self._send("DIR INF")
             self._direction_set = True
         await self._send(setting.command)
+        return setting.rate_ml_per_h
 
     async def read_rate(self) -> float:
         """`RAT` -> the rate in force, mL/h."""
         return parse_rate((await self._send("RAT", query=True, expect=parse_rate)).text)
 
-    async def set_target_volume(self, volume_ml: float | None) -> None:
+    async def set_target_volume(self, volume_ml: float | None) -> float | None:
         """Target volume since the last `clear_counters`: `MLT` with what remains of it in this
-        run; None -> `CLT`."""
+        run, rounded down; None -> `CLT`. Returns the target sent (carried volume included),
+        mL."""
         if volume_ml is None:
             await self._send("CLT")
             self._target_ml = None
-            return
+            return None
         if not math.isfinite(volume_ml) or volume_ml <= 0:
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
-        remaining = volume_ml - self.carried_ml
         if self.carried_ml <= 0:
-            await self._send(f"MLT{self._target_text(volume_ml)}")
-        elif not _reached(remaining):
-            await self._send(f"MLT{self._target_text(remaining)}")
+            sent = self._target(volume_ml)
+            await self._send(f"MLT{sent.text}")
+            self._target_ml = sent.volume_ml
+            return sent.volume_ml
         self._target_ml = volume_ml
+        remaining = self._remaining()
+        if remaining is None:  # reached already: nothing to send, the pump stays stopped
+            return min(volume_ml, self.carried_ml)
+        await self._send(f"MLT{remaining.text}")
+        self._target_ml = self.carried_ml + remaining.volume_ml
+        return self._target_ml
 
-    @staticmethod
-    def _target_text(volume_ml: float) -> str:
+    def _target(self, volume_ml: float) -> TargetSetting:
         try:
-            text = format_number(volume_ml)
-        except ValueError as exc:
-            raise UnsupportedError(f"{volume_ml} mL does not fit a 5-character MLT") from exc
-        if abs(float(text) - volume_ml) > VOLUME_RESOLUTION_ML / 2 + 1e-12 or float(text) == 0:
-            raise UnsupportedError(
-                f"{volume_ml} mL cannot be set as a target within {VOLUME_RESOLUTION_ML} mL "
-                f"(5 characters give {text})"
-            )
-        return text
+            return self.quantizer.target_setting(volume_ml)
+        except NotRepresentable as exc:
+            raise UnsupportedError(str(exc)) from exc
+
+    def _remaining(self) -> TargetSetting | None:
+        """What remains of the target this run, as sent; None when less than the smallest
+        step remains (the target counts as reached)."""
+        if self._target_ml is None or self._target_ml <= self.carried_ml:
+            return None
+        try:
+            return self.quantizer.target_setting(self._target_ml - self.carried_ml)
+        except NotRepresentable:
+            return None
 
     async def start(self) -> None:
         """Start or resume: `VOL` (fold this run's volume into `carried_ml`), `CLV` if it was not
@@ -456,17 +426,17 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
         if reply.prompt in "><":
             self.log.info("pump.start_already_running", prompt=reply.prompt)
             return
-        volume_ml = _vol(reply.text)
+        volume_ml = self._volume_ml(reply.text)
         if volume_ml > 0:
             await self._send("CLV")
             self.carried_ml += volume_ml
         if self._target_ml is not None and self.carried_ml > 0:
-            remaining = self._target_ml - self.carried_ml
-            if _reached(remaining):
+            remaining = self._remaining()
+            if remaining is None:
                 self.paused = False
                 self.log.info("pump.target_already_reached", carried_ml=self.carried_ml)
                 return
-            await self._send(f"MLT{self._target_text(remaining)}")
+            await self._send(f"MLT{remaining.text}")
         reply = await self._send("RUN")
         if reply.prompt == "<":
             self.log.warning("pump.reversing_refill", why="pump was set to refill")
@@ -496,8 +466,12 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
             reply.prompt, stopped_by_host=self._stopped_by_host, paused=self.paused, raw=reply.raw
         )
 
+    def _volume_ml(self, text: str) -> float:
+        """A `VOL` reply in mL (it counts in the `MLT` unit)."""
+        return _vol(text) * float(self.quantizer.target_unit_ml)
+
     def _delivered(self, reply: LegacyReply) -> DeliveredVolume:
-        return DeliveredVolume(infused_ml=self.carried_ml + _vol(reply.text))
+        return DeliveredVolume(infused_ml=self.carried_ml + self._volume_ml(reply.text))
 
     async def clear_counters(self) -> None:
         """`CLV`; the carried volume and an emulated pause end with it."""

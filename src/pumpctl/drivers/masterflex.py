@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, ClassVar, Literal
+from decimal import Decimal
+from typing import ClassVar, Literal
 
 from pumpctl.drivers.base import (
     Capabilities,
@@ -39,9 +39,16 @@ from pumpctl.drivers.base import (
     UnsupportedError,
 )
 from pumpctl.drivers.transport import Transport
-
-if TYPE_CHECKING:
-    from pumpctl.dosing.plan import ContainerSpec
+from pumpctl.families.masterflex import (
+    NOMINAL_ML_PER_REV,
+    REV_STEP,
+    RPM_STEP,
+    SPEC,
+    MasterflexQuantizer,
+)
+from pumpctl.families.numbers import floor_places
+from pumpctl.families.quantize import NotRepresentable
+from pumpctl.families.spec import RotorMotor
 
 __all__ = [
     "CALIBRATED_ACCURACY_PERCENT",
@@ -66,33 +73,16 @@ STX, CR, ENQ, ACK, NAK = 0x02, 0x0D, 0x05, 0x06, 0x15
 MIN_PUMP, MAX_PUMP = 1, 89
 #: a reply longer than this without CR is garbage, not a slow reply
 _MAX_REPLY = 64
-#: `V`/`C` count 0.01 rev (V at most 99999.99); `S` takes rpm with one decimal (manual table)
-REV_STEP, RPM_STEP = 0.01, 0.1
-
-# Nominal mL per revolution of Masterflex L/S precision tubing in a standard L/S pump head
-# (Masterflex L/S tubing selection charts, 600-rpm drives). NOMINAL values only: the real
-# figure varies with tubing material, pump head, wear and back pressure (±10-25 % between
-# heads and materials is typical), so calibrate before dosing (`calibrate`).
-NOMINAL_ML_PER_REV: dict[int, float] = {
-    13: 0.06,  # 0.8 mm ID
-    14: 0.21,  # 1.6 mm ID
-    16: 0.8,  # 3.1 mm ID
-    25: 1.7,  # 4.8 mm ID
-    17: 2.8,  # 6.4 mm ID
-    18: 3.8,  # 7.9 mm ID
-    15: 1.7,  # 4.8 mm ID, heavy wall
-    24: 2.8,  # 6.4 mm ID, heavy wall
-    35: 3.8,  # 7.9 mm ID, heavy wall
-    36: 4.8,  # 9.7 mm ID, heavy wall
-}
+_MOTOR = SPEC.motor
+assert isinstance(_MOTOR, RotorMotor)
 #: volumetric accuracy with a gravimetric calibration of this tubing on this head (typical for
 #: calibrated peristaltic dosing: the drive's speed error is far smaller than the tubing's)
-CALIBRATED_ACCURACY_PERCENT = 2.0
+CALIBRATED_ACCURACY_PERCENT = SPEC.accuracy_percent
 #: with a nominal table value (typical head-to-head and material variance; not for dosing)
-NOMINAL_ACCURACY_PERCENT = 10.0
+NOMINAL_ACCURACY_PERCENT = SPEC.nominal_accuracy_percent or 10.0
 #: typical speed range of the 600-rpm L/S computer-compatible drives; the 100-rpm models
 #: (e.g. 07523-90) need `max_rpm=100`
-DEFAULT_MIN_RPM, DEFAULT_MAX_RPM = 1.0, 600.0
+DEFAULT_MIN_RPM, DEFAULT_MAX_RPM = _MOTOR.rpm
 
 # --------------------------------------------------------------------------- framing
 
@@ -161,25 +151,26 @@ def parse_reply(raw: bytes, *, address: int | None = None) -> MFReply:
 # --------------------------------------------------------------------------- numbers
 
 
-def _quantize(value: float, step: str) -> Decimal:
-    return Decimal(repr(float(value))).quantize(Decimal(step), rounding=ROUND_HALF_EVEN)
+def _floor(value: float, places: int) -> Decimal:
+    return floor_places(Decimal(repr(float(value))), places)
 
 
 def format_speed(rpm: float) -> str:
     """`S` argument in the manual's `S±nnn.n` form: sign (+ clockwise, - counter-clockwise),
-    3 digits, 1 decimal: `+130.0`. (`S±nnnn` is the integer form; 0.1 rpm resolution needs this
-    one, and a 7-character `+0130.0` is refused by the drive.)"""
-    if not math.isfinite(rpm) or abs(rpm) >= 999.95:
-        raise ValueError(f"speed must be finite and below 999.95 rpm, got {rpm}")
-    q = _quantize(abs(rpm), "0.1")
+    3 digits, 1 decimal, the magnitude rounded DOWN to 0.1 rpm: `+130.0`. (`S±nnnn` is the
+    integer form; 0.1 rpm resolution needs this one, and a 7-character `+0130.0` is refused by
+    the drive.)"""
+    if not math.isfinite(rpm) or abs(rpm) >= 1000:
+        raise ValueError(f"speed must be finite and below 1000 rpm, got {rpm}")
+    q = _floor(abs(rpm), 1)
     return f"{'-' if rpm < 0 and q else '+'}{q:05.1f}"
 
 
 def format_revolutions(revolutions: float) -> str:
-    """`V` argument: 5 digits, 2 decimals (`00012.35`), nearest 0.01 rev, ties to even."""
+    """`V` argument: 5 digits, 2 decimals (`00012.34`), rounded DOWN to 0.01 rev."""
     if not math.isfinite(revolutions) or revolutions < 0:
         raise ValueError(f"revolutions must be finite and >= 0, got {revolutions}")
-    q = _quantize(revolutions, "0.01")
+    q = _floor(revolutions, 2)
     if q > Decimal("99999.99"):
         raise ValueError(f"{revolutions} revolutions exceed the V maximum 99999.99")
     return f"{q:08.2f}"
@@ -261,12 +252,12 @@ class MasterflexDriver(PumpDriver):
     drive's `G` restarts the preset or continues the remainder).
     """
 
-    family = "masterflex-ls"
-    default_baudrate: ClassVar[int] = 4800
-    default_address: ClassVar[int] = 1  # pump numbers run 01-89
-    default_bytesize: ClassVar[int] = 7
-    default_parity: ClassVar[str] = "O"
-    default_stopbits: ClassVar[float] = 1
+    family = SPEC.model
+    default_baudrate: ClassVar[int] = SPEC.line.baud
+    default_address: ClassVar[int] = SPEC.addresses.default  # pump numbers run 01-89
+    default_bytesize: ClassVar[int] = SPEC.line.bytesize
+    default_parity: ClassVar[str] = SPEC.line.parity
+    default_stopbits: ClassVar[float] = SPEC.line.stopbits
 
     def __init__(
         self,
@@ -459,11 +450,11 @@ class MasterflexDriver(PumpDriver):
             container="tubing",
         )
 
-    @classmethod
-    def volume_resolution_for(cls, container: ContainerSpec) -> float:
-        """0.01 revolution of this tubing, mL."""
-        ml_per_rev = container.ml_per_rev or min(NOMINAL_ML_PER_REV.values())
-        return REV_STEP * ml_per_rev
+    @property
+    def quantizer(self) -> MasterflexQuantizer:
+        """The family's rounding for the tubing calibration (before one: the finest nominal
+        tubing, so nothing is rounded coarser than the pump can do)."""
+        return MasterflexQuantizer(self.ml_per_rev or min(NOMINAL_ML_PER_REV.values()))
 
     async def identify(self) -> PumpIdentity:
         """`I` (the protocol has no model or firmware query): proves the drive answers."""
@@ -473,15 +464,21 @@ class MasterflexDriver(PumpDriver):
     async def configure_syringe(self, inner_diameter_mm: float) -> None:
         raise UnsupportedError("a peristaltic drive has no syringe: use configure_tubing")
 
-    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
-        """`S±rpm` (rpm = rate / 60 / mL per rev, nearest 0.1 rpm; + = clockwise = infuse by
-        default); allowed while running. A direction change first banks the revolutions counted
-        so far (`C`) to the old direction."""
+    async def set_rate(
+        self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE
+    ) -> float:
+        """`S±rpm` (rpm = rate / 60 / mL per rev, rounded down to 0.1 rpm; + = clockwise =
+        infuse by default); allowed while running. A direction change first banks the
+        revolutions counted so far (`C`) to the old direction. Returns the rate sent, mL/h."""
         if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
             raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
         ml_per_rev = self._require_calibration()
         rpm = rate_ml_per_h / 60 / ml_per_rev
-        if not self.min_rpm <= rpm <= self.max_rpm:
+        try:
+            speed = self.quantizer.speed(rate_ml_per_h)
+        except NotRepresentable:
+            speed = None
+        if speed is None or not self.min_rpm <= speed.rpm <= self.max_rpm:
             raise UnsupportedError(
                 f"{rate_ml_per_h} mL/h is {rpm:.3g} rpm with {ml_per_rev} mL/rev, outside the "
                 f"drive's {self.min_rpm:g}..{self.max_rpm:g} rpm"
@@ -491,30 +488,30 @@ class MasterflexDriver(PumpDriver):
             self._banked_rev[self._direction] += counted - self._baseline_rev
             self._baseline_rev = counted
         clockwise = (direction is Direction.INFUSE) == self.infuse_clockwise
-        text = format_speed(rpm if clockwise else -rpm)
+        text = f"{'+' if clockwise else '-'}{speed.rpm_text}"
         await self._command(f"S{text}")
         self._direction = direction
-        self.rate_ml_per_h_sent = abs(float(text)) * 60 * ml_per_rev
+        self.rate_ml_per_h_sent = speed.rate_ml_per_h
         self.log.info("pump.rate", rpm=text, rate_ml_per_h=self.rate_ml_per_h_sent)
+        return speed.rate_ml_per_h
 
-    async def set_target_volume(self, volume_ml: float | None) -> None:
-        """`V` revolutions (volume / mL per rev, nearest 0.01 rev); None = run continuously
-        (`G0` at start, nothing sent now)."""
+    async def set_target_volume(self, volume_ml: float | None) -> float | None:
+        """`V` revolutions (volume / mL per rev, rounded down to 0.01 rev); None = run
+        continuously (`G0` at start, nothing sent now). Returns the volume sent, mL."""
         if volume_ml is None:
             self._target_rev = None
-            return
+            return None
         if not math.isfinite(volume_ml) or volume_ml <= 0:
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
-        revolutions = volume_ml / self._require_calibration()
+        self._require_calibration()
         try:
-            text = format_revolutions(revolutions)
-        except ValueError as exc:
-            raise UnsupportedError(f"{volume_ml} mL is {revolutions:g} revolutions: {exc}") from exc
-        if float(text) == 0:
-            raise UnsupportedError(f"{volume_ml} mL rounds to 0 revolutions")
-        await self._command(f"V{text}")
-        self._target_rev = self._armed_rev = float(text)
+            setting = self.quantizer.revolutions(volume_ml)
+        except NotRepresentable as exc:
+            raise UnsupportedError(str(exc)) from exc
+        await self._command(f"V{setting.text}")
+        self._target_rev = self._armed_rev = setting.revolutions
         self._paused = False
+        return setting.volume_ml
 
     async def start(self) -> None:
         """Target: `G`, after `V` unless that exact preset is still armed (a resume re-sends what

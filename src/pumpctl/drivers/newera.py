@@ -18,9 +18,7 @@ import binascii
 import math
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
-from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple
+from typing import ClassVar, Literal
 
 from pumpctl.drivers.base import (
     AlarmReason,
@@ -39,11 +37,22 @@ from pumpctl.drivers.base import (
     UnsupportedError,
 )
 from pumpctl.drivers.transport import Transport
-
-if TYPE_CHECKING:
-    from pumpctl.dosing.plan import ContainerSpec
+from pumpctl.families.newera import (
+    RATE_TOLERANCE,
+    SPEC,
+    NEQuantizer,
+    RateSetting,
+    RateUnit,
+    choose_rate_unit,
+    encode_rate,
+    format_number,
+    volume_unit_for_diameter,
+)
+from pumpctl.families.quantize import NotRepresentable
+from pumpctl.families.spec import SyringeMotor
 
 __all__ = [
+    "RATE_TOLERANCE",
     "NE1000Driver",
     "NEReply",
     "RateSetting",
@@ -249,117 +258,26 @@ def parse_dispensed(data: str) -> DeliveredVolume:
 
 
 # --------------------------------------------------------------------------- numbers
+# The number format, rate units and volume units are the family's (`pumpctl.families.newera`,
+# which `check` and the plan use too): one owner of "what number is this pump sent".
 
-
-def format_number(value: float) -> str:
-    """A value in the manual's number format: at most 4 digits plus a point, at most 3 decimals.
-
-    Rounding: to the nearest representable value (ties to even), keeping as many decimals as the
-    4 digits allow, so the result is never more than half a step in its last place from `value`
-    (e.g. 1.2345 -> "1.234", 123.456 -> "123.5", 9.9996 -> "10"). Trailing zeros are dropped.
-    Raises ValueError for negative or non-finite values and for values of 9999.5 and above.
-    """
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"NE numbers are finite and >= 0, got {value}")
-    if value >= 9999.5:
-        raise ValueError(f"{value} does not fit the NE number format (max 9999)")
-    exact = Decimal(repr(float(value)))
-    for decimals in (3, 2, 1, 0):
-        rounded = exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
-        if rounded < Decimal(10) ** (4 - decimals):
-            text = format(rounded, "f")
-            return text.rstrip("0").rstrip(".") if "." in text else text
-    raise ValueError(f"{value} does not fit the NE number format (max 9999)")
-
-
-class RateUnit(StrEnum):
-    """Rate units of `RAT`; the value is the unit's amount per mL/h."""
-
-    UM = "UM"  # µL/min
-    MM = "MM"  # mL/min
-    UH = "UH"  # µL/h
-    MH = "MH"  # mL/h
-
-    @property
-    def per_ml_per_h(self) -> float:
-        return {"UM": 1000 / 60, "MM": 1 / 60, "UH": 1000.0, "MH": 1.0}[self.value]
-
-
-#: preference among equally precise units: the usual clinical unit first
-_UNIT_ORDER = (RateUnit.MH, RateUnit.UH, RateUnit.UM, RateUnit.MM)
-#: a unit within this relative error of the request counts as precise (half of the last step of a
-#: 4-digit number at its coarsest, 1000: 0.5/1000)
-RATE_TOLERANCE = 5e-4
 #: while running the unit is fixed; refuse a rate the fixed unit misses by more than this
 RUNNING_RATE_TOLERANCE = 5e-3
-
-
-class RateSetting(NamedTuple):
-    unit: RateUnit
-    text: str  # the number as sent
-    rate_ml_per_h: float  # what the pump will actually run
-
-
-def encode_rate(rate_ml_per_h: float, unit: RateUnit) -> RateSetting:
-    """`rate_ml_per_h` in `unit`, formatted (see `format_number` for the rounding)."""
-    text = format_number(rate_ml_per_h * unit.per_ml_per_h)
-    return RateSetting(unit, text, float(text) / unit.per_ml_per_h)
-
-
-def _fits(rate_ml_per_h: float, unit: RateUnit) -> bool:
-    try:
-        encode_rate(rate_ml_per_h, unit)
-    except ValueError:
-        return False
-    return True
-
-
-def choose_rate_unit(
-    rate_ml_per_h: float, *, max_rate_ml_per_h: float | None = None
-) -> RateSetting:
-    """The unit that expresses `rate_ml_per_h` most precisely in the 4-digit format.
-
-    Units within `RATE_TOLERANCE` (0.05 %) of the best are equally good; among them one that can
-    also express `max_rate_ml_per_h` wins, so the rate can later be raised while running (units
-    cannot change then), then the smallest error, then the order MH, UH, UM, MM. The rate sent is
-    the nearest representable value in that unit (never more than half a step off).
-    """
-    if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
-        raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
-    options: list[tuple[bool, float, int, RateSetting]] = []
-    for order, unit in enumerate(_UNIT_ORDER):
-        try:
-            setting = encode_rate(rate_ml_per_h, unit)
-        except ValueError:
-            continue
-        if setting.rate_ml_per_h <= 0:
-            continue
-        covers = max_rate_ml_per_h is None or _fits(max_rate_ml_per_h, unit)
-        options.append((not covers, abs(setting.rate_ml_per_h - rate_ml_per_h), order, setting))
-    if not options:
-        raise ValueError(f"{rate_ml_per_h} mL/h cannot be expressed in any NE rate unit")
-    tolerance = max(min(o[1] for o in options), rate_ml_per_h * RATE_TOLERANCE) * (1 + 1e-9)
-    return min(o for o in options if o[1] <= tolerance)[3]
-
-
-def volume_unit_for_diameter(inner_diameter_mm: float) -> Literal["UL", "ML"]:
-    """Volume units follow the syringe: <= 14.00 mm µL, above mL (manual, `DIA`)."""
-    return "UL" if Decimal(format_number(inner_diameter_mm)) <= 14 else "ML"
 
 
 # --------------------------------------------------------------------------- capabilities
 
 
-# NE-1000 spec sheet corner points: 0.73 µL/h with a B-D 1 mL syringe (4.699 mm) and 1699 mL/h
-# with a B-D 60 mL syringe (26.59 mm). Rate = plunger speed x bore area, so these fix the
-# plunger speed range; the rate range of any other syringe follows from its diameter.
 def _area_mm2(inner_diameter_mm: float) -> float:
     return math.pi * inner_diameter_mm**2 / 4
 
 
-MIN_SPEED_MM_PER_H = 0.73 / _area_mm2(4.699)  # µL/h = mm³/h
-MAX_SPEED_MM_PER_H = 1_699_000 / _area_mm2(26.59)
-ACCURACY_PERCENT = 1.0  # spec sheet: ±1 % (syringe-dependent)
+_MOTOR = SPEC.motor
+assert isinstance(_MOTOR, SyringeMotor)
+# Rate = plunger speed x bore area: the spec sheet's corner points fix the plunger speed range
+MIN_SPEED_MM_PER_H = _MOTOR.min_rate_ml_per_h * 1000 / _area_mm2(_MOTOR.min_rate_diameter_mm)
+MAX_SPEED_MM_PER_H = _MOTOR.max_rate_ml_per_h * 1000 / _area_mm2(_MOTOR.max_rate_diameter_mm)
+ACCURACY_PERCENT = SPEC.accuracy_percent
 
 
 # --------------------------------------------------------------------------- driver
@@ -377,9 +295,9 @@ class NE1000Driver(PumpDriver):
     `RESET` after power-up: counters and program lost); it was acknowledged by that reply.
     """
 
-    family = "ne1000"
+    family = SPEC.model
     #: the manual's factory setting (nesp-lib assumes 9600: pass the pump's actual rate)
-    default_baudrate: ClassVar[int] = 19200
+    default_baudrate: ClassVar[int] = SPEC.line.baud
 
     def __init__(
         self, transport: Transport, *, address: int = 0, pump_id: str | None = None
@@ -473,9 +391,8 @@ class NE1000Driver(PumpDriver):
         range, 1 mL to 60 mL syringes); 4-digit rate numbers, so the finest rate step is
         0.001 µL/h; the volume counter shows 3 decimals of µL (<= 14 mm) or mL."""
         d = self._diameter_mm
-        min_rate = MIN_SPEED_MM_PER_H * _area_mm2(d or 4.699) / 1000
-        max_rate = MAX_SPEED_MM_PER_H * _area_mm2(d or 26.59) / 1000
-        volume_step = 1e-6 if d is not None and volume_unit_for_diameter(d) == "UL" else 1e-3
+        min_rate, max_rate = SPEC.rate_range_ml_per_h(inner_diameter_mm=d)
+        volume_step = self.quantizer.counter_resolution_ml
         return Capabilities(
             family=self.family,
             can_withdraw=True,
@@ -487,11 +404,10 @@ class NE1000Driver(PumpDriver):
             has_link_watchdog=True,
         )
 
-    @classmethod
-    def volume_resolution_for(cls, container: ContainerSpec) -> float:
-        """Volume step of the pump's counter for this syringe, mL (0.001 µL or 0.001 mL)."""
-        d = container.inner_diameter_mm
-        return 1e-6 if d is not None and volume_unit_for_diameter(d) == "UL" else 1e-3
+    @property
+    def quantizer(self) -> NEQuantizer:
+        """The family's rounding for the diameter set (`DIA`); before one, volumes in mL."""
+        return NEQuantizer.for_container(SPEC, self._diameter_mm, None)
 
     async def identify(self) -> PumpIdentity:
         """`VER` -> e.g. `NE1000V3.928` (model, firmware)."""
@@ -508,11 +424,14 @@ class NE1000Driver(PumpDriver):
         await self._send(f"DIA{text}")
         self._diameter_mm = float(text)
 
-    async def set_rate(self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE) -> None:
-        """`DIR` (when it changes) then `RAT`. Stopped: the unit is chosen afresh
-        (`choose_rate_unit`, keeping room for the syringe's maximum rate) and sent. Otherwise the
-        unit in force is kept and only the value is sent; a rate that unit cannot express within
-        0.5 % raises `UnsupportedError` (stop first)."""
+    async def set_rate(
+        self, rate_ml_per_h: float, direction: Direction = Direction.INFUSE
+    ) -> float:
+        """`DIR` (when it changes) then `RAT`; returns the rate sent, mL/h. Stopped: the unit is
+        chosen afresh by the family's quantizer (keeping room for the syringe's maximum rate)
+        and sent with the number, rounded down. Otherwise the unit in force is kept and only
+        the number is sent, rounded down in that unit; a rate it misses by more than 0.5 %
+        raises `UnsupportedError` (stop first)."""
         if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
             raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
         if direction is not self._direction:
@@ -521,23 +440,25 @@ class NE1000Driver(PumpDriver):
         if self._status is None:
             await self.read_status()
         if self._status == "S":
-            setting = choose_rate_unit(
-                rate_ml_per_h, max_rate_ml_per_h=self.capabilities.max_rate_ml_per_h
-            )
+            try:
+                setting = self.quantizer.rate_setting(rate_ml_per_h)
+            except NotRepresentable as exc:
+                raise UnsupportedError(str(exc)) from exc
             await self._send(f"RAT{setting.text}{setting.unit.value}")
             self._rate_unit = setting.unit
-            return
+            return setting.rate_ml_per_h
         unit = self._rate_unit or await self._query_rate_unit()
         try:
             setting = encode_rate(rate_ml_per_h, unit)
         except ValueError:
-            setting = RateSetting(unit, "", math.inf)
-        if abs(setting.rate_ml_per_h - rate_ml_per_h) > rate_ml_per_h * RUNNING_RATE_TOLERANCE:
+            setting = RateSetting(unit, "", 0.0)
+        if rate_ml_per_h - setting.rate_ml_per_h > rate_ml_per_h * RUNNING_RATE_TOLERANCE:
             raise UnsupportedError(
                 f"{rate_ml_per_h} mL/h cannot be set in {unit.value} while the pump runs "
                 "(units cannot change while running): stop first"
             )
         await self._send(f"RAT{setting.text}")
+        return setting.rate_ml_per_h
 
     async def _query_rate_unit(self) -> RateUnit:
         data = (await self._send("RAT", query=True)).data
@@ -547,12 +468,12 @@ class NE1000Driver(PumpDriver):
         self._rate_unit = RateUnit(m[2])
         return self._rate_unit
 
-    async def set_target_volume(self, volume_ml: float | None) -> None:
-        """`VOL UL|ML` then `VOL value` (units per the syringe diameter); None -> `VOL0`
-        (continuous). The value is rounded to the nearest 4-digit number (`format_number`)."""
+    async def set_target_volume(self, volume_ml: float | None) -> float | None:
+        """`VOL UL|ML` then `VOL value` (units per the syringe diameter), rounded down by the
+        family's quantizer; None -> `VOL0` (continuous). Returns the volume sent, mL."""
         if volume_ml is None:
             await self._send("VOL0")
-            return
+            return None
         if not math.isfinite(volume_ml) or volume_ml <= 0:
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
         if self._diameter_mm is None:
@@ -560,15 +481,13 @@ class NE1000Driver(PumpDriver):
             if re.fullmatch(_NUMBER, data) is None or float(data) <= 0:
                 raise ProtocolError(f"unexpected DIA reply {data!r}")
             self._diameter_mm = float(data)
-        unit = volume_unit_for_diameter(self._diameter_mm)
         try:
-            text = format_number(volume_ml * (1000 if unit == "UL" else 1))
-        except ValueError as exc:
-            raise UnsupportedError(f"{volume_ml} mL does not fit a {unit} target") from exc
-        if Decimal(text) == 0:
-            raise UnsupportedError(f"{volume_ml} mL rounds to 0 {unit}")
-        await self._send(f"VOL{unit}")
-        await self._send(f"VOL{text}")
+            setting = self.quantizer.volume_setting(volume_ml)
+        except NotRepresentable as exc:
+            raise UnsupportedError(str(exc)) from exc
+        await self._send(f"VOL{setting.unit}")
+        await self._send(f"VOL{setting.text}")
+        return setting.volume_ml
 
     async def start(self) -> None:
         """`RUN`: starts the program, or resumes it from pause (P)."""

@@ -1,42 +1,36 @@
 """Model name -> driver class, imported only when asked for.
 
-Built-in models live in `BUILTIN_DRIVERS` as `"module:Class"` strings so that listing models or
-parsing a command line never imports a driver (or `serial`). Third-party drivers register under
-the entry-point group `pumpctl.drivers` (name = model, value = `"module:Class"`); a built-in
-name wins over an entry point of the same name.
+A family's spec (`pumpctl.families`) names its driver as `"module:Class"`, so listing models or
+parsing a command line never imports a driver (or `serial`). Drivers without a family spec still
+register under the entry-point group `pumpctl.drivers` (name = model, value = `"module:Class"`);
+a family wins over such an entry point of the same name. Line settings and the factory address
+come from the spec, or from the driver class's `default_*` attributes when it has none.
 """
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from pumpctl.drivers.base import PumpDriver
+from pumpctl.families import FamilySpec, UnknownModel, family, import_target, models
 
 if TYPE_CHECKING:
     from pumpctl.clock import Clock
     from pumpctl.drivers.transport import SerialTransport
 
 __all__ = [
-    "BUILTIN_DRIVERS",
     "ENTRY_POINT_GROUP",
     "available_models",
     "default_address",
     "driver_class",
+    "family_spec",
     "open_transport",
 ]
 
 ENTRY_POINT_GROUP = "pumpctl.drivers"
 
-BUILTIN_DRIVERS: dict[str, str] = {
-    "ne1000": "pumpctl.drivers.newera:NE1000Driver",
-    "harvard-legacy": "pumpctl.drivers.harvard_legacy:HarvardLegacyDriver",
-    "harvard-elite": "pumpctl.drivers.harvard_elite:HarvardEliteDriver",
-    "masterflex-ls": "pumpctl.drivers.masterflex:MasterflexDriver",
-}
-
-#: baud rate a model ships with, when `open_transport` is not told one
+#: baud rate when neither a spec nor the driver class says (the NE-1000 manual's default)
 _DEFAULT_BAUDRATE = 19200
 
 
@@ -46,18 +40,24 @@ def _entry_point_targets() -> dict[str, str]:
 
 def available_models() -> list[str]:
     """Every model name `driver_class` accepts, sorted."""
-    return sorted(set(BUILTIN_DRIVERS) | set(_entry_point_targets()))
+    return sorted(set(models()) | set(_entry_point_targets()))
+
+
+def family_spec(model: str) -> FamilySpec | None:
+    """The family spec of `model`, or None for a driver registered without one."""
+    try:
+        return family(model)
+    except UnknownModel:
+        if model in _entry_point_targets():
+            return None
+        raise UnknownModel(model, available_models()) from None
 
 
 def driver_class(model: str) -> type[PumpDriver]:
-    """The driver class for `model`; `ValueError` naming the valid models if unknown."""
-    target = BUILTIN_DRIVERS.get(model) or _entry_point_targets().get(model)
-    if target is None:
-        raise ValueError(
-            f"unknown pump model {model!r}; valid models: {', '.join(available_models())}"
-        )
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name, None)
+    """The driver class for `model`; `UnknownModel` (a ValueError) naming the valid models."""
+    spec = family_spec(model)
+    target = spec.driver if spec is not None else _entry_point_targets()[model]
+    cls = import_target(target)
     if not (isinstance(cls, type) and issubclass(cls, PumpDriver)):
         raise TypeError(f"{target} (model {model!r}) is not a PumpDriver subclass")
     return cls
@@ -68,16 +68,27 @@ def open_transport(
 ) -> SerialTransport:
     """A (not yet opened) serial transport for `port`: a device path or a pyserial URL.
 
-    Without `baudrate`, the model's `default_baudrate` when it declares one, else 19200 (the
-    NE-1000 manual's default). The driver opens it (`async with driver`).
+    Line settings are the model's (its spec's `line`; Masterflex 4800 7O1, Harvard legacy 8N2),
+    `baudrate` overriding the baud. Without a model, 19200 8N1. The driver opens it
+    (`async with driver`).
     """
     from pumpctl.drivers.transport import SerialTransport
 
+    spec = family_spec(model) if model else None
+    if spec is not None:
+        line = spec.line
+        return SerialTransport(
+            port,
+            baudrate=baudrate or line.baud,
+            bytesize=line.bytesize,
+            parity=line.parity,
+            stopbits=line.stopbits,
+            clock=clock,
+        )
     cls = driver_class(model) if model else None
     if baudrate is None:
         declared = getattr(cls, "default_baudrate", None)
         baudrate = declared if isinstance(declared, int) else _DEFAULT_BAUDRATE
-    # line settings differ per family (Masterflex 7O1, Harvard legacy 8N2): the model declares them
     return SerialTransport(
         port,
         baudrate=baudrate,
@@ -90,4 +101,7 @@ def open_transport(
 
 def default_address(model: str) -> int:
     """The address a model's pumps answer to out of the box (Masterflex numbers start at 1)."""
+    spec = family_spec(model)
+    if spec is not None:
+        return spec.addresses.default
     return int(getattr(driver_class(model), "default_address", 0))

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["FixedStepQuantizer", "NotRepresentable", "Quantizer", "floor_to"]
+__all__ = ["FixedStepQuantizer", "NotRepresentable", "Quantizer", "WireQuantizer", "floor_to"]
 
 
 class NotRepresentable(ValueError):
@@ -28,7 +28,8 @@ class NotRepresentable(ValueError):
         self.unit = unit
         self.step = step
         super().__init__(
-            detail or f"{what} {value:g} {unit} cannot be expressed on this pump (step {step:g})"
+            detail
+            or f"{what} {value:g} {unit} cannot be expressed on this pump (step {step:g} {unit})"
         )
 
 
@@ -56,6 +57,20 @@ class Quantizer(Protocol):
 
     def rate_step_ml_per_h(self, rate_ml_per_h: float) -> float:
         """The pump's rate step near `rate_ml_per_h`, mL/h."""
+        ...
+
+
+@runtime_checkable
+class WireQuantizer(Quantizer, Protocol):
+    """A quantizer that can also say which commands its driver sends (`pumpctl check` shows
+    them: what it prints is what the pump is sent)."""
+
+    def wire_volume(self, volume_ml: float | None) -> str:
+        """The target-volume command(s) for `volume_ml` (None: a continuous run)."""
+        ...
+
+    def wire_rate(self, rate_ml_per_h: float) -> str:
+        """The rate command for `rate_ml_per_h` (with the pump stopped)."""
         ...
 
 

@@ -1,45 +1,55 @@
-"""Resuming an interrupted run from the journal and the pump's own counters (SR28, SR30).
+"""Continuing an interrupted run from the journal and the pump's own counters (SR16, SR28, SR30).
 
-A controller that died mid-infusion leaves a run whose journal status is still `running`. To carry
-on without ever delivering more than the plan, we rebuild what each phase has delivered:
+An interrupted run is one that ended short of completion and was not taken over since: a crash
+(its status is still `running`), an operator stop, Ctrl-C, or an alarm. It is never restarted
+from the top silently. A crashed run resumes by itself (that is what a restarted controller is
+for); a stopped or alarmed run resumes only when asked (`resume=True`, SR16), and starting the
+program anew instead needs a reason that is journaled on the run given up.
 
+What was delivered, per phase of the interrupted run's *own* plan (a resumed run's plan is what
+remained of the run before it, so chains of interruptions add up):
 - finished segments: the volume journaled at their end;
-- the segment that was running: the pump's own counter (it was cleared when the segment started
-  and the pump stops itself at the segment's target), never less than the last journaled
-  checkpoint;
+- the segment that was running: the pump's own counter (cleared when the segment started; the
+  pump stops itself at the segment's target), never less than the last journaled checkpoint;
 - if the pump was reset (power loss: it reports the reset alarm, or its counter is below what we
-  journaled), the counter is gone. We then assume the worst: the pump ran at the highest rate
-  journaled for that segment from the last checkpoint until now, capped at the segment's planned
-  volume. Over-estimating what was delivered can only under-dose, never double-dose.
+  journaled), the counter is gone: assume it ran at the highest rate journaled for that segment
+  from the last checkpoint until now, capped at the segment's plan. Over-estimating what was
+  delivered can only under-dose, never double-dose.
 
-What remains becomes a new plan: the running segment shortened by what it delivered, the later
-segments unchanged. A run interrupted longer ago than a limit needs explicit confirmation.
+What carries over besides the remaining plan (`Carryover`): the rate the operator last
+confirmed, a pause or a pending container change, the time of the last rate increase (SR09's
+interval), and the deliveries of the last 24 h (SR08's rolling windows count them).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from pumpctl.dosing.plan import Plan, SegmentPhase
+from pumpctl.dosing.plan import Plan, Segment, SegmentPhase
 from pumpctl.drivers.base import AlarmReason, PumpAlarm, PumpDriver, PumpError
-from pumpctl.infusion.journal import EventKind, Journal, JournalEvent, RunRecord, RunStatus
+from pumpctl.infusion.journal import Journal
+from pumpctl.infusion.replay import Held, RunFacts, replay_run
 
 __all__ = [
+    "DEFAULT_MAX_AGE_S",
+    "Carryover",
     "PumpReading",
     "ResumeDecision",
     "ResumeRefused",
-    "clock_per_wall",
-    "find_interrupted_run",
+    "latest_run",
     "plan_resume",
     "read_pump_after_restart",
+    "rolling_history",
 ]
 
 #: a run interrupted longer ago than this needs `--resume-stale` (the patient's state has moved on)
 DEFAULT_MAX_AGE_S = 15 * 60.0
+#: deliveries older than this no longer count towards any rolling window (the longest is 24 h)
+_HISTORY_S = 24 * 3600.0
 
 
 class ResumeRefused(Exception):
-    """Resuming would be unsafe without a person deciding (too old, plan changed...)."""
+    """Resuming (or starting anew) would be unsafe without a person deciding."""
 
 
 class PumpReading(BaseModel):
@@ -49,6 +59,19 @@ class PumpReading(BaseModel):
 
     counter_ml: float
     reset: bool  # reported a power-loss/reset alarm, or otherwise lost its program
+
+
+class Carryover(BaseModel):
+    """What a run inherits from the runs before it, besides its plan."""
+
+    model_config = ConfigDict(frozen=True)
+
+    held: Held | None = None
+    held_for_s: float = 0.0
+    last_increase_ago_s: float | None = None
+    #: (seconds ago, mL delivered by earlier runs up to then), oldest first
+    prior_deliveries: tuple[tuple[float, float], ...] = ()
+    prior_total_ml: float = 0.0
 
 
 class ResumeDecision(BaseModel):
@@ -63,33 +86,33 @@ class ResumeDecision(BaseModel):
     container_left_ml: float | None = None
     age_s: float
     notes: tuple[str, ...]
+    carryover: Carryover = Carryover()
 
 
-def find_interrupted_run(journal: Journal, plan: Plan) -> RunRecord | None:
-    """The latest run of this same program that never recorded an end, if any."""
+def latest_run(journal: Journal) -> RunFacts | None:
     run = journal.latest_run()
-    if run is None or run.status is not RunStatus.RUNNING:
-        return None
-    if run.program_hash != plan.program_hash:
-        raise ResumeRefused(
-            f"the journal's unfinished run {run.run_id[:8]} is of another program "
-            f"({run.program}, hash {run.program_hash[:12]}); use a new journal"
-        )
-    return run
+    return None if run is None else replay_run(journal, run)
 
 
-def clock_per_wall(events: list[JournalEvent]) -> float:
-    """Clock seconds per wall second during the run (rigs may run scaled), at least 1."""
-    if len(events) < 2:
-        return 1.0
-    dw = events[-1].t_wall - events[0].t_wall
-    dc = events[-1].t_clock_s - events[0].t_clock_s
-    return max(1.0, dc / dw) if dw > 0 and dc > 0 else 1.0
+def rolling_history(journal: Journal, *, now_wall: float, scale: float = 1.0) -> Carryover:
+    """Every run's deliveries of the last 24 h, as (age, cumulative mL), for SR08."""
+    samples: list[tuple[float, float]] = []
+    before = 0.0
+    for run in journal.runs():
+        facts = replay_run(journal, run)
+        run_total = 0.0
+        for t_wall, total in facts.deliveries:
+            run_total = total
+            age = max(0.0, now_wall - t_wall) * scale
+            if age <= _HISTORY_S:
+                samples.append((age, before + total))
+        before += run_total
+    samples.sort(key=lambda s: -s[0])
+    return Carryover(prior_deliveries=tuple(samples), prior_total_ml=before)
 
 
 def plan_resume(
-    journal: Journal,
-    run: RunRecord,
+    facts: RunFacts,
     plan: Plan,
     reading: PumpReading,
     *,
@@ -98,106 +121,119 @@ def plan_resume(
     allow_stale: bool = False,
 ) -> ResumeDecision:
     """Work out what was delivered and what remains; never more than the plan (SR30)."""
-    events = journal.events(run.run_id)
-    last_wall = events[-1].t_wall if events else run.started_wall
-    age_s = now_wall - last_wall
+    run = facts.run
+    if run.program_hash != plan.program_hash:
+        raise ResumeRefused(
+            f"the journal's interrupted run {run.run_id[:8]} is of another program "
+            f"({run.program}, hash {run.program_hash[:12]}): resume it with that program, or "
+            "start this one with --new-run --reason TEXT"
+        )
+    age_s = now_wall - facts.last_wall
     if age_s > max_age_s and not allow_stale:
         raise ResumeRefused(
             f"run {run.run_id[:8]} was interrupted {age_s / 60:.0f} min ago (limit "
             f"{max_age_s / 60:.0f} min): confirm with --resume-stale to resume it"
         )
     notes: list[str] = []
-    delivered: dict[str, float] = {}
-    ended: set[str] = set()
-    active: str | None = None
-    # phase -> (delivered in the segment, of which counted since the pump's last clear, t_wall)
-    checkpoint: dict[str, tuple[float, float, float]] = {}
-    container_left: float | None = None
-    max_rate: dict[str, float] = {}
-    for e in events:
-        p = e.payload
-        if e.kind is EventKind.SEGMENT_START:
-            active = str(p["phase"])
-            max_rate[active] = float(p["rate_ml_per_h"])
-        elif e.kind is EventKind.SEGMENT_END:
-            phase = str(p["phase"])
-            delivered[phase] = float(p["delivered_ml"])
-            ended.add(phase)
-            active = None if active == phase else active
-        elif e.kind is EventKind.CHECKPOINT:
-            delivered_ml = float(p["delivered_ml"])
-            counter_ml = float(p.get("pump_counter_ml", delivered_ml))
-            checkpoint[str(p["phase"])] = (delivered_ml, counter_ml, e.t_wall)
-            left = p.get("container_left_ml")
-            container_left = float(left) if left is not None else None
-        elif e.kind is EventKind.TITRATION and p.get("accepted") and active is not None:
-            max_rate[active] = max(max_rate.get(active, 0.0), float(p["new_ml_per_h"]))
+    delivered = dict(facts.ended)
     assumed = 0.0
-    if active is not None:
-        seg = plan.segment(SegmentPhase(active))
-        planned = seg.volume_ml if seg is not None else None
-        journaled, counted, t_ck = checkpoint.get(active, (0.0, 0.0, last_wall))
-        # earlier legs of the segment (before a container change cleared the pump's counter)
-        carry = journaled - counted
-        lost_counter = reading.reset or reading.counter_ml + 1e-9 < counted
-        if not lost_counter:
-            measured = max(carry + reading.counter_ml, journaled)
-            delivered[active] = measured
-            if container_left is not None:
-                container_left -= measured - journaled
-            notes.append(
-                f"{active}: pump counter {reading.counter_ml:.3f} mL"
-                f" (+{carry:.3f} before a container change; journal {journaled:.3f})"
-            )
-        else:
-            elapsed_clock_s = max(0.0, now_wall - t_ck) * clock_per_wall(events)
-            worst = journaled + max_rate.get(active, 0.0) * elapsed_clock_s / 3600.0
-            if planned is not None:
-                worst = min(worst, planned)
-            delivered[active] = worst
-            assumed = worst - journaled
-            if container_left is not None:
-                container_left -= assumed
-            notes.append(
-                f"{active}: the pump was reset and lost its counter; assuming the worst case "
-                f"{worst:.3f} mL ({journaled:.3f} journaled + {assumed:.3f} assumed)"
-            )
-    remaining_segments = []
-    for seg in plan.segments:
-        phase = seg.phase.value
-        if phase in ended:
-            continue
-        done = delivered.get(phase, 0.0)
-        if seg.volume_ml is None:
-            remaining_segments.append(seg)
-            continue
-        left = seg.volume_ml - done
-        resolution = plan.volume_resolution_ml or 0.001
-        if left <= resolution:
-            notes.append(f"{phase}: complete ({done:.3f} of {seg.volume_ml:.3f} mL)")
-            continue
-        # round the remainder down to the resolution: a resumed segment never adds volume
-        left = int(left / resolution + 1e-9) * resolution
-        remaining_segments.append(
-            seg.model_copy(
-                update={"volume_ml": round(left, 6), "duration_s": left / seg.rate_ml_per_h * 3600}
-            )
-        )
-    remaining = (
-        plan.model_copy(update={"segments": tuple(remaining_segments)})
-        if remaining_segments
-        else None
+    container_left = facts.container_left_ml
+    if facts.active is not None:
+        measured, assumed, note = _active_delivered(facts, reading, now_wall)
+        delivered[facts.active] = measured
+        if container_left is not None:
+            ck = facts.checkpoints.get(facts.active)
+            container_left -= measured - (ck.delivered_ml if ck else 0.0)
+        notes.append(note)
+    remaining = _remaining(facts, delivered, notes)
+    held_for = (
+        0.0 if facts.held_since_wall is None else facts.age_s(facts.held_since_wall, now_wall)
+    )
+    carry = Carryover(
+        held=facts.held if facts.outcome is None else None,
+        held_for_s=held_for,
+        last_increase_ago_s=(
+            None
+            if facts.last_increase_wall is None
+            else facts.age_s(facts.last_increase_wall, now_wall)
+        ),
     )
     return ResumeDecision(
         previous_run_id=run.run_id,
         delivered_ml=delivered,
         assumed_ml=assumed,
-        interrupted_phase=active,
+        interrupted_phase=facts.active,
         remaining=remaining,
         container_left_ml=container_left,
         age_s=age_s,
         notes=tuple(notes),
+        carryover=carry,
     )
+
+
+def _active_delivered(
+    facts: RunFacts, reading: PumpReading, now_wall: float
+) -> tuple[float, float, str]:
+    """(delivered, of which assumed, note) for the segment that was running."""
+    active = facts.active
+    assert active is not None
+    seg = facts.plan.segment(SegmentPhase(active))
+    planned = seg.volume_ml if seg is not None else None
+    ck = facts.checkpoints.get(active)
+    journaled = ck.delivered_ml if ck else 0.0
+    counted = ck.pump_counter_ml if ck else 0.0
+    lost = ck.lost_ml if ck else 0.0
+    pending = (ck.estimated_ml - lost) if ck else 0.0
+    # measured before the pump's last clear (earlier legs of the segment, a reset's gap)
+    carry = journaled - pending - lost - counted
+    if not (reading.reset or reading.counter_ml + 1e-9 < counted):
+        # the counter survived: it replaces a pending estimate (SR22), never lowers a measure
+        measured = max(carry + lost + reading.counter_ml, journaled - pending)
+        note = (
+            f"{active}: pump counter {reading.counter_ml:.3f} mL"
+            f" (+{carry + lost:.3f} before the last clear; journal {journaled:.3f})"
+        )
+        return measured, lost, note
+    since = ck.t_wall if ck else facts.last_wall
+    elapsed_s = facts.age_s(since, now_wall)
+    worst = journaled + facts.max_rate_ml_per_h.get(active, 0.0) * elapsed_s / 3600.0
+    if planned is not None:
+        worst = min(worst, planned)
+    note = (
+        f"{active}: the pump was reset and lost its counter; assuming the worst case "
+        f"{worst:.3f} mL ({journaled:.3f} journaled + {worst - journaled:.3f} assumed)"
+    )
+    return worst, worst - journaled, note
+
+
+def _remaining(facts: RunFacts, delivered: dict[str, float], notes: list[str]) -> Plan | None:
+    """The interrupted run's own plan less what it delivered: finished segments dropped, the
+    running one shortened (at the rate last confirmed), later ones unchanged."""
+    plan = facts.plan
+    resolution = plan.volume_resolution_ml or 0.001
+    segments: list[Segment] = []
+    for seg in plan.segments:
+        phase = seg.phase.value
+        if phase in facts.ended:
+            continue
+        rate = facts.confirmed_rate_ml_per_h.get(phase, seg.rate_ml_per_h)
+        updates: dict[str, object] = {}
+        if rate != seg.rate_ml_per_h:
+            updates["rate_ml_per_h"] = rate
+            if seg.dose_rate is not None:
+                updates["dose_rate"] = seg.dose_rate * rate / seg.rate_ml_per_h
+        done = delivered.get(phase, 0.0)
+        if seg.volume_ml is not None:
+            left = seg.volume_ml - done
+            if left <= resolution:
+                notes.append(f"{phase}: complete ({done:.3f} of {seg.volume_ml:.3f} mL)")
+                continue
+            # round the remainder down to the resolution: a resumed segment never adds volume
+            left = round(int(left / resolution + 1e-9) * resolution, 9)
+            updates["volume_ml"] = left
+            updates["duration_s"] = left / rate * 3600.0
+        segments.append(seg.model_copy(update=updates) if updates else seg)
+    return plan.model_copy(update={"segments": tuple(segments)}) if segments else None
 
 
 async def read_pump_after_restart(driver: PumpDriver, *, attempts: int = 5) -> PumpReading:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pumpctl.infusion.events import ContainerChanged, ContainerChangeNeeded, parse_record
 from pumpctl.infusion.journal import EventKind, JournalEvent
 from pumpctl.operator.report_data import Alarm, ContainerChange, Pause, Stop, Titration
 
@@ -87,11 +88,17 @@ class EventWalker:
 
     def _note(self, t: float, p: dict[str, Any]) -> None:
         """Container changes: needed (the pump stands at its target), then confirmed."""
-        if p.get("event") == "container_change_needed":
-            self._change = ContainerChange(t, None, str(p.get("kind") or "container"), "")
-        elif p.get("event") == "container_changed" and self._change is not None:
+        if p.get("event") not in ("container_change_needed", "container_changed"):
+            return
+        try:
+            rec = parse_record(EventKind.NOTE, p)
+        except ValueError:
+            return  # a malformed note is not worth losing the rest of the report
+        if isinstance(rec, ContainerChangeNeeded):
+            self._change = ContainerChange(t, None, rec.container, "")
+        elif isinstance(rec, ContainerChanged) and self._change is not None:
             c = self._change
-            self.changes.append(ContainerChange(c.needed_s, t, c.kind, str(p.get("who") or "")))
+            self.changes.append(ContainerChange(c.needed_s, t, c.kind, rec.who))
             self._change = None
 
     def _titration(self, t: float, p: dict[str, Any]) -> None:

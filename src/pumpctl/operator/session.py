@@ -130,7 +130,7 @@ async def run_session(
     Raises `ConnectFailure` (nothing was sent, no journal created), `ResumeRefused`,
     `ControlError` (another run uses the journal), `JournalError`.
     """
-    from pumpctl.runner import prepare_run
+    from pumpctl.runner import supervisor_for
 
     driver = await connect(
         settings.model,
@@ -143,24 +143,20 @@ async def run_session(
     jr: Journal | None = None
     try:
         jr = Journal(settings.journal) if settings.journal is not None else None
-        todo, resumed_from, notes, container_left = await prepare_run(
-            plan, driver, jr, allow_stale=settings.resume_stale
+        sup, notes = await supervisor_for(
+            plan,
+            driver,
+            clock,
+            jr,
+            config=settings.supervisor_config(),
+            on_progress=on_progress,
+            allow_stale=settings.resume_stale,
         )
         for note in notes:
             echo(note)
-        if todo is None:
+        if sup is None:
             echo("nothing remains to be delivered: the interrupted run had finished")
             return None
-        sup = Supervisor(
-            driver,
-            todo,
-            clock,
-            config=settings.supervisor_config(),
-            journal=jr,
-            on_progress=on_progress,
-            resumed_from=resumed_from,
-            container_contents_ml=container_left,
-        )
         return await _supervise(sup, plan, settings, echo, on_stop_handler)
     finally:
         await driver.close()

@@ -104,10 +104,12 @@ def _register_subcommands() -> None:
     from pumpctl.operator.cli.journal_cmd import accuracy, journal_cmd, report
     from pumpctl.operator.cli.models_cmd import models
     from pumpctl.operator.cli.ports_cmd import ports
+    from pumpctl.operator.cli.predict_cmd import predict
     from pumpctl.operator.cli.run_cmd import run
     from pumpctl.operator.cli.simulate_cmd import simulate
 
-    for command in (check, demo, run, ctl, journal_cmd, models, ports, simulate, report, accuracy):
+    commands = (check, demo, run, ctl, journal_cmd, models, ports, simulate, report, accuracy)
+    for command in (*commands, predict):
         main.add_command(command)
 
 

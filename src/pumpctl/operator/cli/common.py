@@ -196,6 +196,30 @@ EXIT_SOFT_LIMIT = Exit.SOFT_LIMIT
 EXIT_ALARM = Exit.ALARM
 EXIT_STOPPED = Exit.STOPPED
 EXIT_UNCONFIRMED = Exit.UNCONFIRMED
+EXIT_USAGE = Exit.USAGE
+
+
+class OneLineError(click.ClickException):
+    """A usage mistake (unknown --model, a bad address for the model, ...) reported as one
+    line, without click's usage dump; exit 64 like every usage error."""
+
+    exit_code = int(Exit.USAGE)
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def check_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: an unknown pump model is one line naming the valid ones (exit 64)."""
+    if value is None:
+        return None
+    from pumpctl.drivers.registry import family_spec
+
+    try:
+        family_spec(value)
+    except ValueError as exc:
+        raise OneLineError(str(exc)) from None
+    return value
 
 
 def echo(line: str) -> None:
@@ -281,21 +305,36 @@ def configure_logs(opts: LogOptions, *, json_log: bool = False) -> None:
 
 
 class _ConnectAttempts(logging.Filter):
-    """Keeps the console to one line when a pump cannot be found: the warnings of each
-    connection attempt (unanswered probes of other models, retries) are summed up by that
-    line, so only the log file gets them (bound as `stage=connect`)."""
+    """Keeps the console to the lines that say it: the warnings of each connection attempt
+    (unanswered probes of other models, retries; bound as `stage=connect`) are summed up by the
+    one-line failure, and the program check's refusals are printed as `error:` lines. The log
+    file keeps all of them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from pumpctl.log import event_of
 
-        return record.levelno >= logging.ERROR or event_of(record).get("stage") != "connect"
+        if record.levelno >= logging.ERROR:
+            return True
+        return record.name != "pumpctl.dosing.check" and event_of(record).get("stage") != "connect"
 
 
-def checked_plan(program: Path, overrides: list[tuple[str, str]]) -> Plan:
-    """Validate completely before anything touches a pump (SR01); exits 1 or 2 on refusal."""
+def checked_plan(
+    program: Path,
+    overrides: list[tuple[str, str]],
+    *,
+    model: str | None = None,
+    no_library: bool = False,
+) -> Plan:
+    """Validate completely before anything touches a pump (SR01), with `model`'s own rounding
+    and ranges; exits 1 or 2 on refusal."""
     from pumpctl.dosing.check import check_program
+    from pumpctl.families import UnknownModel
 
-    result = check_program(program, dict(overrides))
+    try:
+        result = check_program(program, dict(overrides), model=model, no_library=no_library)
+    except UnknownModel:  # a driver registered without a family spec (pumpctl.drivers only)
+        click.echo(f"warning: {model} has no family spec: not checked against its ranges", err=True)
+        result = check_program(program, dict(overrides), no_library=no_library)
     if result.exit_code != EXIT_OK or result.plan is None:
         for v in result.violations:
             click.echo(f"error: {v.message}", err=True)
@@ -401,16 +440,3 @@ def exit_code(outcome: str) -> int:
             "unconfirmed": Exit.UNCONFIRMED,
         }[outcome]
     )
-
-
-def check_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Click callback: an unknown model is a usage error naming the valid ones."""
-    from pumpctl.operator.models import UnknownModel, model_info
-
-    if value is None:
-        return None
-    try:
-        model_info(value)
-    except UnknownModel as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value

@@ -22,6 +22,7 @@ from pumpctl.operator.cli.common import (
     progress_sink,
     with_log_options,
 )
+from pumpctl.operator.cli.run_cmd import NO_LIBRARY
 
 if TYPE_CHECKING:
     from pumpctl.clock import Clock
@@ -102,6 +103,7 @@ class DemoWatch:
     show_default=True,
     help="progress line every N simulated minutes",
 )
+@NO_LIBRARY
 def demo(
     model: str,
     program: Path | None,
@@ -110,14 +112,17 @@ def demo(
     no_pause: bool,
     faults: tuple[str, ...],
     every_min: float,
+    no_library: bool,
 ) -> None:
     """Run a built-in program on a simulated pump, on a virtual clock (days take seconds)."""
     from pumpctl.dosing.program import example_path
-    from pumpctl.runner import DemoScenario, demo_program
+    from pumpctl.families import family
+    from pumpctl.runner import DemoScenario
     from pumpctl.simulator.faults import FaultSchedule, FaultSpecError
 
     configure_logs(log_options(), json_log=json_log)
-    plan = checked_plan(program or example_path(demo_program(model)), [])
+    path = program or example_path(family(model).demo_program)
+    plan = checked_plan(path, [], model=model, no_library=no_library)
     try:
         schedule = FaultSchedule.from_specs(faults, seed=0) if faults else None
     except FaultSpecError as exc:

@@ -9,15 +9,17 @@ from pumpctl.operator.cli.common import echo
 
 @click.command()
 def models() -> None:
-    """List the pump models (for --model), the pumps each drives and its factory line
-    settings (baud, data bits, parity, stop bits) and default address."""
+    """List the pump models (for --model and `pumpctl simulate`), the pumps each drives, its
+    factory line settings (baud, data bits, parity, stop bits) and its addresses."""
     from pumpctl.operator.models import pump_models
 
-    rows = [("model", "line", "address", "pumps")]
-    rows += [
-        (m.model, m.line(), str(m.default_address), f"{m.maker} {m.pumps}".strip())
-        for m in pump_models()
-    ]
+    rows = [("model", "line", "address", "what")]
+    for m in pump_models():
+        address = f"{m.default_address} ({m.addresses})" if m.addresses else str(m.default_address)
+        rows.append((m.model, m.line(), address, m.title))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])
+    for m in pump_models():
+        if m.pumps:
+            echo(f"{m.model}: {m.pumps}")

@@ -26,6 +26,12 @@ from pumpctl.operator.cli.common import (
     with_overrides,
 )
 
+NO_LIBRARY = click.option(
+    "--no-library",
+    is_flag=True,
+    help="run a drug the library does not list, with no dose limits (shown and journaled)",
+)
+
 if TYPE_CHECKING:
     from pumpctl.dosing.plan import Plan
     from pumpctl.infusion.supervisor import RunResult
@@ -66,6 +72,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="resume an interrupted run even if it stopped longer ago than the limit",
 )
+@NO_LIBRARY
 @with_overrides
 def run(
     program: Path,
@@ -78,6 +85,7 @@ def run(
     time_scale: float,
     poll_s: float,
     resume_stale: bool,
+    no_library: bool,
     override_fields: tuple[str, ...],
     override_reasons: tuple[str, ...],
 ) -> None:
@@ -90,7 +98,8 @@ def run(
 
     overrides = pair_overrides(override_fields, override_reasons)
     configure_logs(log_options(), json_log=json_log)
-    plan = checked_plan(program, overrides)  # SR01: nothing is opened before this passes
+    # SR01: nothing is opened before this passes; checked with the pump's own rounding and ranges
+    plan = checked_plan(program, overrides, model=model, no_library=no_library)
     if journal is not None:
         _check_journal(journal)  # before the port: a wrong file must not cost a connection
     quiet = json_log or log_options().quiet

@@ -1,0 +1,105 @@
+"""Container legs: a segment runs in legs when the syringe or reservoir empties before it ends.
+
+Each leg's pump target is the rest of the segment or the rest of the container, whichever is
+less, a small reserve short of the plunger bottoming out, so a change starts with the pump
+stopped at its own target instead of a stall alarm (SR25). The supervisor warns before empty,
+pauses at the change, refuses a plain resume, and continues on the operator's confirmation;
+volumes on both sides of the change are accounted (`SegmentLedger.carry_ml`).
+"""
+
+from __future__ import annotations
+
+from pumpctl.infusion.container import ContainerLevel
+from pumpctl.infusion.events import ContainerChangeNeeded, ContainerNearEmpty
+from pumpctl.infusion.ledger import Alarm, SegmentLedger
+from pumpctl.infusion.recorder import RunRecorder
+from pumpctl.log import get_logger
+
+__all__ = ["ContainerLegs"]
+
+_log = get_logger("pumpctl.infusion.supervisor")
+
+
+class ContainerLegs:
+    def __init__(
+        self,
+        level: ContainerLevel,
+        recorder: RunRecorder,
+        *,
+        changes_allowed: bool,
+        planned_total_ml: float | None,
+    ) -> None:
+        self.level = level
+        self.recorder = recorder
+        self.changes_allowed = changes_allowed
+        self.planned_total_ml = planned_total_ml
+        #: what the operator must know or do that is not an alarm (shown in progress)
+        self.notices: list[str] = []
+
+    @property
+    def kind(self) -> str:
+        return self.level.kind
+
+    def left_ml(self, total_ml: float) -> float | None:
+        return self.level.left_ml(total_ml)
+
+    def target_ml(
+        self, ledger: SegmentLedger, done_ml: float, resolution_ml: float
+    ) -> float | None:
+        """What the next leg may deliver (the pump's own target); None = until stopped."""
+        limits = []
+        remaining = None
+        if ledger.planned_ml is not None:
+            remaining = ledger.planned_ml - ledger.delivered_ml  # at a leg's start
+            limits.append(remaining)
+        left = self.level.left_ml(done_ml + ledger.delivered_ml)
+        if left is not None and (remaining is None or left < remaining):
+            limits.append(left - self.level.reserve_ml())
+        if not limits:
+            return None
+        target = min(limits)
+        if target < resolution_ml:
+            raise Alarm(
+                "container_empty",
+                f"nothing left to deliver from the {self.kind} ({left:.3f} mL left)"
+                if left is not None
+                else "nothing left to deliver",
+            )
+        return round(target, 9)
+
+    def check_level(self, total_ml: float, rate_ml_per_h: float) -> None:
+        """SR25: say so, once per container, before it runs empty; keep the notice current."""
+        still_needed = None if self.planned_total_ml is None else self.planned_total_ml - total_ml
+        left = self.level.needs_warning(total_ml, rate_ml_per_h, still_needed)
+        if left is not None:
+            self.recorder.write(ContainerNearEmpty(left_ml=left))
+            _log.warning("container.near_empty", left_ml=round(left, 4))
+        if self.level.warned:
+            now_left = self.level.left_ml(total_ml)
+            self._set_notice(
+                "nearly empty", f"{self.kind} nearly empty: {max(now_left or 0.0, 0.0):.2f} mL left"
+            )
+
+    def emptied(self, ledger: SegmentLedger) -> None:
+        """The pump stopped at the end of the container with the segment unfinished."""
+        if not self.changes_allowed:
+            left = (ledger.planned_ml or 0.0) - ledger.delivered_ml
+            raise Alarm(
+                "container_empty",
+                f"{self.kind} empty with {left:.3f} mL of {ledger.segment.phase.value} left; "
+                "the program does not allow changes (SR25)",
+            )
+        self._set_notice(
+            "change needed",
+            f"{self.kind} change needed: put in a full {self.kind}, then confirm "
+            f"(pumpctl ctl syringe-changed)",
+        )
+        self.recorder.write(ContainerChangeNeeded(container=self.kind))
+        _log.warning("container.change_needed", kind=self.kind)
+
+    def refilled(self, fill_ml: float, total_ml: float) -> None:
+        self.level.refilled(fill_ml, total_ml)
+        self.notices = [n for n in self.notices if "change needed" not in n and "nearly" not in n]
+
+    def _set_notice(self, key: str, text: str) -> None:
+        self.notices = [n for n in self.notices if key not in n] + [text]

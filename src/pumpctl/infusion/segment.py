@@ -1,0 +1,352 @@
+"""One segment on the pump: start a leg, poll and reconcile, serve operator requests, end.
+
+Each segment is: clear counters → set rate → set the pump's own target volume → run → poll status
+and counters until the pump stops itself at the target. The pump's target is the hard stop: a
+controller that dies mid-segment cannot over-infuse that segment. Operator requests are served
+between polls by the same task, so nothing interleaves with a leg change.
+
+`RunBooks` is what the whole run has delivered (per phase, done so far, the rolling windows);
+the current segment's own books are its `SegmentLedger`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pumpctl.clock import Clock
+from pumpctl.dosing.plan import Segment, SegmentPhase
+from pumpctl.dosing.rolling import RollingTotals
+from pumpctl.drivers.base import (
+    Direction,
+    ProtocolError,
+    PumpAlarm,
+    PumpDriver,
+    PumpError,
+    PumpTimeout,
+)
+from pumpctl.infusion.commands import PumpCommands
+from pumpctl.infusion.events import CheckpointEvent, SegmentEnd, SegmentStart, StopRequested
+from pumpctl.infusion.handlers import RequestHandlers
+from pumpctl.infusion.ledger import Alarm, LegState, SegmentLedger, Tolerances, Verdict
+from pumpctl.infusion.legs import ContainerLegs
+from pumpctl.infusion.machine import InfusionMachine, Trigger
+from pumpctl.infusion.outcome import PhaseResult
+from pumpctl.infusion.recorder import RunRecorder
+from pumpctl.infusion.requests import (
+    PauseRequest,
+    Queued,
+    ResumeRequest,
+    StopRequest,
+    SupervisorError,
+    TitrateRequest,
+)
+from pumpctl.infusion.resume import Carryover
+
+__all__ = ["OperatorStop", "PollSettings", "RunBooks", "SegmentRunner"]
+
+_START = {
+    SegmentPhase.PRIME: Trigger.START_PRIMING,
+    SegmentPhase.LOADING: Trigger.START_LOADING,
+    SegmentPhase.MAINTENANCE: Trigger.START_MAINTENANCE,
+    SegmentPhase.KVO: Trigger.START_KVO,
+}
+
+
+class OperatorStop(Exception):
+    def __init__(self, req: StopRequest) -> None:
+        super().__init__("operator stop")
+        self.request = req
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    interval_s: float
+    #: SR17: this many consecutive missed polls, or this much silence, is a comm alarm
+    max_missed: int
+    max_silence_s: float
+    #: SR15: held (paused, waiting for a change) longer than this is an alarm
+    max_pause_s: float
+    checkpoint_interval_s: float
+
+
+@dataclass
+class RunBooks:
+    """What the whole run has delivered, for results, rolling limits and checkpoints."""
+
+    results: dict[SegmentPhase, PhaseResult]
+    rolling: RollingTotals
+    tolerances: Tolerances
+    done_ml: float = 0.0  # delivered by segments already finished
+    #: delivered by earlier runs (counted by the rolling windows, SR08)
+    prior_ml: float = 0.0
+    ledger: SegmentLedger | None = None
+    last_checkpoint_s: float = -math.inf
+    alarms: list[str] = field(default_factory=list)
+
+    @property
+    def delivered_ml(self) -> float:
+        return sum(r.delivered_ml for r in self.results.values())
+
+    def booked(self, ledger: SegmentLedger) -> None:
+        """The segment's latest delivered volume into its phase result."""
+        self.results[ledger.segment.phase].delivered_ml = ledger.delivered_ml
+
+    def check_rolling(self, now_s: float, total_ml: float) -> None:
+        """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
+        excess = self.rolling.add(now_s, self.prior_ml + total_ml)
+        if excess is not None:
+            window_s, in_window_ml, max_ml = excess
+            raise Alarm(
+                "rolling_limit",
+                f"{in_window_ml:.3f} mL delivered in the last {window_s / 3600:g} h exceeds "
+                f"the library maximum {max_ml:.3f} mL",
+            )
+
+
+class SegmentRunner:
+    def __init__(
+        self,
+        *,
+        driver: PumpDriver,
+        clock: Clock,
+        cmds: PumpCommands,
+        recorder: RunRecorder,
+        machine: InfusionMachine,
+        legs: ContainerLegs,
+        books: RunBooks,
+        settings: PollSettings,
+        requests: asyncio.Queue[Queued],
+        emit_progress: Callable[[], None],
+        log: Any,
+    ) -> None:
+        self.driver = driver
+        self.clock = clock
+        self.cmds = cmds
+        self.recorder = recorder
+        self.machine = machine
+        self.legs = legs
+        self.books = books
+        self.settings = settings
+        self.requests = requests
+        self.emit_progress = emit_progress
+        self.log = log
+        self.handlers: RequestHandlers | None = None  # set by the supervisor (they start legs)
+        self._missed_polls = 0
+
+    async def run(self, segment: Segment, carry: Carryover | None = None) -> None:
+        """Run `segment` to its end; `carry` (the first segment of a resumed run) restores a
+        pause, a pending container change and the titration interval of the run before."""
+        now = self.clock.now()
+        self.machine.fire(
+            _START[segment.phase], rate_ml_per_h=segment.rate_ml_per_h, volume_ml=segment.volume_ml
+        )
+        ledger = SegmentLedger(
+            segment=segment, rate_ml_per_h=segment.rate_ml_per_h, started_s=now, last_accrual_s=now
+        )
+        self.books.ledger = ledger
+        self.books.results[segment.phase].started_s = now
+        self.recorder.write(SegmentStart(**segment.model_dump(mode="json")))
+        await self._begin(ledger, carry)
+        next_poll = self.clock.now() + self.settings.interval_s
+        while True:
+            queued = await self._next_request(next_poll)
+            if queued is not None:
+                await self._handle(queued, ledger)
+                continue
+            next_poll = self.clock.now() + self.settings.interval_s
+            verdict = await self._poll(ledger)
+            if verdict is Verdict.DONE:
+                break
+            if verdict is Verdict.CONTAINER_EMPTY:
+                self.legs.emptied(ledger)
+                ledger.enter(LegState.AWAITING_CHANGE, self.clock.now())
+                self.machine.fire(Trigger.PAUSE, reason=f"{self.legs.kind} change")
+            elif verdict is Verdict.RESTART:
+                self.log.warning("pump.restart_after_unknown_start", phase=segment.phase.value)
+                await self._start_pump(ledger)
+        self._end(ledger)
+
+    async def _begin(self, ledger: SegmentLedger, carry: Carryover | None) -> None:
+        now = self.clock.now()
+        if carry is not None and carry.last_increase_ago_s is not None:
+            ledger.last_increase_s = now - carry.last_increase_ago_s
+        held = carry.held if carry is not None else None
+        if held is None:
+            await self.start_leg(ledger)
+            return
+        assert carry is not None
+        if held == "awaiting_change":
+            # the pump stopped at the end of its container before the crash: still no syringe
+            ledger.enter(LegState.AWAITING_CHANGE, now)
+            self.legs.emptied(ledger)
+        else:
+            await self.start_leg(ledger, start=False)  # ready, but paused as it was
+            ledger.enter(LegState.PAUSED, now)
+        ledger.held_since_s = now - carry.held_for_s  # SR15 counts the pause from its start
+        self.machine.fire(Trigger.PAUSE, reason=f"resumed {held.replace('_', ' ')}")
+
+    def _end(self, ledger: SegmentLedger) -> None:
+        ledger.ended_s = self.clock.now()
+        segment = ledger.segment
+        self.books.results[segment.phase].ended_s = ledger.ended_s
+        self.books.done_ml += ledger.delivered_ml
+        self.checkpoint(ledger, force=True)
+        self.recorder.write(
+            SegmentEnd(
+                phase=segment.phase.value,
+                planned_ml=segment.volume_ml,
+                delivered_ml=ledger.delivered_ml,
+            )
+        )
+
+    async def start_leg(self, ledger: SegmentLedger, *, start: bool = True) -> None:
+        """Counters cleared, rate set, and the pump's own target set to what this leg may
+        deliver (`ContainerLegs.target_ml`); the pump then stops itself exactly when either the
+        segment or the container runs out, so a dead controller cannot over-infuse."""
+        await self.cmds.call("clear_counters", self.driver.clear_counters)
+        rate = ledger.rate_ml_per_h
+        await self.cmds.call(
+            "set_rate", lambda: self.driver.set_rate(rate, Direction.INFUSE), rate_ml_per_h=rate
+        )
+        ledger.new_leg()
+        resolution = self.books.tolerances.resolution_ml
+        target = self.legs.target_ml(ledger, self.books.done_ml, resolution)
+        ledger.stop_at_ml = None if target is None else ledger.delivered_ml + target
+        await self.cmds.call(
+            "set_target_volume",
+            lambda: self.driver.set_target_volume(target),
+            volume_ml=target,
+            segment_volume_ml=ledger.planned_ml,
+        )
+        if start:
+            await self._start_pump(ledger)
+
+    async def _start_pump(self, ledger: SegmentLedger) -> None:
+        sent_s = self.clock.now()
+        try:
+            await self.cmds.call("start", self.driver.start)
+        except PumpTimeout:
+            # SR21: outcome unknown -> assume it ran (from when it was sent); the next poll
+            # re-reads state before anything else is sent, and only re-sends RUN if the pump
+            # is provably not running
+            ledger.enter(LegState.STARTING, sent_s)
+            return
+        ledger.enter(LegState.RUNNING, self.clock.now())
+
+    async def _next_request(self, deadline_s: float) -> Queued | None:
+        if not self.requests.empty():
+            return self.requests.get_nowait()
+        wait = deadline_s - self.clock.now()
+        if wait <= 0:
+            return None
+        try:
+            async with self.clock.timeout(wait):
+                return await self.requests.get()
+        except TimeoutError:
+            return None
+
+    # ------------------------------------------------------------------ polling
+
+    async def _poll(self, ledger: SegmentLedger) -> Verdict:
+        """One status + volume poll, reconciled."""
+        try:
+            status, delivered = await self.driver.read_poll()
+        except PumpAlarm as exc:
+            raise Alarm(exc.reason.value, str(exc)) from exc
+        except (PumpTimeout, ProtocolError) as exc:
+            # silence is measured when the miss is known (after the driver's retries), not
+            # when the poll began: a poll that retries for 3 s is 3 s more of silence (SR17)
+            self._missed_poll(self.clock.now(), exc)
+            return Verdict.CONTINUE
+        except PumpError as exc:
+            raise Alarm("pump_error", str(exc)) from exc
+        self._missed_polls = 0
+        # the counter was read when the reply came back, not when the poll began: on a rig
+        # running 1000x faster than real time a 10 ms reply is 10 s of pumping
+        replied = self.clock.now()
+        self.cmds.last_reply_s = replied
+        books = self.books
+        ledger.take_reading(status, delivered, replied, books.tolerances)
+        books.booked(ledger)
+        total = books.done_ml + ledger.delivered_ml
+        books.check_rolling(replied, total)
+        self.legs.check_level(total, ledger.rate_ml_per_h)
+        self.checkpoint(ledger)
+        self.emit_progress()
+        return ledger.verdict(
+            status,
+            replied,
+            resolution_ml=books.tolerances.resolution_ml,
+            max_pause_s=self.settings.max_pause_s,
+        )
+
+    def _missed_poll(self, now: float, exc: PumpError) -> None:
+        """SR17/SR20: a lost or garbled reply counts; enough of them is a lost link."""
+        self._missed_polls += 1
+        silence = now - self.cmds.last_reply_s
+        self.log.warning(
+            "poll.missed", missed=self._missed_polls, silence_s=round(silence, 3), error=str(exc)
+        )
+        if self._missed_polls >= self.settings.max_missed or silence >= self.settings.max_silence_s:
+            raise Alarm(
+                "communication_lost",
+                f"{self._missed_polls} missed polls, {silence:.1f} s without a valid reply",
+            ) from exc
+
+    # ------------------------------------------------------------------ operator requests
+
+    async def _handle(self, queued: Queued, ledger: SegmentLedger) -> None:
+        req = queued.request
+        handlers = self.handlers
+        assert handlers is not None
+        try:
+            if isinstance(req, StopRequest):
+                self.recorder.write(StopRequested(reason=req.reason, who=req.who))
+                queued.succeed()
+                raise OperatorStop(req)
+            if isinstance(req, PauseRequest):
+                await handlers.pause(ledger, req)
+            elif isinstance(req, ResumeRequest):
+                await handlers.resume(ledger, req)
+            elif isinstance(req, TitrateRequest):
+                await handlers.titrate(ledger, req)
+                self.books.results[ledger.segment.phase].rate_ml_per_h = ledger.rate_ml_per_h
+            else:
+                await handlers.container_changed(ledger, req)
+        except SupervisorError as exc:
+            queued.fail(exc)
+            return
+        except OperatorStop:
+            raise
+        except BaseException as exc:
+            queued.fail(SupervisorError(f"{type(req).__name__} failed: {exc}"))
+            raise
+        queued.succeed()
+
+    # ------------------------------------------------------------------ journal
+
+    def checkpoint(self, ledger: SegmentLedger, *, force: bool = False) -> None:
+        """The segment's delivered volume, at least every `checkpoint_interval_s` (and at every
+        state change: `force`), rather than every poll: an fsync per poll would make a multi-day
+        virtual run take minutes, and the pump's own counter is the primary record."""
+        now = self.clock.now()
+        books = self.books
+        if not force and now - books.last_checkpoint_s < self.settings.checkpoint_interval_s:
+            return
+        books.last_checkpoint_s = now
+        self.recorder.write(
+            CheckpointEvent(
+                phase=ledger.segment.phase.value,
+                delivered_ml=ledger.delivered_ml,
+                pump_counter_ml=ledger.counter_ml,
+                estimated_ml=ledger.estimated_ml,
+                lost_ml=ledger.lost_ml,
+                container_left_ml=self.legs.left_ml(books.done_ml + ledger.delivered_ml),
+                expected_ml=ledger.expected_ml,
+                rate_ml_per_h=ledger.rate_ml_per_h,
+            )
+        )
