@@ -126,25 +126,39 @@ def maintenance_plan() -> Plan:
     return plan
 
 
-def notes_for(phase: PhaseResult, timing: PhaseTiming | None) -> list[str]:
+def notes_for(
+    phase: PhaseResult, timing: PhaseTiming | None, plan: Plan | None = None
+) -> list[str]:
     result = RunResult(
         outcome=Outcome.COMPLETED, phases=[phase], started_s=0.0, ended_s=phase.ended_s or 0.0,
         volume_resolution_ml=0.001,
     )  # fmt: skip
-    return [
-        line
-        for line in summary_lines(maintenance_plan(), result, timing)
-        if line.startswith("note")
-    ]
+    lines = summary_lines(plan or maintenance_plan(), result, timing)
+    return [line for line in lines if line.startswith("note")]
 
 
 def test_a_phase_slower_than_planned_says_it_was_the_pumps_rate_step() -> None:
-    """A pump that can only run 6.84 mL/h when asked for 7 delivers 28 mL in 4:05:36."""
+    """A pump that can only be set to 6.84 mL/h when the program asks for 7 (0.2 mg/kg/h)
+    delivers 28 mL in 4:05:37; the plan's rate is what the pump was sent."""
+    plan = maintenance_plan()
+    slow = [s.model_copy(update={"rate_ml_per_h": 6.84}) for s in plan.segments]
+    plan = plan.model_copy(update={"segments": tuple(slow)})
     ran_s = 28.0 / 6.84 * 3600.0
-    (note,) = notes_for(ran(SegmentPhase.MAINTENANCE, ran_s, 7.0, 28.0), timed(ran_s, 0.0))
+    (note,) = notes_for(
+        ran(SegmentPhase.MAINTENANCE, ran_s, 6.84, 28.0), timed(ran_s, 0.0), plan=plan
+    )
     assert note == (
         "note: maintenance ran 04:05:37, planned 04:00:00: it ran at 6.84 mL/h, "
         "the pump's nearest rate at or below 7 mL/h"
+    )
+
+
+def test_a_late_phase_with_no_known_cause_does_not_blame_the_rate_step() -> None:
+    """Polls that came late (a loaded machine at a high time scale) make a phase look long:
+    the note says nothing explains it rather than invent a rate step."""
+    (note,) = notes_for(ran(SegmentPhase.MAINTENANCE, 4 * 3600 + 600, 7.0, 28.0), None)
+    assert note.endswith(
+        ": no pause, titration or rate step explains it (late polls or a slow pump?)"
     )
 
 

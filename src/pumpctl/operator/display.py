@@ -117,18 +117,19 @@ def _why_longer(plan: Plan, result: RunResult, timing: PhaseTiming | None) -> li
         stopped_s = timing.stopped_s.get(ph.phase, 0.0) if timing else 0.0
         if stopped_s > 1.0:
             why.append(f"stopped for {format_duration(stopped_s)} (paused or changing containers)")
-        running_s = timing.running_s.get(ph.phase, 0.0) if timing else ran_s
-        actual = ph.delivered_ml / running_s * 3600.0 if running_s > 0 else 0.0
         nominal = _nominal_ml_per_h(plan, seg)
         if abs(ph.rate_ml_per_h - seg.rate_ml_per_h) > 1e-9:
             why.append(f"titrated to {ph.rate_ml_per_h:g} mL/h")
-        elif 0 < actual < nominal * 0.998:
+        elif seg.rate_ml_per_h < nominal * 0.998:  # the plan says what the pump was sent
             why.append(
-                f"it ran at {actual:.3g} mL/h, the pump's nearest rate at or below {nominal:g} mL/h"
+                f"it ran at {seg.rate_ml_per_h:.4g} mL/h, "
+                f"the pump's nearest rate at or below {nominal:.4g} mL/h"
             )
+        if not why:
+            why.append("no pause, titration or rate step explains it (late polls or a slow pump?)")
         notes.append(
             f"note: {ph.phase.value} ran {format_duration(ran_s)}, "
-            f"planned {format_duration(seg.duration_s)}" + (f": {'; '.join(why)}" if why else "")
+            f"planned {format_duration(seg.duration_s)}: {'; '.join(why)}"
         )
     return notes
 
