@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from pumpctl.clock import Clock, RealClock, run_with_clock
+from pumpctl.dosing.program import example_path, load_program
 from pumpctl.drivers.base import (
     CommandRejected,
     Direction,
@@ -26,6 +27,7 @@ from pumpctl.drivers.base import (
     UnsupportedError,
 )
 from pumpctl.drivers.registry import default_address, driver_class, open_transport
+from pumpctl.families import family, models
 from pumpctl.simulator.devices.base import Emulation
 from pumpctl.simulator.endpoints import InMemoryTransport, PtyEndpoint
 from pumpctl.simulator.server import build_emulation
@@ -53,12 +55,25 @@ class Family:
         return 0.01 if self.ml_per_rev is not None else 0.001
 
 
-FAMILIES = [
-    Family("ne1000", syringe_mm=26.7),
-    Family("masterflex-ls", ml_per_rev=0.8, rate_ml_per_h=240.0, target_ml=2.0),
-    Family("harvard-legacy", syringe_mm=26.7),
-    Family("harvard-elite", syringe_mm=26.7),
-]
+#: the built-in families, tuned; any other registered family joins with its demo program's
+#: syringe or tubing (a third-party package installs a spec under `pumpctl.families`)
+TUNED = {
+    "ne1000": Family("ne1000", syringe_mm=26.7),
+    "masterflex-ls": Family("masterflex-ls", ml_per_rev=0.8, rate_ml_per_h=240.0, target_ml=2.0),
+    "harvard-legacy": Family("harvard-legacy", syringe_mm=26.7),
+    "harvard-elite": Family("harvard-elite", syringe_mm=26.7),
+}
+
+
+def from_spec(model: str) -> Family:
+    pump = load_program(example_path(family(model).demo_program)).pump
+    if pump.tubing is not None:
+        return Family(model, ml_per_rev=pump.tubing.ml_per_rev)
+    assert pump.syringe is not None
+    return Family(model, syringe_mm=pump.syringe.inner_diameter)
+
+
+FAMILIES = [TUNED.get(model) or from_spec(model) for model in models()]
 
 PTY_TIME_SCALE = 50.0
 SAFETY_S = 30.0

@@ -146,7 +146,8 @@ def _tubing(drawn: Drawn, fraction: float) -> float | None:
     """A calibration that runs every rate of the program between 1.5 and 500 rpm, if any."""
     slowest, fastest = drawn.rates_ml_per_h()
     low, high = fastest / 60 / 500, slowest / 60 / 1.5
-    return round(low + fraction * (high - low), 4) if low < high else None
+    ml_per_rev = float(f"{low + fraction * (high - low):.4g}")  # as written in a program
+    return ml_per_rev if low <= ml_per_rev <= high else None
 
 
 def _pump_for(model: str, drawn: Drawn, syringe_index: int, fraction: float) -> str | None:
