@@ -3,8 +3,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Third-party pump clients (nesp-lib, pumpy, flowchem, pylabrobot) that the tests point at
+# `pumpctl simulate`: their own throwaway venv, built once from pinned requirements, reused after.
+TP_VENV := .venv-thirdparty
+TP_REQ := tests/thirdparty/requirements.txt
+TP_STAMP := $(TP_VENV)/.installed
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test lint bench docs clean thirdparty
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,11 +17,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(TP_STAMP): $(TP_REQ)
+	rm -rf $(TP_VENV)
+	$(PY) -m venv $(TP_VENV)
+	$(TP_VENV)/bin/python -m pip install --quiet -r $(TP_REQ) || { rm -rf $(TP_VENV); \
+	  echo "error: could not build the third-party client venv from $(TP_REQ)" >&2; exit 1; }
+	touch $(TP_STAMP)
+
+thirdparty: $(TP_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/pumpctl demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+test: $(STAMP) $(TP_STAMP)
+	PUMPCTL_THIRDPARTY_PYTHON=$(CURDIR)/$(TP_VENV)/bin/python $(BIN)/python -m pytest -q -n auto
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
@@ -30,4 +44,4 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TP_VENV) build dist .pytest_cache .mypy_cache .ruff_cache

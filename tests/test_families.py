@@ -54,7 +54,8 @@ def test_every_builtin_family_has_a_spec_with_its_facts() -> None:
     assert not by_model["harvard-elite"].has_link_watchdog
     assert by_model["masterflex-ls"].demo_program == "acute-pain-peristaltic.yaml"
     assert by_model["ne1000"].demo_program == "acute-pain.yaml"
-    assert by_model["harvard-legacy"].target_volume_unit == "ml"
+    assert by_model["harvard-legacy"].target_volume_unit == "by_diameter"  # Pump 11 (lead)
+    assert by_model["harvard-legacy"].variant("phd2000").target_volume_unit == "ml"
     assert by_model["ne1000"].volume_units is not None
     assert by_model["ne1000"].volume_units.threshold_mm == 14.0
 

@@ -349,12 +349,29 @@ def _event(seq: int, kind: EventKind, payload: dict[str, Any]) -> JournalEvent:
     )
 
 
-def _checkpoint(seq: int, phase: str, delivered_ml: float) -> JournalEvent:
-    payload = {"phase": phase, "delivered_ml": delivered_ml, "pump_counter_ml": delivered_ml}
+def _checkpoint(
+    seq: int, phase: str, delivered_ml: float, estimated_ml: float = 0.0
+) -> JournalEvent:
+    payload = {
+        "phase": phase,
+        "delivered_ml": delivered_ml,
+        "pump_counter_ml": delivered_ml - estimated_ml,
+        "estimated_ml": estimated_ml,
+    }
     return _event(seq, EventKind.CHECKPOINT, payload)
 
 
-def test_SR30_delivered_by_phase_takes_the_greatest_checkpoint() -> None:
+def test_SR22_an_estimate_gives_way_to_the_counter_read_later() -> None:
+    events = [
+        _checkpoint(1, "loading", 1.0),
+        _checkpoint(2, "loading", 1.6, estimated_ml=0.6),  # link lost: worst case booked
+        _checkpoint(3, "loading", 1.2),  # readable again: the pump counted 1.2
+    ]
+    assert delivered_by_phase(events) == {"loading": 1.2}
+    assert delivered_by_phase(events[:2]) == {"loading": 1.6}  # unreadable: the estimate stands
+
+
+def test_SR30_delivered_by_phase_never_lowers_a_measured_volume() -> None:
     events = [
         _checkpoint(1, "prime", 0.4),
         _checkpoint(2, "loading", 1.25),

@@ -189,7 +189,7 @@ def test_target_reached_prompt_and_counters() -> None:
     assert talk(emu, b"irun\r") == reply("", prompt=">")  # already running
     emu.advance(15.0)
     assert talk(emu, b"ivolume\r") == reply("250 ul", prompt=">")
-    assert talk(emu, b"crate\r") == reply("1 ml/min", prompt=">")
+    assert talk(emu, b"crate\r") == reply("Infusing at 1 ml/min", prompt=">")
     emu.advance(60.0)
     assert talk(emu, b"\r\n") == reply("", prompt="T*")
     assert talk(emu, b"ivolume\r") == reply("500 ul", prompt="T*")
@@ -413,3 +413,18 @@ def test_line_based_host_parses_every_reply() -> None:
     assert split_lines(talk(emu, b"1ivolume \r\n")) == [(1, "T*", "10 ul")]
     info = [body for _, _, body in split_lines(talk(emu, b"1metrics \r\n"))]
     assert info[-1] == "" and any("withdraw" in b for b in info if b.startswith("Direction"))
+
+
+def test_crate_names_the_direction_while_moving() -> None:
+    """PHD Ultra manual form, as flowchem 1.1.6 parses it (`reply.partition(" at ")`)."""
+    emu = ready()
+    assert talk(emu, b"crate\r") == reply("0 ml/min")  # idle: no direction to name
+    assert talk(emu, b"irate 3 ml/min\r") == OK
+    assert talk(emu, b"irun\r") == reply("", prompt=">")
+    assert talk(emu, b"0crate \r\n") == b"\n00>Infusing at 3 ml/min\r\n"
+    assert talk(emu, b"stp\r") == OK
+    assert talk(emu, b"wrate 0.5 ml/min\r") == OK
+    assert talk(emu, b"wrun\r") == reply("", prompt="<")
+    assert talk(emu, b"crate\r") == b"\n00<Withdrawing at 500 ul/min\r\n"
+    assert talk(emu, b"wrate 30 ul/hr\r") == reply("", prompt="<")
+    assert talk(emu, b"crate\r") == b"\n00<Withdrawing at 30 ul/hr\r\n"

@@ -86,7 +86,7 @@ def test_rate_numbers_are_six_characters(value: str, text: str) -> None:
     assert format_rate(number) == text
 
 
-@pytest.mark.parametrize("text", ["", ".", "1.2.3", "abc", "-1", "1e3"])
+@pytest.mark.parametrize("text", ["", ".", "1.2.3", "abc", "-1", "1e3", "²", "1٣", "14.4³"])
 def test_non_numbers_are_refused(text: str) -> None:
     assert parse_number(text) is None
 
@@ -98,7 +98,11 @@ def test_every_field_is_eight_characters(value: Decimal) -> None:
     assert Decimal(text.strip().rstrip(".")) <= value  # truncated, never rounded up
 
 
-@given(st.from_regex(r"\d{1,5}|\d{0,3}\.\d{1,4}", fullmatch=True).filter(lambda s: len(s) <= 5))
+@given(
+    st.from_regex(r"[0-9]{1,5}|[0-9]{0,3}\.[0-9]{1,4}", fullmatch=True).filter(
+        lambda s: len(s) <= 5
+    )
+)
 def test_any_five_character_rate_reads_back_exactly(text: str) -> None:
     number = parse_number(text)
     assert number is not None
@@ -154,7 +158,8 @@ def test_errors() -> None:
     assert talk(emu, b"0VOL5\r") == line("?")
     assert talk(emu, b"0RAT5\r") == line("?")  # Pump 11 sets a rate with ULM/MLM/ULH/MLH
     assert talk(emu, b"0MMD36\r") == line("OOR")
-    assert talk(emu, b"0MMD14.432\r") == line("OOR")  # numbers are at most 5 characters
+    assert talk(emu, b"0MMD35.55\r") == line("OOR")  # past 35 mm
+    assert talk(emu, b"0MMD35.0001\r") == ok()  # 6+ characters: rounded to 35.0 (Model 22)
     assert talk(emu, b"0RUN\r") == line("OOR")  # no rate after power-up
     setup_bd60(emu)
     assert talk(emu, b"0RUN\r") == ok(">")
@@ -301,7 +306,7 @@ def test_phd_replies_are_unpadded_after_an_extra_cr() -> None:
     reply = talk(emu, b"3VER\r")
     assert reply == b"\r\nPHD2000V20\r\n\r3:"
     assert len(reply) == 17 and int(reply[-3:-1]) == 3
-    assert talk(emu, b"03MMD14.432\r") == phd("OOR", address=3)
+    assert talk(emu, b"03MMD14.432\r") == phd(None, address=3)  # rounded to 14.43
     assert talk(emu, b"03DIA 14.43\r") == phd(None, address=3)  # PHD sets with DIA too
     assert talk(emu, b"3DIA\r") == phd(" 14.4300", address=3)
     assert talk(emu, b"3RAT1.5MM\r") == phd(None, address=3)
@@ -471,8 +476,7 @@ def test_reply_delay_and_link_down() -> None:
 
 
 def test_line_settings_are_the_pump_chain_defaults() -> None:
-    emu = HarvardLegacyEmulation()
-    assert emu.baud_rate == 9600
+    emu = HarvardLegacyEmulation()  # the family spec's line: 9600 8N2
     line_settings = emu.uart_settings()
     assert (line_settings.baud, line_settings.stop_bits) == (9600, 2)
 
@@ -538,3 +542,67 @@ def test_in_memory_transport_runs_a_target_on_the_virtual_clock() -> None:
     ]
     assert now == pytest.approx(6 * 3600.0)
     assert running is False
+
+
+# --------------------------------------------------------------------------- issue #11 / #17
+
+
+@pytest.mark.parametrize(
+    ("sent", "target"),
+    [
+        ("12.345", " 12.3500"),  # leading 1: four significant digits (pumpy's 12.345 µL)
+        ("2.3456", "  2.3500"),  # leading 2-9: three
+        ("0.012345", "  0.0123"),  # 0.01235, shown truncated to four decimals
+        ("199.95", "200.0000"),  # rounds up into the next decade
+        ("2.345", "  2.3450"),  # five characters: taken as sent (protocol notes)
+    ],
+)
+def test_long_numbers_are_rounded_as_the_model_22_manual_says(sent: str, target: str) -> None:
+    """Model 22 manual: "Any number of digits to the right of the decimal point may be
+    transmitted" and rounded to 4 (leading 1) or 3 significant digits; no `OOR` for length."""
+    emu = HarvardLegacyEmulation((0,), phd_addresses=(1,))
+    setup_bd60(emu)  # 26.59 mm: the Pump 11 counts in mL
+    assert talk(emu, f"00MLT{sent}\r".encode()) == b"\r\n00:"
+    assert talk(emu, b"00TAR\r") == line(target)
+    assert talk(emu, f"1MLT{sent}\r".encode()) == phd(None, address=1)
+    assert talk(emu, b"1TAR\r") == phd(target, address=1)
+
+
+def test_pump11_volumes_are_microlitres_with_a_small_syringe() -> None:
+    """pumpy 1.1.3: `Pump.settargetvolume(50)` sends `00MLT50` meaning 50 µL (README: 10 mm
+    syringe). Up to 14.00 mm a Pump 11 counts MLT/VOL/TAR in µL, above in mL; not verified."""
+    emu = HarvardLegacyEmulation((0,))
+    assert talk(emu, b"00MMD10\r") == b"\r\n00:"
+    assert talk(emu, b"00ULM500\r") == b"\r\n00:"
+    assert talk(emu, b"00MLT50\r") == b"\r\n00:"
+    assert emu.snapshot()[0].target_ml == 0.05
+    assert talk(emu, b"00TAR\r") == line(" 50.0000")
+    assert talk(emu, b"00RUN\r") == b"\r\n00>"
+    emu.advance(3.0)  # 25 µL at 500 µL/min
+    assert talk(emu, b"00VOL\r") == line(" 25.0000", ">")
+    emu.advance(4.0)
+    assert talk(emu, b"00VOL\r") == line(" 50.0000")  # stopped at the target by itself
+    assert emu.snapshot()[0].delivered_ml == pytest.approx(0.05)
+    assert talk(emu, b"00MMD14\r") == b"\r\n00:"  # 14.00 mm: still µL
+    assert talk(emu, b"00TAR\r") == line(" 50.0000")
+    assert talk(emu, b"00MMD14.01\r") == b"\r\n00:"  # wider: mL, the same target
+    assert talk(emu, b"00TAR\r") == line("  0.0500")
+
+
+def test_phd2000_volumes_are_always_millilitres() -> None:
+    emu = HarvardLegacyEmulation((), phd_addresses=(1,))
+    assert talk(emu, b"01MMD10\r") == phd(None, address=1)
+    assert talk(emu, b"01MLT0.05\r") == phd(None, address=1)  # pumpy's PHD2000: µL / 1000
+    assert emu.snapshot()[1].target_ml == 0.05
+    assert talk(emu, b"1TAR\r") == phd("  0.0500", address=1)
+
+
+@pytest.mark.parametrize("line_bytes", ["²VER", "0²VER", "٣VER", "1\u00b9MLT5", "00MLT²"])
+def test_non_ascii_digits_never_raise(line_bytes: str) -> None:
+    """Issue #17: `int('²')` escaped from the address parser. `²` is no digit to the pump: the
+    line is no command for anybody (`?` from every pump, or from the one addressed)."""
+    emu = HarvardLegacyEmulation((0, 1))
+    emu.feed(line_bytes.encode("utf-8") + b"\r")
+    reply = emu.read()
+    assert reply.count(b"\r\n?\r\n") == reply.count(b":")
+    assert reply.endswith(b":")

@@ -70,9 +70,9 @@ def test_revolutions_are_truncated_to_hundredths(revs: float, text: str) -> None
     assert format_revs(2.9999999999) == "00003.00"  # float noise is not a lost hundredth
 
 
-def test_line_settings_are_4800_7o1() -> None:
+def test_line_settings_are_4800_7o1_from_the_family_spec() -> None:
     emu = MasterflexEmulation()
-    assert (emu.baud_rate, emu.data_bits, emu.parity, emu.stop_bits) == (4800, 7, "O", 1)
+    assert str(emu.uart_settings()) == "4800 7O1"
 
 
 # --------------------------------------------------------------------------- startup
@@ -114,6 +114,42 @@ def test_number_assignment_takes_control() -> None:
     emu = MasterflexEmulation((1,))
     assert talk(emu, "P01") == ACK
     assert talk(emu, "P01I") == frame("P01I1001")
+
+
+def test_enq_then_number_takes_control_as_pylabrobot_starts() -> None:
+    """pylabrobot 0.2.2 `MasterflexBackend.setup()` sends `ENQ`, then `ENQ P02 CR` (no STX, no
+    `R`), then motion commands with variable-width numbers; it never reads a reply."""
+    emu = MasterflexEmulation((2,))
+    emu.feed(b"\x05")
+    emu.feed(b"\x05P02\r")
+    assert emu.read() == frame("P02") + frame("P02") + ACK  # both ENQs, then the assignment
+    assert talk(emu, "P02I") == frame("P02I1001")  # remote, clockwise, not restarted, idle
+    assert talk(emu, "P02S+120G0") == NAK  # the documented G0 quirk: NAK, yet the motor runs
+    snap = emu.snapshot()[2]
+    assert (snap.running, snap.direction, snap.speed_rpm, snap.continuous) == (
+        True, "infuse", 120.0, True,
+    )  # fmt: skip
+    assert talk(emu, "P02S-50G0") == NAK
+    snap = emu.snapshot()[2]
+    assert (snap.running, snap.direction, snap.speed_rpm) == (True, "withdraw", 50.0)
+    assert talk(emu, "P02H") == ACK
+    assert talk(emu, "P02V0.5G") == ACK  # a counted run: 0.5 rev at 50 rpm
+    assert emu.snapshot()[2].revs_to_go == 0.5
+    emu.advance(0.6)
+    snap = emu.snapshot()[2]
+    assert (snap.running, snap.revs_to_go, snap.target_ml) == (False, 0.0, 0.4)
+    assert talk(emu, "P02V10GV2.35G") == NAK  # the second G while running: refused
+    assert talk(emu, "P02H") == ACK
+
+
+def test_only_a_bare_number_after_enq_is_an_assignment() -> None:
+    emu = MasterflexEmulation((2,))
+    emu.feed(b"\x05")
+    assert emu.read() == frame("P02")
+    emu.feed(b"P02S+100\r\x05P03\r")  # no STX: not a frame; P03 is nobody on this link
+    assert emu.read() == frame("P02")  # only the second ENQ is answered
+    assert talk(emu, "P02I") == frame("P02I0011")  # still local and flagged as restarted
+    assert talk(emu, "P02S+100") == NAK
 
 
 # --------------------------------------------------------------------------- commands

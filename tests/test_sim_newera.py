@@ -436,6 +436,34 @@ def test_auto_alarm_never_while_a_reply_is_outstanding() -> None:
     assert talk(emu, frame_safe(b"0")) == frame_safe(b"00A?S")
 
 
+def stall_then_silence(emu: NE1000Emulation) -> None:
+    """Run at 60 mL/h into an occlusion (stall at 19.2 s), then send nothing for 90 s."""
+    for cmd in (b"0RAT60MH", b"0VOL0", b"0RUN"):
+        talk(emu, frame_safe(cmd))
+    emu.set_occlusion(0, True)
+    emu.advance(30.0)
+    assert emu.read() == frame_safe(b"00A?S")  # announced unsolicited, not yet reported
+    emu.advance(60.0)  # the 60 s watchdog fires on the stalled pump
+
+
+def test_a_stall_is_not_overwritten_by_a_later_watchdog_timeout() -> None:
+    """Issue #11: the state file said `link_timeout` after a stall. The first alarm stays until
+    cleared: its code until reported (no second announcement), its reason until a start."""
+    emu = ready(safe_s=60)
+    stall_then_silence(emu)
+    assert emu.read() == b""
+    assert (emu.snapshot()[0].running, emu.snapshot()[0].alarm) == (False, "stall")
+    assert talk(emu, frame_safe(b"0")) == frame_safe(b"00A?S")
+    assert talk(emu, frame_safe(b"0")) == frame_safe(b"00S")
+    emu.advance(120.0)  # reported but not cleared by a start: a later timeout keeps the reason
+    assert emu.read() == frame_safe(b"00A?T")
+    assert emu.snapshot()[0].alarm == "stall"
+    emu.set_occlusion(0, False)
+    assert talk(emu, frame_safe(b"0")) == frame_safe(b"00A?T")
+    assert talk(emu, frame_safe(b"0RUN")) == frame_safe(b"00I")
+    assert (emu.snapshot()[0].running, emu.snapshot()[0].alarm) == (True, None)
+
+
 # --------------------------------------------------------------------------- faults
 
 

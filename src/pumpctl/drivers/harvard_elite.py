@@ -343,8 +343,13 @@ class HarvardEliteDriver(HarvardDriver[EliteReply]):
         return parse_rate((await self._send(word, query=True, expect=parse_rate)).body)
 
     async def read_rate(self) -> float:
-        """`crate`: the rate the motor runs now, mL/h."""
-        return parse_rate((await self._send("crate", query=True, expect=parse_rate)).body)
+        """`crate`: the rate the motor runs now, mL/h. While moving the manual's reply names the
+        direction (`Infusing at 3 ml/min`, `Withdrawing at 0.5 ml/min`); idle, a bare rate."""
+
+        def parse(body: str) -> float:
+            return parse_rate(body.partition(" at ")[2] if " at " in body else body)
+
+        return parse((await self._send("crate", query=True, expect=parse)).body)
 
     async def set_target_volume(self, volume_ml: float | None) -> float | None:
         """`tvolume v ml` (counted on the infused volume since `cvolume`), rounded down;

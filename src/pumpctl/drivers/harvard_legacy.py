@@ -335,7 +335,7 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
     @property
     def quantizer(self) -> LegacyQuantizer:
         """The family's rounding (5-character numbers, `MLT` in `target_volume_unit`)."""
-        return LegacyQuantizer.for_container(SPEC, self._diameter_mm, None)
+        return LegacyQuantizer.for_container(SPEC, self._diameter_mm, None, variant=self.variant)
 
     async def identify(self) -> PumpIdentity:
         """`VER` -> e.g. `PUMP11V2.0` (model, firmware); `PHD` in the text marks a PHD2000."""

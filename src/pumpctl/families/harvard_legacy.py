@@ -4,9 +4,9 @@ the KDS / Cole-Parmer clones): its spec, and the quantizer of its number format.
 Numbers (pump manuals, "RS-232 / pump chain"): at most 5 characters including the point, as many
 decimals as fit. Rates are sent with the unit in the command (`MLH`, `ULH`, `ULM`, `MLM`), also
 while running. The target volume `MLT` is in the unit of `target_volume_unit`: today's drivers
-and emulation read mL; host software that ran real Pump 11s (pumpy) sends microlitres, which
-the Model 11 Plus manual may settle. It is one field of the spec so the fact can be flipped in one
-place ("ml", "ul" or "by_diameter" as on New Era pumps), and the driver and this quantizer follow.
+and emulation follow: a Pump 11 counts "by_diameter" as New Era pumps do (µL up to 14.00 mm, as
+pumpy, whose author ran real Pump 11s, sends it), a PHD2000 in mL (the Model 22 manual). Not
+verified on hardware; it is data, so the fact can be flipped in one place.
 """
 
 from __future__ import annotations
@@ -143,9 +143,16 @@ class LegacyQuantizer:
 
     @classmethod
     def for_container(
-        cls, spec: FamilySpec, inner_diameter_mm: float | None, ml_per_rev: float | None
+        cls,
+        spec: FamilySpec,
+        inner_diameter_mm: float | None,
+        ml_per_rev: float | None,
+        *,
+        variant: str | None = None,
     ) -> LegacyQuantizer:
-        unit = spec.target_volume_unit
+        """`variant` (None: the family's default, the Pump 11) may have its own MLT unit."""
+        own = spec.variant(variant).target_volume_unit if variant else None
+        unit = own or spec.target_volume_unit
         if unit == "by_diameter":
             threshold = spec.volume_units.threshold_mm if spec.volume_units else 14.0
             small = inner_diameter_mm is not None and inner_diameter_mm <= threshold
@@ -238,12 +245,17 @@ SPEC = FamilySpec(
             diameter_mm=(0.1, 50.0),
             diameter_decimals=4,
             version="PHD2000V20",
+            # Model 22 manual, Appendix C: "MLT ... units are ml", "VOL ... units are ml"
+            target_volume_unit="ml",
         ),
     ),
     numbers={"volume": NUMBER, "rate": NUMBER, "diameter": NUMBER},
     volume_units=VolumeUnits(threshold_mm=14.0),
     rate_units=tuple(u.value for u in _UNIT_ORDER),
-    target_volume_unit="ml",
+    # Pump 11 / 11 Plus: like New Era pumps, µL up to 14.00 mm, mL above (lead's decision from
+    # pumpy, whose author ran real Pump 11s and sends µL with a 10 mm syringe; not verified on
+    # hardware). The PHD2000 variant overrides it with mL.
+    target_volume_unit="by_diameter",
     # best knowledge of what host software reads by byte count (not hardware-verified)
     reply_widths={"VER": 10, "DIA": 8, "VOL": 8, "RAT": 6, "address": 2},
     # Pump 11 Plus catalogue (nominal): 0.001 µL/h with a 10 µL syringe (0.46 mm) to 26.5 mL/min

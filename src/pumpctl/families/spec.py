@@ -156,6 +156,8 @@ class Variant:
     diameter_decimals: int | None = None
     #: `VER` answer, as host software reads it
     version: str = ""
+    #: unit of the target volume command where it differs from the family's (None: the same)
+    target_volume_unit: Literal["ml", "ul", "by_diameter"] | None = None
 
 
 QuantizerFactory = Callable[["FamilySpec", float | None, float | None], Quantizer]

@@ -103,6 +103,8 @@ class CheckpointEvent(Record):
     rate_ml_per_h: float | None = None
     #: part of delivered_ml that is a worst-case estimate, not a counter reading (SR21)
     estimated_ml: float = 0.0
+    #: of which booked for a gap whose counter was lost (a reset): never measurable again
+    lost_ml: float = 0.0
 
 
 class TitrationEvent(Record):

@@ -405,16 +405,21 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def delivered_by_phase(events: Iterable[JournalEvent]) -> dict[str, float]:
-    """Per phase, the greatest journaled `delivered_ml` (checkpoints are cumulative per phase).
+    """Per phase, what the checkpoints say was delivered (they are cumulative per phase).
 
-    Used on resume (SR30: journaled + pump-reported ≤ plan) and in reports. Phases appear in the
-    order of their first checkpoint.
+    The latest checkpoint, but never less than any earlier *measured* volume (delivered minus
+    its `estimated_ml`): a worst-case estimate booked while the pump was unreadable gives way to
+    the counter once it can be read again (SR22), while a later, lower reading never lowers what
+    a counter already confirmed. Phases appear in the order of their first checkpoint.
     """
-    delivered: dict[str, float] = {}
+    latest: dict[str, float] = {}
+    measured: dict[str, float] = {}
     for event in events:
         if event.kind is not EventKind.CHECKPOINT:
             continue
         phase = str(event.payload["phase"])
         volume_ml = float(event.payload["delivered_ml"])
-        delivered[phase] = max(delivered.get(phase, volume_ml), volume_ml)
-    return delivered
+        sure_ml = volume_ml - float(event.payload.get("estimated_ml", 0.0))
+        latest[phase] = volume_ml
+        measured[phase] = max(measured.get(phase, sure_ml), sure_ml)
+    return {phase: max(v, measured[phase]) for phase, v in latest.items()}

@@ -95,6 +95,13 @@ class SegmentLedger:
     held_since_s: float | None = None
     last_increase_s: float | None = None
     ended_s: float | None = None
+    #: the pump's counter at its last valid reading in this leg, and when that was
+    counter_ml: float = 0.0
+    last_reading_s: float | None = None
+    #: worst case booked for a gap whose counter was lost (a reset): never measurable again
+    lost_ml: float = 0.0
+    #: worst case booked while the pump was unreadable; its next valid reading replaces it
+    pending_ml: float = 0.0
 
     @property
     def planned_ml(self) -> float | None:
@@ -133,8 +140,60 @@ class SegmentLedger:
 
     def new_leg(self) -> None:
         """The pump's counter is about to be cleared: what it counted so far becomes carry."""
-        self.carry_ml = self.delivered_ml
+        self.carry_ml += self.counter_ml
+        self.counter_ml = 0.0
         self.stop_at_ml = None
+
+    @property
+    def estimated_ml(self) -> float:
+        """The part of `delivered_ml` that is a worst-case estimate, not a counter reading."""
+        return self.lost_ml + self.pending_ml
+
+    def _book(self) -> None:
+        self.delivered_ml = self.carry_ml + self.counter_ml + self.lost_ml + self.pending_ml
+
+    def _cap_ml(self) -> float | None:
+        caps = [v for v in (self.stop_at_ml, self.planned_ml) if v is not None]
+        return min(caps) if caps else None
+
+    def book_worst_case(self, now_s: float, *, for_s: float | None = None) -> float:
+        """The pump was not readable since its last reading: assume it ran at the commanded rate
+        all along (SR21), for `for_s` more seconds too (None: until its own target stops it),
+        capped by that target. Returns the estimate now booked, mL.
+
+        Booking more than was delivered can only under-dose a resume; booking less would let
+        the rolling limits and a resume miss drug that went in.
+        """
+        if self.state not in _ACCRUING:
+            return self.estimated_ml
+        since = self.last_reading_s if self.last_reading_s is not None else self.started_s
+        known = self.carry_ml + self.counter_ml + self.lost_ml
+        cap = self._cap_ml()
+        if for_s is None and cap is not None:
+            worst = cap
+        else:
+            more_s = max(0.0, now_s - since) + (for_s or 0.0)
+            worst = known + self.rate_ml_per_h * more_s / 3600.0
+            if cap is not None:
+                worst = min(worst, cap)
+        self.pending_ml = max(self.pending_ml, worst - known)
+        self._book()
+        return self.estimated_ml
+
+    def counter_reading(self, counter_ml: float, now_s: float, resolution_ml: float) -> bool:
+        """Book a valid counter reading; False when it went backwards (the pump lost its
+        counter: power loss, reset): the worst case for the gap is then booked for good, and
+        what the counter says from now on adds to it."""
+        lost = counter_ml + resolution_ml < self.counter_ml
+        if lost:
+            self.book_worst_case(now_s, for_s=0.0)
+            self.lost_ml += self.pending_ml
+            self.carry_ml += self.counter_ml
+        self.pending_ml = 0.0  # readable again: the counter is the record (SR22)
+        self.counter_ml = counter_ml
+        self.last_reading_s = now_s
+        self._book()
+        return not lost
 
     # ------------------------------------------------------------------ one poll
 
@@ -146,8 +205,15 @@ class SegmentLedger:
             reason = status.alarm.value if status.alarm else AlarmReason.OTHER.value
             raise Alarm(reason, f"pump reports alarm ({status.raw})")
         self.accrue(now_s)
-        self.delivered_ml = self.carry_ml + counter.net_ml
         phase = self.segment.phase.value
+        previous = self.counter_ml
+        if not self.counter_reading(counter.net_ml, now_s, tol.resolution_ml):
+            raise Alarm(  # SR28
+                "reset",
+                f"{phase}: the pump's counter went back from {previous:.4f} to "
+                f"{counter.net_ml:.4f} mL (power loss or reset); booked the worst case, "
+                f"{self.estimated_ml:.4f} mL estimated",
+            )
         planned = self.planned_ml
         if planned is not None and self.delivered_ml > planned + tol.resolution_ml:
             raise Alarm(  # SR23

@@ -50,7 +50,7 @@ class ContainerLegs:
         limits = []
         remaining = None
         if ledger.planned_ml is not None:
-            remaining = ledger.planned_ml - ledger.carry_ml
+            remaining = ledger.planned_ml - ledger.delivered_ml  # at a leg's start
             limits.append(remaining)
         left = self.level.left_ml(done_ml + ledger.delivered_ml)
         if left is not None and (remaining is None or left < remaining):

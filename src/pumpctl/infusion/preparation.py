@@ -27,7 +27,8 @@ async def prepare_pump(
     watchdog_timeout_s: float | None,
     poll_interval_s: float,
     log: Any,
-) -> None:
+) -> float | None:
+    """Returns the link watchdog period enabled on the pump (None: it has none)."""
     try:
         ident = await driver.identify()
     except PumpAlarm as exc:
@@ -53,6 +54,8 @@ async def prepare_pump(
         await cmds.call(
             "enable_link_watchdog", lambda: driver.enable_link_watchdog(wd), timeout_s=wd
         )
+        return wd
+    return None
 
 
 async def _configure_container(driver: PumpDriver, cmds: PumpCommands, plan: Plan) -> None:

@@ -44,6 +44,7 @@ class Checkpoint:
     pump_counter_ml: float
     t_wall: float
     estimated_ml: float = 0.0
+    lost_ml: float = 0.0
 
 
 @dataclass
@@ -118,7 +119,7 @@ def _apply(facts: RunFacts, event: JournalEvent) -> None:
         _delivered(facts, event.t_wall)
     elif isinstance(rec, CheckpointEvent):
         facts.checkpoints[rec.phase] = Checkpoint(
-            rec.delivered_ml, rec.pump_counter_ml, event.t_wall, rec.estimated_ml
+            rec.delivered_ml, rec.pump_counter_ml, event.t_wall, rec.estimated_ml, rec.lost_ml
         )
         if rec.container_left_ml is not None or facts.container_left_ml is not None:
             facts.container_left_ml = rec.container_left_ml

@@ -182,15 +182,18 @@ def _active_delivered(
     ck = facts.checkpoints.get(active)
     journaled = ck.delivered_ml if ck else 0.0
     counted = ck.pump_counter_ml if ck else 0.0
-    # earlier legs of the segment (before a container change cleared the pump's counter)
-    carry = journaled - counted
+    lost = ck.lost_ml if ck else 0.0
+    pending = (ck.estimated_ml - lost) if ck else 0.0
+    # measured before the pump's last clear (earlier legs of the segment, a reset's gap)
+    carry = journaled - pending - lost - counted
     if not (reading.reset or reading.counter_ml + 1e-9 < counted):
-        measured = max(carry + reading.counter_ml, journaled)
+        # the counter survived: it replaces a pending estimate (SR22), never lowers a measure
+        measured = max(carry + lost + reading.counter_ml, journaled - pending)
         note = (
             f"{active}: pump counter {reading.counter_ml:.3f} mL"
-            f" (+{carry:.3f} before a container change; journal {journaled:.3f})"
+            f" (+{carry + lost:.3f} before the last clear; journal {journaled:.3f})"
         )
-        return measured, 0.0, note
+        return measured, lost, note
     since = ck.t_wall if ck else facts.last_wall
     elapsed_s = facts.age_s(since, now_wall)
     worst = journaled + facts.max_rate_ml_per_h.get(active, 0.0) * elapsed_s / 3600.0

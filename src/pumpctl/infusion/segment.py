@@ -215,7 +215,7 @@ class SegmentRunner:
         ledger.new_leg()
         resolution = self.books.tolerances.resolution_ml
         target = self.legs.target_ml(ledger, self.books.done_ml, resolution)
-        ledger.stop_at_ml = None if target is None else ledger.carry_ml + target
+        ledger.stop_at_ml = None if target is None else ledger.delivered_ml + target
         await self.cmds.call(
             "set_target_volume",
             lambda: self.driver.set_target_volume(target),
@@ -253,13 +253,14 @@ class SegmentRunner:
 
     async def _poll(self, ledger: SegmentLedger) -> Verdict:
         """One status + volume poll, reconciled."""
-        now = self.clock.now()
         try:
             status, delivered = await self.driver.read_poll()
         except PumpAlarm as exc:
             raise Alarm(exc.reason.value, str(exc)) from exc
         except (PumpTimeout, ProtocolError) as exc:
-            self._missed_poll(now, exc)
+            # silence is measured when the miss is known (after the driver's retries), not
+            # when the poll began: a poll that retries for 3 s is 3 s more of silence (SR17)
+            self._missed_poll(self.clock.now(), exc)
             return Verdict.CONTINUE
         except PumpError as exc:
             raise Alarm("pump_error", str(exc)) from exc
@@ -341,7 +342,9 @@ class SegmentRunner:
             CheckpointEvent(
                 phase=ledger.segment.phase.value,
                 delivered_ml=ledger.delivered_ml,
-                pump_counter_ml=ledger.delivered_ml - ledger.carry_ml,
+                pump_counter_ml=ledger.counter_ml,
+                estimated_ml=ledger.estimated_ml,
+                lost_ml=ledger.lost_ml,
                 container_left_ml=self.legs.left_ml(books.done_ml + ledger.delivered_ml),
                 expected_ml=ledger.expected_ml,
                 rate_ml_per_h=ledger.rate_ml_per_h,

@@ -118,6 +118,9 @@ class Supervisor:
         self._requests: asyncio.Queue[Queued] = asyncio.Queue()
         self._started = False
         self._ended = False
+        #: the pump's link watchdog once enabled (SR19): it stops the pump this long after the
+        #: last packet it heard
+        self._watchdog_s: float | None = None
         self.books = RunBooks(
             results={
                 s.phase: PhaseResult(
@@ -340,7 +343,7 @@ class Supervisor:
         )
 
     async def _run_segments(self) -> None:
-        await prepare_pump(
+        self._watchdog_s = await prepare_pump(
             self.driver,
             self.cmds,
             self.plan,
@@ -418,9 +421,13 @@ class Supervisor:
         self.log.error(
             "alarm", reason=exc.reason, detail=exc.detail, phase=self.machine.phase.value
         )
-        if self.books.ledger is not None:
-            # the last counter reading we trust, before anything else can fail (SR29)
-            self._segments.checkpoint(self.books.ledger, force=True)
+        ledger = self.books.ledger
+        if ledger is not None:
+            # the pump may have run since its last reading: book the worst case (marked as an
+            # estimate) and journal it before anything else can fail (SR21, SR29)
+            ledger.book_worst_case(self.clock.now(), for_s=0.0)
+            self.books.booked(ledger)
+            self._segments.checkpoint(ledger, force=True)
         self.recorder.write(AlarmEvent(reason=exc.reason, detail=exc.detail))
         if self.machine.may(Trigger.ALARM):
             self.machine.fire(Trigger.ALARM, reason=exc.reason, detail=exc.detail)
@@ -437,6 +444,12 @@ class Supervisor:
         )
         if confirmed:
             await self._final_reading()
+        elif (ledger := self.books.ledger) is not None:
+            # unreachable and maybe still running: until its own target stops it, or its link
+            # watchdog (SR19) a watchdog period after the last packet it heard
+            ledger.book_worst_case(self.clock.now(), for_s=self._watchdog_s)
+            self.books.booked(ledger)
+            self._segments.checkpoint(ledger, force=True)
         return confirmed
 
     async def _final_reading(self) -> None:
@@ -448,10 +461,12 @@ class Supervisor:
         except PumpError as exc:
             self.log.warning("pump.final_reading_failed", error=str(exc))
             return
-        ledger.delivered_ml = max(ledger.delivered_ml, delivered.net_ml)
-        result = self.books.results[ledger.segment.phase]
-        result.delivered_ml = ledger.delivered_ml
-        result.ended_s = self.clock.now()
+        # readable again: the counter replaces any estimate, unless it went backwards (lost)
+        ledger.counter_reading(
+            delivered.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
+        )
+        self.books.booked(ledger)
+        self.books.results[ledger.segment.phase].ended_s = self.clock.now()
         self._segments.checkpoint(ledger, force=True)
 
     # ------------------------------------------------------------------ helpers

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import queue
@@ -23,13 +22,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pumpctl.clock import Clock, run_with_clock
+from pumpctl.families import UnknownModel, family
 from pumpctl.log import get_logger
 from pumpctl.simulator.devices.base import Emulation
 from pumpctl.simulator.endpoints import PtyEndpoint, TcpEndpoint
 from pumpctl.simulator.faults import FaultSchedule, parse_fault
+from pumpctl.simulator.registry import default_address, emulation_class, emulation_models
+
+
+class _FactoryAddress:
+    """Read-only `model -> factory address` view of the family specs (old table's API)."""
+
+    def get(self, model: str, default: int = 0) -> int:
+        return default_address(model) if model in emulation_models() else default
+
+    def __getitem__(self, model: str) -> int:
+        return default_address(model)
+
 
 __all__ = [
-    "EMULATIONS",
     "FACTORY_ADDRESS",
     "StateWriter",
     "build_emulation",
@@ -39,17 +50,8 @@ __all__ = [
     "state_json",
 ]
 
-#: model name -> "module:Class", imported lazily (constructors take `addresses`)
-EMULATIONS: dict[str, str] = {
-    "ne1000": "pumpctl.simulator.devices.newera:NE1000Emulation",
-    "harvard-legacy": "pumpctl.simulator.devices.harvard_legacy:HarvardLegacyEmulation",
-    "harvard-elite": "pumpctl.simulator.devices.harvard_elite:HarvardEliteEmulation",
-    "masterflex-ls": "pumpctl.simulator.devices.masterflex:MasterflexEmulation",
-}
-#: models with a PHD2000 on the chain (`phd_addresses=`)
-PHD_MODELS = frozenset({"harvard-legacy"})
-#: the address a pump answers at from the factory, where it is not 0
-FACTORY_ADDRESS = {"masterflex-ls": 1}
+#: the address a pump answers at from the factory, where it is not 0 (from the family specs)
+FACTORY_ADDRESS = _FactoryAddress()
 STATE_INTERVAL_S = 0.2  # wall seconds between state snapshots
 
 log = get_logger("pumpctl.simulator.server")
@@ -63,28 +65,29 @@ def build_emulation(
     faults: FaultSchedule | None = None,
 ) -> Emulation:
     """The emulation for `model` with pumps at `addresses` (and PHD2000s at `phd_addresses`,
-    harvard-legacy only); ValueError lists valid models, or says why the faults cannot apply."""
-    target = EMULATIONS.get(model)
-    if target is None:
-        raise ValueError(f"unknown model {model!r}; valid models: {', '.join(sorted(EMULATIONS))}")
-    if phd_addresses and model not in PHD_MODELS:
-        raise ValueError(f"--phd-address is for {', '.join(sorted(PHD_MODELS))}, not {model}")
-    module_name, class_name = target.split(":")
+    for a family with a `phd2000` variant); ValueError lists valid models, or says why the
+    faults cannot apply."""
     try:
-        module = importlib.import_module(module_name)
+        cls = emulation_class(model)
     except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise ValueError(f"the {model} emulation is not available in this build") from None
-    cls = getattr(module, class_name)
+        raise ValueError(f"the {model} emulation is not available in this build: {exc}") from None
+    if phd_addresses and not _has_phd(model):
+        raise ValueError(f"--phd-address is for harvard-legacy, not {model}")
     emulation: Emulation = (
-        cls(list(addresses), phd_addresses=list(phd_addresses))
-        if model in PHD_MODELS
-        else cls(list(addresses))
+        cls(list(addresses), phd_addresses=list(phd_addresses))  # type: ignore[call-arg]
+        if _has_phd(model)
+        else cls(list(addresses))  # type: ignore[call-arg]
     )
     if faults is not None:
         faults.check(emulation)
     return emulation
+
+
+def _has_phd(model: str) -> bool:
+    try:
+        return any(v.name == "phd2000" for v in family(model).variants)
+    except UnknownModel:
+        return False
 
 
 def build_faults(specs: Sequence[str], seed: int = 0) -> FaultSchedule | None:
@@ -157,9 +160,10 @@ async def serve(
     stop: asyncio.Event,
     emulation: Emulation | None = None,
     faults: FaultSchedule | None = None,
-    pace: bool = False,
+    pace: bool = True,
 ) -> None:
-    """Serve until `stop` is set (the async core of `run_simulator`; tests call it directly)."""
+    """Serve until `stop` is set (the async core of `run_simulator`; tests call it directly).
+    `pace` (default, as `pumpctl simulate`): bytes no faster than the pump's line."""
     if port is not None and tcp is not None:
         raise ValueError("give a pty path or a TCP address, not both")
     emu = emulation or build_emulation(model, addresses, faults=faults)
@@ -205,13 +209,14 @@ def run_simulator(
     announce: Callable[[str], None],
     faults: Sequence[str] = (),
     seed: int = 0,
-    pace: bool = False,
+    pace: bool = True,
     phd_addresses: Sequence[int] = (),
 ) -> None:
     """Block serving the simulator until SIGINT or SIGTERM, then return cleanly.
 
     `faults` are specs (`stall@300s`, see `pumpctl.simulator.faults`) drawn from a
-    `random.Random(seed)`; `pace` delivers bytes at the pump's baud. ValueError (FaultSpecError
+    `random.Random(seed)`; `pace` (default) delivers bytes no faster than the pump's line: a
+    real pump cannot answer faster than its baud (pumpy's `waituntiltarget` relies on it). ValueError (FaultSpecError
     included) before anything is announced when the model, addresses or faults are wrong.
     """
     schedule = build_faults(faults, seed)

@@ -76,7 +76,13 @@ def _check_faults(
     multiple=True,
     help="a PHD2000 on the chain at this address (repeatable; harvard-legacy only)",
 )
-@click.option("--pace", is_flag=True, help="deliver bytes no faster than the pump's baud allows")
+@click.option(
+    "--pace/--no-pace",
+    default=True,
+    show_default=True,
+    help="deliver bytes no faster than the pump's line allows (start, data, parity and stop "
+    "bits at its baud), as a real pump does; --no-pace answers at once",
+)
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="seed of the faults' random choices"
 )
@@ -94,13 +100,15 @@ def simulate(
 ) -> None:
     """Emulate pump MODEL on a pty (default: a new one, printed as PTY=...), a path or TCP.
 
-    MODEL: ne1000, harvard-legacy, harvard-elite or masterflex-ls. Fault times are the pump's
-    simulated time since start (so --time-scale speeds them up too).
+    MODEL: ne1000, harvard-legacy, harvard-elite, masterflex-ls, or one an installed package
+    registers. Fault times are the pump's simulated time since start (so --time-scale speeds
+    them up too). Bytes are paced at the pump's baud unless --no-pace.
     """
     import logging
 
     from pumpctl.log import configure_logging
-    from pumpctl.simulator.server import FACTORY_ADDRESS, run_simulator
+    from pumpctl.simulator.registry import default_address
+    from pumpctl.simulator.server import run_simulator
 
     # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
     configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
@@ -111,7 +119,7 @@ def simulate(
             model,
             port=port,
             tcp=tcp,
-            addresses=list(addresses) or [FACTORY_ADDRESS.get(model, 0)],
+            addresses=list(addresses) or [default_address(model)],
             state_file=state_file,
             time_scale=time_scale,
             announce=_echo,
@@ -121,4 +129,10 @@ def simulate(
             phd_addresses=list(phd_addresses),
         )
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    """A bad address or fault for this model, on one line (no usage banner), exit status 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)

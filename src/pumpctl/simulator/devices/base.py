@@ -16,7 +16,6 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "DEFAULT_LINE_SETTINGS",
     "BufferedEmulation",
     "Emulation",
     "LineSettings",
@@ -45,15 +44,6 @@ class LineSettings(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.baud} {self.data_bits}{self.parity}{self.stop_bits}"
-
-
-#: factory line settings per model (protocol notes); used when an emulation sets none itself
-DEFAULT_LINE_SETTINGS: dict[str, LineSettings] = {
-    "ne1000": LineSettings(baud=19200),
-    "harvard-legacy": LineSettings(baud=9600, stop_bits=2),
-    "harvard-elite": LineSettings(baud=115200),
-    "masterflex-ls": LineSettings(baud=4800, data_bits=7, parity="O"),
-}
 
 
 class PumpSnapshot(BaseModel):
@@ -140,7 +130,7 @@ class Emulation(ABC):
 
     def uart_settings(self) -> LineSettings:
         """The pump's current line settings: `uart` if set (a `baud` fault sets it), else the
-        model's factory settings overridden by what the family's class declares (`baud_rate`,
+        factory settings of the model's family spec, overridden by what the class declares (`baud_rate`,
         `data_bits`, `parity`, `stop_bits`, or a `line_settings` (baud, data, parity, stop)
         tuple), else 9600 8N1."""
         if self.uart is not None:
@@ -153,7 +143,9 @@ class Emulation(ABC):
         return cached
 
     def _factory_uart_settings(self) -> LineSettings:
-        line = DEFAULT_LINE_SETTINGS.get(self.model, LineSettings(baud=9600))
+        from pumpctl.simulator.registry import line_settings  # the family spec's (lazy: cycle)
+
+        line = line_settings(self.model) or LineSettings(baud=9600)
         declared = getattr(self, "line_settings", None)
         if isinstance(declared, LineSettings):
             return declared

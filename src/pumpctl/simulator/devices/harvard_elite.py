@@ -171,7 +171,6 @@ class HarvardEliteEmulation(BufferedEmulation):
     """11 Elite pumps (infuse/withdraw) on one link. Pure: no threads, no clock, no I/O."""
 
     model = "harvard-elite"
-    baud_rate: int = 115200  # the pump's configured baud (the `baud` command changes it)
     counts_commands = True  # every line (CR, LF or CR LF) counts
 
     def __init__(self, addresses: Iterable[int] = (0,)) -> None:
@@ -364,9 +363,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         if name in ("ivolume", "wvolume"):
             return [format_quantity(_decimal(p.counter_ml(infuse=name == "ivolume")))]
         if name == "crate":
-            time = p.rate().time
-            ml_per_min = _decimal(p.physics.rate_ml_per_h / 60) if p.physics.moving else Decimal(0)
-            return [format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)]
+            return [self._current_rate(p)]
         if name == "ver":
             return [VERSION]
         if name == "metrics":
@@ -385,6 +382,19 @@ class HarvardEliteEmulation(BufferedEmulation):
             + ("T" if p.state is _State.TARGET else ".")
         )
         return [f"{rate_fl_s} {seconds} {volume_fl} {flags}"]
+
+    @staticmethod
+    def _current_rate(p: _Pump) -> str:
+        """`crate`: the PHD Ultra manual's form while the motor turns, `Infusing at 3 ml/min` /
+        `Withdrawing at 500 ul/min` (flowchem's Elite11 splits it at " at "; its docstring
+        quotes the manual). The manual calls the reply valid only in dynamic situations.
+        Emulation choice: idle, a bare `0 ml/min` (flowchem never asks then)."""
+        time = p.rate().time
+        if not p.physics.moving:
+            return format_quantity(Decimal(0), "/" + time)
+        ml_per_min = _decimal(p.physics.rate_ml_per_h / 60)
+        quantity = format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)
+        return f"{'Infusing' if p.physics.infusing else 'Withdrawing'} at {quantity}"
 
     def _rate(self, p: _Pump, args: list[str], *, infuse: bool) -> list[str]:
         rate = p.irate if infuse else p.wrate
@@ -455,7 +465,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         current = {"force": p.force_percent, "address": p.address, "baud": self._baud()}[name]
         if not args:
             return [f"{current}%" if name == "force" else str(current)]
-        if len(args) != 1 or not args[0].isdigit():
+        if len(args) != 1 or not (args[0].isascii() and args[0].isdigit()):  # `²` is no digit
             raise _Error(ERRORS["argument"])
         value = int(args[0])
         if name == "force":
@@ -478,7 +488,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         return [""]
 
     def _baud(self) -> int:
-        return self.uart.baud if self.uart is not None else self.baud_rate
+        return self.uart_settings().baud
 
     # -- motion --------------------------------------------------------------------------------
 

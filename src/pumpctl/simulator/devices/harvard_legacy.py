@@ -18,113 +18,38 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 from enum import Enum
 
+from pumpctl.families.harvard_legacy import SPEC as FAMILY
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
 __all__ = ["HarvardLegacyEmulation", "format_field", "format_rate"]
 
-# --------------------------------------------------------------------------- model facts (data)
-
-VERSION_PUMP11 = "PUMP11V2.0"  # 10 characters: the VER reply is 17 bytes
-# Emulation choice: 10 characters too, so a PHD2000 at addresses 0-9 also answers VER in 17 bytes.
-VERSION_PHD2000 = "PHD2000V20"
-MAX_LINE_BYTES = 256  # a line longer than this is junk; dropped
-MAX_NUMBER_CHARS = 5  # "numbers up to 5 characters"
-DIAMETER_RANGE_MM = {False: (Decimal("0.1"), Decimal("35")), True: (Decimal("0.1"), Decimal("50"))}
-# Pump 11 keeps 2 decimals of a diameter (more are truncated); the PHD2000 keeps 4.
-DIAMETER_DECIMALS = {False: 2, True: 4}
-# Rate limits follow plunger speed, scaled by bore area from one reference syringe each
-# (approximations of the Pump 11 Plus literature: ~55 mL/min with a 60 mL BD syringe, 0.1 uL/h
-# with a 1 mL BD syringe).
-MAX_RATE_REF = (Decimal("26.59"), Decimal("3300"))  # (mm, mL/h)
-MIN_RATE_REF = (Decimal("4.699"), Decimal("0.0001"))  # (mm, mL/h)
-RATE_COMMANDS_ML_PER_H = {
-    "ULM": Decimal("0.06"),
-    "MLM": Decimal("60"),
-    "ULH": Decimal("0.001"),
-    "MLH": Decimal("1"),
-}
-RATE_TEXT = {  # RAT query units: Pump 11 (` ul/m`, per the notes); PHD2000 as its host software sees
-    False: {"ULM": "ul/m", "MLM": "ml/m", "ULH": "ul/h", "MLH": "ml/h"},
-    True: {"ULM": "ul/mn", "MLM": "ml/mn", "ULH": "ul/hr", "MLH": "ml/hr"},
-}
-PHD_RATE_UNITS = {"UM": "ULM", "MM": "MLM", "UH": "ULH", "MH": "MLH"}  # `RAT v UM|MM|UH|MH`
-# BD plastic syringes (inner diameter mm -> capacity mL): a diameter picks the loaded syringe.
-SYRINGES = (
-    (Decimal("4.699"), 1.0),
-    (Decimal("8.585"), 3.0),
-    (Decimal("11.99"), 5.0),
-    (Decimal("14.43"), 10.0),
-    (Decimal("19.05"), 20.0),
-    (Decimal("21.59"), 30.0),
-    (Decimal("26.59"), 60.0),
+from pumpctl.simulator.devices.harvard_legacy_facts import (
+    _DELETE,
+    DEFAULT_DIAMETER_MM,
+    DIAMETER_DECIMALS,
+    DIAMETER_RANGE_MM,
+    MAX_LINE_BYTES,
+    NO_ARGUMENT,
+    PHD_COMMANDS,
+    PHD_RATE_UNITS,
+    PUMP11_COMMANDS,
+    QUERIES,
+    QUERY_ONLY,
+    RATE_COMMANDS_ML_PER_H,
+    RATE_TEXT,
+    TWO_LETTER,
+    VERSION_PHD2000,
+    VERSION_PUMP11,
+    _to_decimal,
+    format_field,
+    format_rate,
+    parse_number,
+    rate_limits_ml_per_h,
+    syringe_capacity_ml,
 )
-DEFAULT_DIAMETER_MM = Decimal("26.59")
-DEFAULT_TRAVEL_MM = 60.0  # capacity of an unlisted bore = area x this travel
-PUMP11_COMMANDS = frozenset(
-    {"MMD", "ULM", "MLM", "ULH", "MLH", "RAT", "DIA", "MLT", "TAR", "VOL", "CLV", "CLT"}
-    | {"RUN", "REV", "STP", "VER"}
-)
-PHD_COMMANDS = PUMP11_COMMANDS | {
-    "DIR", "MOD", "RFR", "TGT", "DEL", "CLD", "AF", "PAR", "IN", "OUT", "SAV",
-}  # fmt: skip
-TWO_LETTER = frozenset({"AF", "IN"})
-QUERIES = frozenset({"VOL", "DEL", "TAR", "VER", "DIA", "RAT", "TGT", "DIR", "MOD", "RFR"})
-QUERY_ONLY = frozenset({"VOL", "DEL", "TAR", "VER"})
-NO_ARGUMENT = frozenset({"RUN", "REV", "STP", "CLV", "CLT", "CLD", "SAV", "AF", "PAR"})
-_DELETE = bytes(range(33)) + b"\x7f"  # spaces and control characters are ignored
 
-
-def _to_decimal(value: float) -> Decimal:
-    d = Decimal(round(value, 9)).quantize(Decimal("1e-9"))
-    return d if d > 0 else Decimal(0)
-
-
-def _fit(value: Decimal, width: int, decimals: int) -> str:
-    """As many decimals (up to `decimals`) as fit in `width`, truncated, right-justified."""
-    for d in range(decimals, 0, -1):
-        text = format(value.quantize(Decimal(1).scaleb(-d), rounding=ROUND_DOWN), "f")
-        if len(text) <= width:
-            return text.rjust(width)
-    text = format(value.quantize(Decimal(1), rounding=ROUND_DOWN), "f") + "."
-    return text.rjust(width) if len(text) <= width else "9" * (width - 1) + "."
-
-
-def format_field(value: Decimal | float) -> str:
-    """DIA/VOL/TAR number: 8 characters, right-justified, 4 decimals when they fit (truncated).
-
-    `10 -> " 10.0000"`, `4.699 -> "  4.6990"`, `1234.56789 -> "1234.567"`.
-    """
-    return _fit(value if isinstance(value, Decimal) else _to_decimal(value), 8, 4)
-
-
-def format_rate(value: Decimal) -> str:
-    """RAT number: 6 characters, 5 significant digits (`1.5 -> "1.5000"`, `12345 -> "12345."`)."""
-    return _fit(value, 6, 4)
-
-
-def parse_number(text: str) -> Decimal | None:
-    """Digits with at most one point, at most 5 characters; None if not a number at all.
-
-    Emulation choice: a longer number is reported out of range (`OOR`) by the caller.
-    """
-    if not text or text == "." or text.count(".") > 1 or not text.replace(".", "").isdigit():
-        return None
-    return Decimal(text if text[0] != "." else "0" + text)
-
-
-def syringe_capacity_ml(diameter_mm: Decimal) -> float:
-    for bore, capacity in SYRINGES:
-        if abs(bore - diameter_mm) <= Decimal("0.3"):
-            return capacity
-    return float(diameter_mm) ** 2 * 3.141592653589793 / 4.0 * DEFAULT_TRAVEL_MM / 1000.0
-
-
-def rate_limits_ml_per_h(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
-    area = diameter_mm * diameter_mm
-    lo = MIN_RATE_REF[1] * area / (MIN_RATE_REF[0] * MIN_RATE_REF[0])
-    hi = MAX_RATE_REF[1] * area / (MAX_RATE_REF[0] * MAX_RATE_REF[0])
-    return lo, hi
+_DIGITS = frozenset("0123456789")
 
 
 # --------------------------------------------------------------------------- one pump
@@ -195,7 +120,6 @@ class HarvardLegacyEmulation(BufferedEmulation):
     """
 
     model = "harvard-legacy"
-    baud_rate: int = 9600  # the pump's configured baud (endpoints compare the client's with it)
     counts_commands = True  # every CR-terminated line counts
 
     def __init__(self, addresses: Iterable[int] = (0,), *, phd_addresses: Iterable[int] = ()):
@@ -323,8 +247,8 @@ class HarvardLegacyEmulation(BufferedEmulation):
     def _on_line(self, raw: bytes) -> None:
         text = raw.translate(None, _DELETE).upper().decode("latin-1")
         addr: int | None = None
-        if text[:1].isdigit():
-            n = 2 if text[1:2].isdigit() else 1
+        if text[:1] in _DIGITS:  # ASCII only: `²` is no address (the pump sees a command `²…`)
+            n = 2 if text[1:2] in _DIGITS else 1
             addr, text = int(text[:n]), text[n:]
         if addr is None:
             # Emulation choice (clone manuals): a command without address reaches every pump and
@@ -381,7 +305,7 @@ class HarvardLegacyEmulation(BufferedEmulation):
         elif name == "CLT":
             self._set_target(p, None)
         elif name in ("MLT", "TGT"):
-            self._set_target(p, self._number(args))
+            self._set_target(p, self._number(args) * self._volume_unit_ml(p))
         elif name in ("MMD", "DIA"):
             self._set_diameter(p, args)
         elif name in RATE_COMMANDS_ML_PER_H:
@@ -413,7 +337,8 @@ class HarvardLegacyEmulation(BufferedEmulation):
 
     def _query(self, p: _Pump, name: str) -> str:
         if name in ("VOL", "DEL"):
-            return format_field(max(0.0, p.travel_ml() - p.vol_base_travel_ml))
+            volume_ml = _to_decimal(max(0.0, p.travel_ml() - p.vol_base_travel_ml))
+            return format_field(volume_ml / self._volume_unit_ml(p))
         if name == "DIA":
             return format_field(p.s.diameter_mm)
         if name == "RAT":
@@ -423,7 +348,7 @@ class HarvardLegacyEmulation(BufferedEmulation):
             rate, units = (s.rate, s.rate_units) if s.refill is None else (s.refill, s.refill_units)
             return format_rate(rate) + " " + RATE_TEXT[True][units]
         if name in ("TAR", "TGT"):
-            return format_field(p.s.target_ml or Decimal(0))
+            return format_field((p.s.target_ml or Decimal(0)) / self._volume_unit_ml(p))
         if name == "DIR":
             return "INFUSE" if p.s.infuse else "REFILL"
         if name == "MOD":
@@ -431,12 +356,22 @@ class HarvardLegacyEmulation(BufferedEmulation):
         return VERSION_PHD2000 if p.phd else VERSION_PUMP11
 
     @staticmethod
+    def _volume_unit_ml(p: _Pump) -> Decimal:
+        """mL per unit of MLT/VOL/TAR, a fact of the family spec: a Pump 11 follows its syringe
+        ("by_diameter": µL up to 14.00 mm, as pumpy sends it), a PHD2000 is always in mL (Model
+        22 manual). Not verified on hardware."""
+        variant = FAMILY.variant("phd2000" if p.phd else "pump11")
+        rule = variant.target_volume_unit or FAMILY.target_volume_unit
+        if rule == "by_diameter":
+            threshold = FAMILY.volume_units.threshold_mm if FAMILY.volume_units else 14.0
+            rule = "ul" if p.s.diameter_mm <= Decimal(str(threshold)) else "ml"
+        return Decimal("0.001") if rule == "ul" else Decimal(1)
+
+    @staticmethod
     def _number(text: str) -> Decimal:
         value = parse_number(text)
         if value is None:
             raise _Error("?")
-        if len(text) > MAX_NUMBER_CHARS:
-            raise _Error("OOR")
         return value
 
     def _set_diameter(self, p: _Pump, args: str) -> None:

@@ -1,7 +1,7 @@
 """Masterflex L/S computer-compatible drive emulation: its own codec, from the protocol notes.
 
-Never shares code with the driver: the two agree only on the wire. One link (4800 baud, 7 data
-bits, odd parity, 1 stop bit) carries one or more drives ("satellites") numbered 01-89.
+Never shares code with the driver: the two agree only on the wire. One link (its line settings are
+the family spec's: 4800 7O1) carries one or more drives ("satellites") numbered 01-89.
 
 Host -> drive: `STX P nn <commands> CR`, e.g. `\\x02P01S+100.0G\\r`; `STX P nn CR` alone assigns
 (selects) the number and takes the drive under computer control. ENQ (05h) is answered, CAN (18h)
@@ -157,11 +157,6 @@ class MasterflexEmulation(BufferedEmulation):
     """
 
     model = "masterflex-ls"
-    #: the drive's UART, for an endpoint's baud check: 4800 baud, 7 data bits, odd parity, 1 stop
-    baud_rate = 4800
-    data_bits = 7
-    parity = "O"
-    stop_bits = 1
     counts_commands = True  # every STX..CR frame and every ENQ counts
 
     def __init__(
@@ -188,6 +183,7 @@ class MasterflexEmulation(BufferedEmulation):
         self.address_in_replies = address_in_replies
         self._now_comp = 0.0
         self._frame: bytearray | None = None
+        self._after_enq = False  # the partial frame began with ENQ, not STX
 
     # -- Emulation API -----------------------------------------------------------------------
 
@@ -215,18 +211,22 @@ class MasterflexEmulation(BufferedEmulation):
         for raw in data:
             b = raw & 0x7F  # 7 data bits: the eighth is parity on a real line
             if b == STX:
-                self._frame = bytearray()
+                self._frame, self._after_enq = bytearray(), False
             elif b == CAN:
                 self._frame = None
             elif b == ENQ:
                 self.commands_seen += 1
                 self._on_enq()
+                self._frame, self._after_enq = bytearray(), True
             elif self._frame is None:
                 continue  # outside a frame (stray CR, ACK/NAK echoes, noise): ignored
             elif b == CR:
                 body, self._frame = self._frame.decode("ascii"), None
                 self.commands_seen += 1
-                self._on_frame(body)
+                if not self._after_enq:
+                    self._on_frame(body)
+                elif _FRAME.fullmatch(body) and len(body) == 3:
+                    self._on_frame(body)  # `ENQ Pnn CR`: the number assignment, see `_on_enq`
             elif len(self._frame) < MAX_FRAME_BYTES:
                 self._frame.append(b)
             else:
@@ -306,7 +306,13 @@ class MasterflexEmulation(BufferedEmulation):
     def _on_enq(self) -> None:
         """Emulation choice for "ENQ after startup unreliable": only a drive that has seen no
         frame since power-up answers (the first such in chain order); later ENQs go unanswered,
-        so a host must fall back to `I`."""
+        so a host must fall back to `I`.
+
+        Emulation choice: `Pnn CR` right after an ENQ is taken as the number assignment (as
+        `STX Pnn CR`), so it puts the drive under computer control. pylabrobot's Masterflex
+        backend (docstring: "tested on: 07551-20") starts with exactly `ENQ`, `ENQ P02 CR` and
+        then sends motion commands, never `R`; a drive left in local mode would refuse them.
+        Anything else after an ENQ is ignored, as bytes outside a frame are."""
         for n in self._chain_order():
             d = self._drives[n]
             if d.startup:

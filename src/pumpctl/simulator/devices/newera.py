@@ -604,7 +604,7 @@ class NE1000Emulation(BufferedEmulation):
     def _saf(self, p: _Pump, args: str, *, safe: bool) -> str:
         if not args:
             return str(p.safe_timeout_s)
-        if not args.isdigit() or int(args) > SAFE_TIMEOUT_MAX_S:
+        if not (args.isascii() and args.isdigit()) or int(args) > SAFE_TIMEOUT_MAX_S:
             raise _Error("OOR")
         p.safe_timeout_s = int(args)
         # The watchdog arms at the first valid safe packet: this one, if it was one.
@@ -614,7 +614,7 @@ class NE1000Emulation(BufferedEmulation):
     def _adr(self, p: _Pump, args: str, *, several: bool) -> str:
         if not args:
             return str(p.address)
-        if not args.isdigit() or int(args) > 99:
+        if not (args.isascii() and args.isdigit()) or int(args) > 99:
             raise _Error("NA" if args in ("DUAL", "RECP", "ALTR") else "OOR")
         new = int(args)
         if several or (new != p.address and new in self._pumps):
@@ -653,9 +653,16 @@ class NE1000Emulation(BufferedEmulation):
         p.run = run
 
     def _alarm(self, p: _Pump, code: str, reason: str) -> None:
+        """A pump in alarm keeps its first alarm until it is cleared: the code until the host
+        has it reported (acknowledged), the ground-truth reason until the pump next starts
+        (power loss aside, which forgets everything). So a link watchdog that fires after a
+        stall neither hides the unreported `A?S` nor turns the stall into `link_timeout`."""
         self._stop(p, _Run.STOPPED)
-        p.alarm_pending, p.alarm_reason = code, reason
-        self._auto_alarm(p)
+        if p.alarm_reason is None:
+            p.alarm_reason = reason
+        if p.alarm_pending is None:
+            p.alarm_pending = code
+            self._auto_alarm(p)  # announced once; an alarm already pending is not repeated
 
 
 def _normalise(text: str) -> str:
