@@ -245,7 +245,8 @@ class Supervisor:
                 remaining_s = left / ledger.rate_ml_per_h * 3600.0
             if seg.dose_rate is not None:
                 dose_rate = seg.dose_rate * ledger.rate_ml_per_h / seg.rate_ml_per_h
-        return Progress(
+        # built on every poll: skip re-validating what this code assembled itself
+        return Progress.model_construct(
             clock_s=self.clock.now(),
             phase=self.machine.phase.value,
             segment=ledger.segment.phase if ledger else None,
@@ -266,6 +267,7 @@ class Supervisor:
             raise SupervisorError("the run has ended" if self._ended else "the run has not started")
         queued = Queued(request)
         await self._requests.put(queued)
+        self._segments.wake()
         await queued.done
 
     # ------------------------------------------------------------------ the run
