@@ -20,6 +20,7 @@ an alarm or stop (SR16, SR26).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 import structlog
@@ -196,6 +197,11 @@ class Supervisor:
             resolution_ml=caps.volume_resolution_ml,
             rate_step_ml_per_h=caps.rate_resolution_ml_per_h,
             poll_interval_s=self.config.poll_interval_s,
+            clock_jitter_s=(
+                self.config.wall_jitter_s * self.clock.time_scale
+                if math.isfinite(self.clock.time_scale) and self.clock.time_scale > 1
+                else 0.0
+            ),
         )
 
     def _take_capabilities(self) -> None:

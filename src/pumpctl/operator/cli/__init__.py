@@ -42,11 +42,13 @@ def _register_subcommands() -> None:
     from pumpctl.operator.cli.ports_cmd import ports
     from pumpctl.operator.cli.predict_cmd import predict
     from pumpctl.operator.cli.run_cmd import demo, run
+    from pumpctl.operator.cli.serve_cmd import serve
     from pumpctl.operator.cli.simulate_cmd import simulate
 
     for command in (check, demo, run, ctl, journal_cmd, ports, simulate, report, accuracy):
         main.add_command(command)
     main.add_command(predict)
+    main.add_command(serve)
 
 
 _register_subcommands()
