@@ -24,6 +24,7 @@ BENCHMARKS = (
     "wire_floor",
     "pumps_per_process",
     "peer_nesp_lib",
+    "station",
 )
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "latest.json"
 

@@ -120,7 +120,9 @@ def test_issue_12_prime_rate_above_the_small_syringe_maximum(tmp_path: Path) -> 
     )
     assert (prime.severity, prime.limit, prime.unit) == ("hard", 17.1, "mL/h")
     # at 2.67 mm the pump counts in µL: 12477.5 µL does not fit its 4 digits
-    assert "above the largest NE target 9.999 mL" in fields(result)["phases.loading.dose"].message
+    too_big = fields(result)["phases.loading.dose"]
+    assert "above the largest NE target 9.999 mL" in too_big.message
+    assert too_big.limit == pytest.approx(9.999) and "step" not in too_big.message
 
 
 def test_a_diameter_the_pump_does_not_take_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pumpctl.dosing.plan import Plan, compile_with_violations
 from pumpctl.dosing.program import load_program_text
 from pumpctl.dosing.syringes import syringe_table
 from pumpctl.families import family, models
+from pumpctl.infusion.config import SupervisorConfig
 from pumpctl.infusion.outcome import RunResult
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.devices.base import PumpSnapshot
@@ -55,9 +56,14 @@ def compiled(text: str, model: str) -> Plan | None:
     return None if result.violations else result.plan
 
 
+#: a poll every 4 clock seconds: exactness does not depend on it (the pump stops itself at its
+#: target), and it keeps the sample cheap enough to run beside the real-time tests
+CONFIG = SupervisorConfig(poll_interval_s=4.0, max_silence_s=20.0, watchdog_timeout_s=30.0)
+
+
 def run_exactly(plan: Plan, model: str) -> tuple[RunResult, PumpSnapshot]:
     async def main(clock: Clock) -> tuple[RunResult, PumpSnapshot]:
-        return await run_on_simulator(plan, clock, model=model)
+        return await run_on_simulator(plan, clock, model=model, config=CONFIG)
 
     return run_virtual(main)
 
@@ -146,8 +152,8 @@ def _tubing(drawn: Drawn, fraction: float) -> float | None:
     """A calibration that runs every rate of the program between 1.5 and 500 rpm, if any."""
     slowest, fastest = drawn.rates_ml_per_h()
     low, high = fastest / 60 / 500, slowest / 60 / 1.5
-    ml_per_rev = round(low + fraction * (high - low), 4) if low < high else 0.0
-    return ml_per_rev if ml_per_rev > 0 else None  # rounded to 0: no calibration fits
+    ml_per_rev = float(f"{low + fraction * (high - low):.4g}")  # as written in a program
+    return ml_per_rev if low <= ml_per_rev <= high else None
 
 
 def _pump_for(model: str, drawn: Drawn, syringe_index: int, fraction: float) -> str | None:
@@ -187,7 +193,7 @@ def _check_every_family(drawn: Drawn, syringe_index: int, fraction: float) -> No
     assume(ran > 0)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS, st.integers(0, 100), st.floats(0.0, 1.0))
 def test_property_any_valid_program_ends_exactly_on_every_family(
     drawn: Drawn, syringe_index: int, fraction: float
@@ -196,7 +202,7 @@ def test_property_any_valid_program_ends_exactly_on_every_family(
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS, st.integers(0, 100), st.floats(0.0, 1.0))
 def test_property_any_valid_program_ends_exactly_larger_sample(
     drawn: Drawn, syringe_index: int, fraction: float

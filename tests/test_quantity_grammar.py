@@ -141,12 +141,25 @@ def test_a_program_error_names_the_field_once_with_the_accepted_form() -> None:
     assert "units: mg/kg or mcg/kg" in issue.message
 
 
-@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e9, "0.8", True])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e9, "0.8 mL", "inf", True, 0])
 def test_tubing_calibration_is_a_finite_sane_number(value: object) -> None:
     data = with_value(("pump",), {"tubing": {"ml_per_rev": value}})
     with pytest.raises(ProgramError) as info:
         load_program_text(yaml.safe_dump(data), EXAMPLES)
     assert [i.field for i in info.value.issues] == ["pump.tubing.ml_per_rev"]
+
+
+def test_tubing_calibration_written_with_an_exponent_is_a_number() -> None:
+    """YAML 1.1 reads `6e-05` (no decimal point) as text: still the number it says."""
+    text = (
+        example_path("acute-pain.yaml")
+        .read_text()
+        .replace(
+            "pump: {syringe: {inner_diameter: 26.7 mm, volume: 60 mL}}",
+            "pump: {tubing: {ml_per_rev: 6e-05}, reservoir: {volume: 100 mL}}",
+        )
+    )
+    assert load_program_text(text, EXAMPLES).pump.tubing.ml_per_rev == 6e-05  # type: ignore[union-attr]
 
 
 def test_yaml_errors_are_one_line_with_line_and_column() -> None:

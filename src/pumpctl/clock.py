@@ -63,12 +63,38 @@ class Clock(ABC):
     def timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         """`async with clock.timeout(s):` raises TimeoutError after `s` seconds of clock time."""
 
+    async def wait(self, waiter: asyncio.Future[Any], seconds: float) -> bool:
+        """Wait for `waiter` or `seconds` of clock time, whichever comes first; True if the
+        waiter is done. Unlike `timeout`, an expiry cancels nothing (no exception unwinds a
+        stack), which matters on a path taken once a poll for days of virtual time."""
+        if not waiter.done():
+            handle = asyncio.get_running_loop().call_later(
+                self._loop_delay(seconds), _resolve, waiter
+            )
+            try:
+                await waiter
+            finally:
+                handle.cancel()
+        return not waiter.cancelled() and waiter.result() is not _EXPIRED
+
+    def _loop_delay(self, seconds: float) -> float:
+        """Event-loop seconds for `seconds` of clock time."""
+        return max(0.0, seconds)
+
     def wall_timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         """A timeout on real wire time (serial I/O), whatever the clock's scale.
 
         Bytes on a real wire take real time; a scaled clock must not shorten a reply timeout.
         """
         return asyncio.timeout(seconds)
+
+
+_EXPIRED = object()
+
+
+def _resolve(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_EXPIRED)
 
 
 class RealClock(Clock):
@@ -89,6 +115,9 @@ class RealClock(Clock):
     def timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         return asyncio.timeout(max(0.0, seconds) / self.time_scale)
 
+    def _loop_delay(self, seconds: float) -> float:
+        return max(0.0, seconds) / self.time_scale
+
 
 class VirtualClock(Clock):
     """Simulated time of a `VirtualTimeEventLoop`; waits cost no wall time."""
@@ -105,7 +134,9 @@ class VirtualClock(Clock):
         return loop
 
     def now(self) -> float:
-        return self._current_loop().time()
+        # the hot path of every poll: the loop given at construction is trusted as is
+        loop = self._loop
+        return loop.time() if loop is not None else self._current_loop().time()
 
     async def sleep(self, seconds: float) -> None:
         self._current_loop()

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 from pumpctl.clock import Clock, wall_time
 from pumpctl.dosing.plan import Plan
 from pumpctl.drivers.base import PumpDriver
-from pumpctl.drivers.registry import default_address, driver_class
+from pumpctl.drivers.registry import default_address, driver_class, open_transport
+from pumpctl.drivers.transport import Transport
 from pumpctl.infusion.events import NewRunStarted, ResumedElsewhere
 from pumpctl.infusion.journal import EventKind, Journal, RunStatus
 from pumpctl.infusion.machine import Phase
@@ -30,6 +31,7 @@ from pumpctl.simulator.devices.base import Emulation, PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.simulator.faults import FaultSchedule
 from pumpctl.simulator.server import build_emulation
+from pumpctl.simulator.url import is_sim_url, open_sim_transport, parse_sim_url
 
 Operator = Callable[[Supervisor, Clock], Coroutine[Any, Any, None]]
 """A scripted operator acting on a running supervisor (demo scenario, tests, rigs)."""
@@ -40,9 +42,11 @@ __all__ = [
     "PreparedRun",
     "SimulatedNurse",
     "demo_program",
+    "open_pump",
     "prepare_run",
     "run_on_simulator",
     "run_plan",
+    "supervisor_for",
 ]
 
 DEMO_PROGRAM = "acute-pain.yaml"
@@ -248,6 +252,28 @@ def _interrupted_message(previous: RunFacts, plan: Plan) -> str:
         + ("Continue what remains with --resume, or " if same else "")
         + "start the program anew with --new-run --reason TEXT (journaled)"
     )
+
+
+def open_pump(
+    model: str,
+    port: str,
+    *,
+    clock: Clock,
+    address: int | None = None,
+    baudrate: int | None = None,
+) -> PumpDriver:
+    """A driver for `model` on `port`, not yet opened (`async with` it): a device path, any
+    pyserial URL (`socket://host:port`), or `sim://MODEL[?address=N&faults=...]` for the
+    built-in emulation on `clock` (the virtual clock runs days in seconds)."""
+    cls = driver_class(model)
+    if is_sim_url(port):
+        sim = parse_sim_url(port)
+        if sim.model != model:
+            raise ValueError(f"{port} emulates {sim.model}, not {model}")
+        transport: Transport = open_sim_transport(port, clock=clock)
+        return cls(transport, address=sim.address if address is None else address)
+    transport = open_transport(port, baudrate=baudrate, clock=clock, model=model)
+    return cls(transport, address=default_address(model) if address is None else address)
 
 
 async def supervisor_for(

@@ -81,7 +81,11 @@ class Compiler:
             self.found.append(v)
 
     def _refuse(self, fld: str, exc: NotRepresentable) -> None:
+        """Above the pump's largest value: name it; below its smallest step: name the step."""
         text = str(exc)
+        if exc.largest is not None:
+            self.add(fld, exc.value, exc.largest, exc.unit, "hard", "pump", "", message=text)
+            return
         if "step" not in text:
             text += f" (the pump's step is {exc.step:g} {exc.unit})"
         self.add(fld, exc.value, exc.step, exc.unit, "hard", "pump", "", message=text)

@@ -25,7 +25,15 @@ from pydantic import (
     model_validator,
 )
 
-from pumpctl.dosing.units import DoseRate, Kind, QuantityError, RateKind, parse, parse_dose_rate
+from pumpctl.dosing.units import (
+    DoseRate,
+    Kind,
+    QuantityError,
+    RateKind,
+    parse,
+    parse_dose_rate,
+    plain_number,
+)
 
 __all__ = [
     "CareArea",
@@ -60,6 +68,16 @@ def _quantity(kind: Kind) -> Callable[[Any, ValidationInfo], float]:
         try:
             return parse(value, kind, info.field_name or "value")
         except QuantityError as exc:  # pydantic's location names the field in full
+            raise ValueError(exc.reason) from None
+
+    return validate
+
+
+def _plain(expected: str) -> Callable[[Any, ValidationInfo], float]:
+    def validate(value: Any, info: ValidationInfo) -> float:
+        try:
+            return plain_number(value, info.field_name or "value", expected)
+        except QuantityError as exc:
             raise ValueError(exc.reason) from None
 
     return validate
@@ -118,7 +136,9 @@ class Syringe(_Strict):
 
 class Tubing(_Strict):
     #: calibrated volume per revolution; L/S tubing spans about 0.001 to 5 mL/rev
-    ml_per_rev: float = Field(gt=0, le=100, allow_inf_nan=False, strict=True)
+    ml_per_rev: Annotated[float, BeforeValidator(_plain("mL per revolution, e.g. 0.8"))] = Field(
+        gt=0, le=100
+    )
 
 
 class Reservoir(_Strict):

@@ -31,6 +31,7 @@ __all__ = [
     "format_unit",
     "parse",
     "parse_dose_rate",
+    "plain_number",
     "ureg",
 ]
 
@@ -223,6 +224,22 @@ def _to_quantity(text: object, field: str, spec: _KindSpec) -> Any:
     magnitude = float(m["number"])
     unit = "/".join(UNIT_SPELLINGS[a] for a in m["unit"].split("/"))
     return ureg.Quantity(magnitude, unit)
+
+
+def plain_number(value: object, field: str, expected: str) -> float:
+    """A number without a unit (a calibration such as mL per revolution): a YAML number, or
+    text in the quantity grammar's number form (YAML 1.1 reads `6e-05` as text). Booleans,
+    NaN, infinity and anything else are refused naming the field."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise QuantityError(field, value, expected, "write a plain number")
+    if isinstance(value, str):
+        if not re.fullmatch(rf"\s*{_NUMBER}\s*", value):
+            raise QuantityError(field, value, expected, "write a plain number", shown=_shown(value))
+        value = float(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise QuantityError(field, value, expected, "not a finite number")
+    return number
 
 
 def _check_range(q: Any, text: object, field: str, spec: _KindSpec) -> float:

@@ -20,6 +20,9 @@ class SupervisorConfig(BaseModel):
     max_pause_s: float = Field(default=15 * 60.0, gt=0)
     #: SR22: allowed |pump counter - rate x time| beyond stated accuracy and timing jitter
     deviation_floor_ml: float = Field(default=0.05, ge=0)
+    #: wall seconds two processes' scaled clocks may drift apart (a simulator and its rig under
+    #: load): multiplied by the time scale, it widens the SR22 tolerance on scaled clocks only
+    wall_jitter_s: float = Field(default=0.25, ge=0)
     #: SR18: how long to keep retrying the stop before reporting it unconfirmed
     stop_confirm_deadline_s: float = Field(default=30.0, gt=0)
     stop_retry_interval_s: float = Field(default=0.5, gt=0)

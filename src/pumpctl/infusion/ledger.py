@@ -65,6 +65,9 @@ class Tolerances:
     resolution_ml: float
     rate_step_ml_per_h: float
     poll_interval_s: float
+    #: clock seconds by which the pump's clock and ours may disagree (a scaled rig: another
+    #: process's wall-clock hiccup is that many clock seconds of pumping)
+    clock_jitter_s: float = 0.0
 
     def deviation_ml(self, expected_ml: float, rate_ml_per_h: float) -> float:
         running_h = expected_ml / rate_ml_per_h if rate_ml_per_h > 0 else 0.0
@@ -75,7 +78,7 @@ class Tolerances:
             # a pump sets the rate only to within half its rate step (0.1 rpm on a peristaltic
             # drive is several percent at low speed)
             + self.rate_step_ml_per_h / 2 * running_h
-            + rate_ml_per_h * 2 * self.poll_interval_s / 3600.0
+            + rate_ml_per_h * (2 * self.poll_interval_s + self.clock_jitter_s) / 3600.0
         )
 
 

@@ -136,6 +136,7 @@ class SegmentRunner:
         self.log = log
         self.handlers: RequestHandlers | None = None  # set by the supervisor (they start legs)
         self._missed_polls = 0
+        self._waiter: asyncio.Future[None] | None = None
 
     async def run(self, segment: Segment, carry: Carryover | None = None) -> None:
         """Run `segment` to its end; `carry` (the first segment of a resumed run) restores a
@@ -238,16 +239,22 @@ class SegmentRunner:
         ledger.enter(LegState.RUNNING, self.clock.now())
 
     async def _next_request(self, deadline_s: float) -> Queued | None:
-        if not self.requests.empty():
-            return self.requests.get_nowait()
-        wait = deadline_s - self.clock.now()
-        if wait <= 0:
-            return None
-        try:
-            async with self.clock.timeout(wait):
-                return await self.requests.get()
-        except TimeoutError:
-            return None
+        """The next operator request, or None at `deadline_s` (the next poll)."""
+        if self.requests.empty():
+            wait = deadline_s - self.clock.now()
+            if wait <= 0:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.clock.wait(self._waiter, wait)
+            finally:
+                self._waiter = None
+        return None if self.requests.empty() else self.requests.get_nowait()
+
+    def wake(self) -> None:
+        """A request was queued: stop waiting for the next poll."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     # ------------------------------------------------------------------ polling
 

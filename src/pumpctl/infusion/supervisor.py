@@ -20,6 +20,7 @@ an alarm or stop (SR16, SR26).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 import structlog
@@ -196,6 +197,11 @@ class Supervisor:
             resolution_ml=caps.volume_resolution_ml,
             rate_step_ml_per_h=caps.rate_resolution_ml_per_h,
             poll_interval_s=self.config.poll_interval_s,
+            clock_jitter_s=(
+                self.config.wall_jitter_s * self.clock.time_scale
+                if math.isfinite(self.clock.time_scale) and self.clock.time_scale > 1
+                else 0.0
+            ),
         )
 
     def _take_capabilities(self) -> None:
@@ -245,7 +251,8 @@ class Supervisor:
                 remaining_s = left / ledger.rate_ml_per_h * 3600.0
             if seg.dose_rate is not None:
                 dose_rate = seg.dose_rate * ledger.rate_ml_per_h / seg.rate_ml_per_h
-        return Progress(
+        # built on every poll: skip re-validating what this code assembled itself
+        return Progress.model_construct(
             clock_s=self.clock.now(),
             phase=self.machine.phase.value,
             segment=ledger.segment.phase if ledger else None,
@@ -266,6 +273,7 @@ class Supervisor:
             raise SupervisorError("the run has ended" if self._ended else "the run has not started")
         queued = Queued(request)
         await self._requests.put(queued)
+        self._segments.wake()
         await queued.done
 
     # ------------------------------------------------------------------ the run

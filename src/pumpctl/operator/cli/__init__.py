@@ -106,10 +106,11 @@ def _register_subcommands() -> None:
     from pumpctl.operator.cli.ports_cmd import ports
     from pumpctl.operator.cli.predict_cmd import predict
     from pumpctl.operator.cli.run_cmd import run
+    from pumpctl.operator.cli.serve_cmd import serve
     from pumpctl.operator.cli.simulate_cmd import simulate
 
     commands = (check, demo, run, ctl, journal_cmd, models, ports, simulate, report, accuracy)
-    for command in (*commands, predict):
+    for command in (*commands, predict, serve):
         main.add_command(command)
 
 

@@ -81,7 +81,7 @@ EXIT_CODES: dict[Exit, tuple[str, str, str]] = {
     ),
     Exit.REFUSED: (
         "refused",
-        "check, run, demo, ctl",
+        "check, run, demo, serve, ctl",
         "refused: the program is invalid or crosses a hard limit (nothing was sent to the pump), or `ctl` asked for what is not allowed now",
     ),
     Exit.SOFT_LIMIT: (
@@ -91,17 +91,17 @@ EXIT_CODES: dict[Exit, tuple[str, str, str]] = {
     ),
     Exit.ALARM: (
         "alarm",
-        "run, demo",
+        "run, demo, serve",
         "the run ended in an alarm and the pump confirmed it stopped (also when Ctrl-C came while it was being stopped)",
     ),
     Exit.STOPPED: (
         "stopped",
-        "run, demo",
+        "run, demo, serve",
         "stopped before completion by the operator: `ctl stop`, or Ctrl-C / SIGTERM during the infusion",
     ),
     Exit.UNCONFIRMED: (
         "stop unconfirmed",
-        "run, demo",
+        "run, demo, serve",
         "the run ended in an alarm and the pump did **not** confirm the stop: go and look at the pump",
     ),
     Exit.RESUME_REFUSED: (

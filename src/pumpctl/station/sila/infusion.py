@@ -1,0 +1,163 @@
+"""InfusionProgramService: checked programs on a station's pumps, as `pumpctl run` and `ctl`.
+
+RunProgram checks in the worker thread (the loop never waits on a parse), then starts the run on
+the loop through `Station.start`, so the plan, the journal and the supervisor are exactly those
+of the command line. Every refusal is a defined error whose message names field, value and limit.
+"""
+
+from __future__ import annotations
+
+import json
+from queue import Queue
+from typing import Any
+
+from sila2.server import FeatureImplementationBase, MetadataDict, ObservableCommandInstance
+
+from pumpctl.dosing.titration import TitrationRefused
+from pumpctl.infusion.requests import SupervisorError
+from pumpctl.infusion.supervisor import Progress
+from pumpctl.station.programs import ProgramRefused, violation_record
+from pumpctl.station.pump import NotRunning
+from pumpctl.station.sila.context import WHO, PumpQueues, StationContext, refused_json
+from pumpctl.station.sila.features import defined_error
+from pumpctl.station.sila.runs import follow, start_run
+
+__all__ = ["InfusionProgramServiceImpl"]
+
+F = "InfusionProgramService"
+
+
+def _overrides(items: list[Any]) -> dict[str, str]:
+    return {str(o.Field): str(o.Reason) for o in items}
+
+
+def _intermediate(progress: Progress) -> dict[str, Any]:
+    dose = (
+        f"{progress.dose_rate:.4g} {progress.dose_rate_unit}"
+        if progress.dose_rate is not None and progress.dose_rate_unit
+        else ""
+    )
+    return {
+        "Phase": progress.phase,
+        "FlowRate": progress.rate_ml_per_h,
+        "DoseRate": dose,
+        "DeliveredVolume": progress.total_delivered_ml,
+        "PlannedVolume": progress.total_planned_ml or 0.0,
+        "PredictedConcentration": [],  # no pharmacokinetic model yet
+        "Alarms": list(progress.alarms),
+    }
+
+
+class InfusionProgramServiceImpl(FeatureImplementationBase):
+    def __init__(self, parent_server: Any, ctx: StationContext) -> None:
+        super().__init__(parent_server=parent_server)
+        self.ctx = ctx
+        self.RunProgram_default_lifetime_of_execution = None
+        self._Phase_producer_queue: Queue[str] = Queue()
+        self.phase = PumpQueues(lambda s: s.phase)
+        for pump in ctx.station.pumps.values():
+            pump.listen(self.phase.publish)
+
+    def _request_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, NotRunning):
+            return defined_error(F, "NotRunning", str(exc))
+        if isinstance(exc, TitrationRefused):
+            record = {
+                "field": exc.field,
+                "value": exc.value,
+                "limit": exc.limit,
+                "unit": exc.unit,
+                "rule": exc.rule,
+                "message": str(exc),
+            }
+            return defined_error(F, "TitrationRefused", json.dumps(record))
+        if isinstance(exc, SupervisorError):
+            return defined_error(F, "RequestRefused", str(exc))
+        return exc
+
+    def RunProgram(
+        self,
+        Program: str,
+        Overrides: list[Any],
+        NewRunReason: str,
+        *,
+        metadata: MetadataDict,
+        instance: ObservableCommandInstance,
+    ) -> dict[str, Any]:
+        ctx = self.ctx
+        name = ctx.pump_name(metadata)
+        try:
+            # SR01: checked for this pump before anything is sent
+            plan = ctx.station.checked(Program, _overrides(Overrides), pump=name)
+        except ProgramRefused as exc:
+            raise defined_error(F, "ProgramRefused", refused_json(exc)) from exc
+        watch = start_run(
+            ctx,
+            F,
+            pump=name,
+            plan=plan,
+            command="RunProgram",
+            instance=instance,
+            new_run_reason=NewRunReason.strip() or None,
+        )
+        send = getattr(instance, "send_intermediate_response", None)
+        result = follow(ctx, instance, watch, (lambda p: send(_intermediate(p))) if send else None)
+        return {
+            "Outcome": result.outcome.value if result is not None else "nothing-remained",
+            "Alarm": (result.alarm or "") if result is not None else "",
+            "DeliveredVolume": result.delivered_ml if result is not None else 0.0,
+            "RunId": watch.run_id or "",
+            "Notes": list(watch.notes),
+        }
+
+    def CheckProgram(
+        self, Program: str, Overrides: list[Any], *, metadata: MetadataDict
+    ) -> dict[str, Any]:
+        name = self.ctx.pump_name(metadata)
+        result = self.ctx.station.check(Program, _overrides(Overrides), pump=name)
+        violations = []
+        for v in result.violations:
+            record = violation_record(v)
+            violations.append(
+                {
+                    "Field": v.field,
+                    "Value": "" if v.value is None else str(v.value),
+                    "Limit": "" if v.limit is None else str(v.limit),
+                    "Unit": v.unit or "",
+                    "Severity": v.severity,
+                    "Rule": v.rule or "",
+                    "LibraryVersion": v.library_version or "",
+                    "Message": str(record.get("message", "")),
+                }
+            )
+        return {
+            "ExitCode": result.exit_code,
+            "Violations": violations,
+            "Warnings": list(result.warnings),
+        }
+
+    def _relay(self, metadata: MetadataDict, action: str, **kwargs: Any) -> Any:
+        pump = self.ctx.station.pump(self.ctx.pump_name(metadata))
+        self.ctx.command(action, pump.name, **{k: v for k, v in kwargs.items() if k != "who"})
+        try:
+            return self.ctx.call(getattr(pump, action)(**kwargs))
+        except Exception as exc:
+            raise self._request_error(exc) from exc
+
+    def Pause(self, Reason: str, *, metadata: MetadataDict) -> None:
+        self._relay(metadata, "pause", reason=Reason, who=WHO)
+
+    def Resume(self, *, metadata: MetadataDict) -> None:
+        self._relay(metadata, "resume", who=WHO)
+
+    def Stop(self, Reason: str, *, metadata: MetadataDict) -> None:
+        self._relay(metadata, "stop", reason=Reason or "SiLA Stop", who=WHO)
+
+    def Titrate(self, Rate: str, Reason: str, *, metadata: MetadataDict) -> float:
+        return float(self._relay(metadata, "titrate", rate=Rate, reason=Reason, who=WHO))
+
+    def ContainerChanged(self, Volume: float, *, metadata: MetadataDict) -> None:
+        self._relay(metadata, "container_changed", volume_ml=Volume or None, who=WHO)
+
+    def Phase_on_subscription(self, *, metadata: MetadataDict) -> Queue[str]:
+        return self.phase.subscribe(self.ctx.state(self.ctx.pump_name(metadata)))
