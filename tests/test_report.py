@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.dosing.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
 from pumpctl.dosing.program import example_path
+from pumpctl.families import family
 from pumpctl.infusion.journal import Journal, JournalError
 from pumpctl.operator.cli.journal_cmd import report as report_command
 from pumpctl.operator.report import (
@@ -27,7 +28,7 @@ from pumpctl.operator.report import (
     rolling_max_ml,
     rolling_rows,
 )
-from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
+from pumpctl.runner import DemoScenario, run_on_simulator
 
 T0 = 1000.0  # clock seconds at the run's start: report times are relative to it
 
@@ -268,7 +269,7 @@ def test_unsupported_format(journal_path: Path, tmp_path: Path) -> None:
 def _demo_journal(path: Path) -> None:
     from pumpctl.dosing.check import check_program
 
-    plan = check_program(example_path(DEMO_PROGRAM), {}).plan
+    plan = check_program(example_path(family("ne1000").demo_program), {}).plan
     assert plan is not None
 
     async def main(clock: Clock) -> Any:
