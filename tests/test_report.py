@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.dosing.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
 from pumpctl.dosing.program import example_path
+from pumpctl.families import family
 from pumpctl.infusion.journal import Journal, JournalError
 from pumpctl.operator.cli import main
 from pumpctl.operator.cli.common import Exit
@@ -28,7 +29,7 @@ from pumpctl.operator.report import (
     rolling_rows,
 )
 from pumpctl.operator.report_draw import hours_minutes, tick_minutes
-from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
+from pumpctl.runner import DemoScenario, run_on_simulator
 
 T0 = 1000.0  # clock seconds at the run's start: report times are relative to it
 
@@ -269,7 +270,7 @@ def test_unsupported_format(journal_path: Path, tmp_path: Path) -> None:
 def _demo_journal(path: Path) -> None:
     from pumpctl.dosing.check import check_program
 
-    plan = check_program(example_path(DEMO_PROGRAM), {}).plan
+    plan = check_program(example_path(family("ne1000").demo_program), {}).plan
     assert plan is not None
 
     async def main(clock: Clock) -> Any:
@@ -379,7 +380,7 @@ def changes_and_stop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tmp = tmp_path_factory.mktemp("report")
     program = tmp / "small.yaml"
-    library = example_path(DEMO_PROGRAM).parent / "library" / "ketamine.yaml"
+    library = example_path("acute-pain.yaml").parent / "library" / "ketamine.yaml"
     program.write_text(SMALL_SYRINGE.format(library=library))
     plan = check_program(program).plan
     assert plan is not None

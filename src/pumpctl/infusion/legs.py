@@ -9,15 +9,25 @@ volumes on both sides of the change are accounted (`SegmentLedger.carry_ml`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pumpctl.infusion.container import ContainerLevel
 from pumpctl.infusion.events import ContainerChangeNeeded, ContainerNearEmpty
 from pumpctl.infusion.ledger import Alarm, SegmentLedger
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.log import get_logger
 
-__all__ = ["ContainerLegs"]
+__all__ = ["ContainerLegs", "LegTarget"]
 
 _log = get_logger("pumpctl.infusion.supervisor")
+
+
+class LegTarget(NamedTuple):
+    """The pump's own target for the next leg; `finishes_segment` is False when the container,
+    not the segment, limits it (a change follows when the pump stops there)."""
+
+    volume_ml: float | None
+    finishes_segment: bool
 
 
 class ContainerLegs:
@@ -43,20 +53,19 @@ class ContainerLegs:
     def left_ml(self, total_ml: float) -> float | None:
         return self.level.left_ml(total_ml)
 
-    def target_ml(
-        self, ledger: SegmentLedger, done_ml: float, resolution_ml: float
-    ) -> float | None:
-        """What the next leg may deliver (the pump's own target); None = until stopped."""
+    def target_ml(self, ledger: SegmentLedger, done_ml: float, resolution_ml: float) -> LegTarget:
+        """What the next leg may deliver (the pump's own target; None = until stopped)."""
         limits = []
         remaining = None
         if ledger.planned_ml is not None:
             remaining = ledger.planned_ml - ledger.delivered_ml  # at a leg's start
             limits.append(remaining)
         left = self.level.left_ml(done_ml + ledger.delivered_ml)
-        if left is not None and (remaining is None or left < remaining):
+        container_first = left is not None and (remaining is None or left < remaining)
+        if left is not None and container_first:
             limits.append(left - self.level.reserve_ml())
         if not limits:
-            return None
+            return LegTarget(None, True)
         target = min(limits)
         if target < resolution_ml:
             raise Alarm(
@@ -65,7 +74,7 @@ class ContainerLegs:
                 if left is not None
                 else "nothing left to deliver",
             )
-        return round(target, 9)
+        return LegTarget(round(target, 9), not container_first)
 
     def check_level(self, total_ml: float, rate_ml_per_h: float) -> None:
         """SR25: say so, once per container, before it runs empty; keep the notice current."""

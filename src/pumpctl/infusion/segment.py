@@ -210,19 +210,22 @@ class SegmentRunner:
         segment or the container runs out, so a dead controller cannot over-infuse."""
         await self.cmds.call("clear_counters", self.driver.clear_counters)
         rate = ledger.rate_ml_per_h
-        await self.cmds.call(
+        sent_rate = await self.cmds.call(
             "set_rate", lambda: self.driver.set_rate(rate, Direction.INFUSE), rate_ml_per_h=rate
         )
+        # the books follow what the pump was sent (its quantizer only ever rounds down)
+        ledger.rate_ml_per_h = sent_rate if isinstance(sent_rate, float) else rate
         ledger.new_leg()
         resolution = self.books.tolerances.resolution_ml
-        target = self.legs.target_ml(ledger, self.books.done_ml, resolution)
-        ledger.stop_at_ml = None if target is None else ledger.delivered_ml + target
-        await self.cmds.call(
+        target, ledger.final_leg = self.legs.target_ml(ledger, self.books.done_ml, resolution)
+        sent = await self.cmds.call(
             "set_target_volume",
             lambda: self.driver.set_target_volume(target),
             volume_ml=target,
             segment_volume_ml=ledger.planned_ml,
         )
+        stop_at = sent if isinstance(sent, float) else target
+        ledger.stop_at_ml = None if stop_at is None else ledger.delivered_ml + stop_at
         if start:
             await self._start_pump(ledger)
 
