@@ -146,7 +146,9 @@ def test_SR25_a_fast_prime_from_a_fresh_small_syringe_is_not_near_empty() -> Non
     plan = base.model_copy(
         update={
             "container": ContainerSpec(
-                inner_diameter_mm=14.5, capacity_ml=10.0, changes_allowed=True  # BD 10 mL
+                inner_diameter_mm=14.5,
+                capacity_ml=10.0,
+                changes_allowed=True,  # BD 10 mL
             )
         }
     )

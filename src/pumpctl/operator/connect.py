@@ -27,6 +27,7 @@ from pumpctl.drivers.registry import driver_class, open_transport
 from pumpctl.drivers.transport import Transport
 from pumpctl.log import get_logger
 from pumpctl.operator.models import ModelInfo, model_info, pump_models
+from pumpctl.simulator.url import is_sim_url, open_sim_transport, parse_sim_url
 
 __all__ = [
     "ConnectFailure",
@@ -67,6 +68,20 @@ class WrongPump(ConnectFailure):
 
 class PumpSetupFailed(ConnectFailure):
     """The pump answered but refused to be set up (rejected a command, reports an alarm)."""
+
+
+async def _connect_sim(model: str, port: str, clock: Clock, address: int | None) -> PumpDriver:
+    """`sim://MODEL?...`: the built-in emulation in this process, on the run's clock."""
+    try:
+        sim = parse_sim_url(port)
+        transport = open_sim_transport(port, clock=clock)
+    except ValueError as exc:
+        raise PortUnavailable(str(exc)) from None
+    if sim.model != model:
+        raise WrongPump(f"{port} emulates {sim.model}: use --model {sim.model}")
+    driver = driver_class(model)(transport, address=sim.address if address is None else address)
+    await driver.open()
+    return driver
 
 
 def _serial(port: str, baudrate: int | None, model: str, clock: Clock) -> Transport:
@@ -179,6 +194,8 @@ async def _connect(
     factory: TransportFactory | None,
 ) -> PumpDriver:
     info = model_info(model)
+    if is_sim_url(port) and factory is None:
+        return await _connect_sim(model, port, clock, address)
     address = info.default_address if address is None else address
     line = info.line(baudrate)
     where = f"{port} at {line}, address {address}"

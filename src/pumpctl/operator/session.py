@@ -36,6 +36,11 @@ class RunSettings:
     poll_s: float = 1.0
     time_scale: float = 1.0
     resume_stale: bool = False
+    #: continue a run that was stopped or ended in an alarm (a crashed run resumes by itself)
+    resume: bool = False
+    #: start the program anew although the journal's last run was interrupted, and why
+    new_run_reason: str | None = None
+    who: str = "operator"
     announce_control: bool = True
 
     def supervisor_config(self) -> SupervisorConfig:
@@ -151,6 +156,9 @@ async def run_session(
             config=settings.supervisor_config(),
             on_progress=on_progress,
             allow_stale=settings.resume_stale,
+            resume=settings.resume,
+            new_run_reason=settings.new_run_reason,
+            who=settings.who,
         )
         for note in notes:
             echo(note)

@@ -68,10 +68,21 @@ if TYPE_CHECKING:
     help="poll interval, clock seconds",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="continue what remains of the journal's stopped or alarmed run of this program",
+)
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="start the program anew although the last run was interrupted (needs a last --reason)",
+)
+@click.option(
     "--resume-stale",
     is_flag=True,
     help="resume an interrupted run even if it stopped longer ago than the limit",
 )
+@click.option("--who", default=None, help="who decides --resume or --new-run (default: your user)")
 @NO_LIBRARY
 @with_overrides
 def run(
@@ -84,18 +95,28 @@ def run(
     json_log: bool,
     time_scale: float,
     poll_s: float,
+    resume: bool,
+    new_run: bool,
     resume_stale: bool,
+    who: str | None,
     no_library: bool,
     override_fields: tuple[str, ...],
     override_reasons: tuple[str, ...],
 ) -> None:
     """Run PROGRAM on a real (or simulated) pump at PORT. Ctrl-C stops the pump safely.
 
-    With --journal, an interrupted run of the same program in that journal is resumed: what the
-    pump and the journal say was delivered is subtracted, so nothing is delivered twice.
+    With --journal, an interrupted run is never started again from the top: a crashed run is
+    resumed (what the pump and the journal say was delivered is subtracted, so nothing is
+    delivered twice); a run that was stopped (Ctrl-C) or ended in an alarm is resumed with
+    --resume, or given up with --new-run --reason TEXT (journaled).
     """
     from pumpctl.operator.session import RunSettings
 
+    new_run_reason, override_reasons = _new_run_reason(new_run, override_fields, override_reasons)
+    if resume and new_run:
+        raise click.UsageError("--resume and --new-run exclude each other")
+    if (resume or new_run) and journal is None:
+        raise click.UsageError("--resume and --new-run need the --journal of the earlier run")
     overrides = pair_overrides(override_fields, override_reasons)
     configure_logs(log_options(), json_log=json_log)
     # SR01: nothing is opened before this passes; checked with the pump's own rounding and ranges
@@ -112,6 +133,9 @@ def run(
         poll_s=poll_s,
         time_scale=time_scale,
         resume_stale=resume_stale,
+        resume=resume,
+        new_run_reason=new_run_reason,
+        who=who or _user(),
         announce_control=not quiet,
     )
     result, timing = _run(plan, settings, json_log=json_log)
@@ -125,6 +149,31 @@ def run(
             for line in lines[:1] if quiet else lines:
                 echo(line)
         sys.exit(exit_code(result.outcome.value))
+
+
+def _new_run_reason(
+    new_run: bool, fields: tuple[str, ...], reasons: tuple[str, ...]
+) -> tuple[str | None, tuple[str, ...]]:
+    """--new-run takes the --reason left after each --override took its own (the last one)."""
+    if not new_run:
+        return None, reasons
+    if len(reasons) != len(fields) + 1:
+        raise click.UsageError(
+            "--new-run needs a --reason TEXT of its own (after any --override FIELD --reason "
+            "TEXT pairs): it is journaled on the run given up"
+        )
+    if not reasons[-1].strip():
+        raise click.UsageError("--new-run: the reason must not be empty")
+    return reasons[-1], reasons[:-1]
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment
+        return "operator"
 
 
 def _check_journal(path: Path) -> None:
