@@ -107,7 +107,7 @@ EXIT_CODES: dict[Exit, tuple[str, str, str]] = {
     Exit.RESUME_REFUSED: (
         "resume refused",
         "run",
-        "the journal holds an interrupted run that needs a person's decision (e.g. `--resume-stale`); nothing was started",
+        "the journal's last run was interrupted (stopped, alarm, or long ago) and needs a person's decision: `--resume`, `--new-run --reason TEXT` or `--resume-stale`; nothing was started",
     ),
     Exit.INACCURATE: (
         "inaccurate",
