@@ -34,7 +34,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pumpctl.clock import RealClock
-from pumpctl.infusion.supervisor import Progress, Supervisor, SupervisorError
+from pumpctl.infusion.outcome import Progress
+from pumpctl.infusion.requests import SupervisorError
+from pumpctl.infusion.supervisor import Supervisor
 from pumpctl.log import get_logger
 
 __all__ = [

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pumpctl.dosing.plan import Plan, Segment, SegmentPhase
-from pumpctl.infusion.supervisor import Progress, RunResult
+from pumpctl.infusion.outcome import Progress, RunResult
 from pumpctl.operator.numbers import signed
 
 if TYPE_CHECKING:
