@@ -22,7 +22,8 @@ from pumpctl.operator.accuracy import (
     trumpet_curve,
     window_errors_pct,
 )
-from pumpctl.operator.cli.journal_cmd import accuracy as accuracy_command
+from pumpctl.operator.cli import main
+from pumpctl.operator.cli.common import Exit
 
 RATE = 5.0  # mL/h
 S = 30.0  # s
@@ -162,13 +163,13 @@ def test_summary_lines(ne1000_result: AccuracyResult) -> None:
 
 def test_accuracy_command(tmp_path: Path) -> None:
     out = tmp_path / "acc.png"
-    result = CliRunner().invoke(accuracy_command, ["ne1000", "--rate", "7.3", "-o", str(out)])
+    result = CliRunner().invoke(main, ["accuracy", "ne1000", "--rate", "7.3", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "ne1000: 7.3 mL/h for 120 min" in result.output
     assert f"wrote {out}" in result.output
     assert out.read_bytes().startswith(b"\x89PNG")
-    unknown = CliRunner().invoke(accuracy_command, ["nosuchpump", "-o", str(out)])
-    assert unknown.exit_code == 1
+    unknown = CliRunner().invoke(main, ["accuracy", "nosuchpump", "-o", str(out)])
+    assert unknown.exit_code == Exit.USAGE
     assert "unknown" in unknown.output
 
 

@@ -120,7 +120,9 @@ def test_issue_12_prime_rate_above_the_small_syringe_maximum(tmp_path: Path) -> 
     )
     assert (prime.severity, prime.limit, prime.unit) == ("hard", 17.1, "mL/h")
     # at 2.67 mm the pump counts in µL: 12477.5 µL does not fit its 4 digits
-    assert "above the largest NE target 9.999 mL" in fields(result)["phases.loading.dose"].message
+    too_big = fields(result)["phases.loading.dose"]
+    assert "above the largest NE target 9.999 mL" in too_big.message
+    assert too_big.limit == pytest.approx(9.999) and "step" not in too_big.message
 
 
 def test_a_diameter_the_pump_does_not_take_is_refused(tmp_path: Path) -> None:
@@ -260,3 +262,23 @@ def test_wrong_model_is_one_line_everywhere(tmp_path: Path, args: list[str]) -> 
     assert result.exit_code == 64
     assert len(result.output.strip().splitlines()) == 1
     assert "unknown pump model 'bogus'; valid models:" in result.output
+
+
+def test_a_segment_larger_than_any_one_target_is_fine_when_the_syringe_is_changed(
+    tmp_path: Path,
+) -> None:
+    """A Pump 11 with a 5 mL syringe (12.06 mm) counts in µL, 5 characters: 99.999 mL at most
+    per target. With changes allowed the pump is only ever sent one syringe at a time."""
+    program = {
+        "pump__syringe": {"inner_diameter": "12.06 mm", "volume": "5 mL"},
+        "phases__maintenance": {"rate": "0.2 mg/kg/h", "duration": "24 h"},  # 171 mL
+        "phases__loading": None,
+        "phases__prime": {"volume": "0.5 mL", "rate": "10 mL/h"},
+    }
+    refused = check_program(write(tmp_path, **program), model="harvard-legacy")
+    assert "phases.maintenance.duration" in fields(refused)  # too big for one target
+    path = write(tmp_path, **program, pump__changes="allowed")
+    result = check_program(path, model="harvard-legacy")
+    assert "phases.maintenance.duration" not in fields(result), result.violations
+    maintenance = segs(result)["maintenance"]
+    assert 171.0 < maintenance.volume_ml <= 0.2 * 71.3 / 2 * 24

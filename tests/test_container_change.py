@@ -134,3 +134,38 @@ def test_demo_nurse_changes_syringes_so_a_long_program_runs_unattended() -> None
     assert truth.delivered_ml == pytest.approx(150.0, abs=3 * RES)
     # two changes of five minutes each on top of 2.5 h of pumping (plus up to a poll each)
     assert result.ended_s - result.started_s == pytest.approx(2.5 * 3600 + 600, abs=130)
+
+
+def test_SR25_a_fast_prime_from_a_fresh_small_syringe_is_not_near_empty() -> None:
+    """10 min at the prime's 60 mL/h would empty a 10 mL syringe, but the prime is 0.5 mL: the
+    look-ahead follows the plan, so the warning comes near the end of the syringe, not at once."""
+    base = make_plan(
+        segment(SegmentPhase.PRIME, 60.0, 0.5),
+        segment(SegmentPhase.MAINTENANCE, 2.0, 12.0),  # needs a second syringe
+    )
+    plan = base.model_copy(
+        update={
+            "container": ContainerSpec(
+                inner_diameter_mm=14.5,
+                capacity_ml=10.0,
+                changes_allowed=True,  # BD 10 mL
+            )
+        }
+    )
+    emu = build_emulation("ne1000", [0])
+    emu.load_syringe(0, 14.5, 10.0, 10.0)  # type: ignore[attr-defined]
+    warned_at: list[float] = []
+
+    async def watch(sup: Supervisor, clock: Clock) -> None:
+        while sup.phase not in (Phase.COMPLETED, Phase.ALARM, Phase.STOPPED):
+            if not warned_at and any("nearly empty" in n for n in sup.progress().notices):
+                warned_at.append(sup.progress().total_delivered_ml)
+            if sup.awaiting_container_change:
+                await sup.stop(reason="seen enough")
+            await clock.sleep(5.0)
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock, emulation=emu, operator=watch)
+
+    run_virtual(main)
+    assert warned_at and warned_at[0] >= 8.9  # 1 mL (10 % of the syringe) or less left

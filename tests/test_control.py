@@ -325,7 +325,9 @@ async def test_malformed_requests_get_errors_and_the_server_keeps_serving(run: R
     assert "rate" in errors[4]
     assert errors[5] == "titrate needs a reason (SR10)"
     assert errors[6].startswith("titrate needs a rate")
-    assert errors[7].startswith("rate 'fast' refused")
+    # one field prefix, not `rate 'fast' refused: rate: rate: ...` (issue 12)
+    assert errors[7].startswith("rate: 'fast' is not a rate in mg/kg/h, mg/h or mL/h (")
+    assert errors[7].count("rate:") == 1
     assert errors[8] == "pause takes no rate"
     assert errors[9].startswith("malformed request")
     assert replies[-1]["ok"] is True

@@ -19,6 +19,7 @@ from pumpctl.dosing.syringes import syringe_table
 from pumpctl.families import family, models
 from pumpctl.families.cavro import MODELS as STROKE_PUMPS
 from pumpctl.families.spec import RotorMotor
+from pumpctl.infusion.config import SupervisorConfig
 from pumpctl.infusion.outcome import RunResult
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.devices.base import PumpSnapshot
@@ -57,9 +58,17 @@ def compiled(text: str, model: str) -> Plan | None:
     return None if result.violations else result.plan
 
 
+#: a poll every 4 clock seconds: exactness does not depend on it (the pump stops itself at its
+#: target), and it keeps the sample cheap enough to run beside the real-time tests
+CONFIG = SupervisorConfig(poll_interval_s=4.0, max_silence_s=20.0, watchdog_timeout_s=30.0)
+
+
 def run_exactly(plan: Plan, model: str) -> tuple[RunResult, PumpSnapshot]:
     async def main(clock: Clock) -> tuple[RunResult, PumpSnapshot]:
-        return await run_on_simulator(plan, clock, model=model)
+        # a dispense-and-refill pump's rate counts the controller's wait between strokes at
+        # half the default 1 s poll (families/cavro.py): it runs on the default poll
+        config = None if model in STROKE_PUMPS else CONFIG
+        return await run_on_simulator(plan, clock, model=model, config=config)
 
     return run_virtual(main)
 
@@ -156,8 +165,8 @@ def _tubing(drawn: Drawn, fraction: float, rpm: tuple[float, float] = (1.5, 500)
     pump: strokes per minute inside its range), if any."""
     slowest, fastest = drawn.rates_ml_per_h()
     low, high = fastest / 60 / rpm[1], slowest / 60 / rpm[0]
-    ml_per_rev = round(low + fraction * (high - low), 4)
-    return ml_per_rev if low < high and ml_per_rev > 0 else None
+    ml_per_rev = float(f"{low + fraction * (high - low):.4g}")  # as written in a program
+    return ml_per_rev if low <= ml_per_rev <= high else None
 
 
 def _pump_for(model: str, drawn: Drawn, syringe_index: int, fraction: float) -> str | None:
@@ -199,7 +208,7 @@ def _check_every_family(drawn: Drawn, syringe_index: int, fraction: float) -> No
     assume(ran > 0)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS, st.integers(0, 100), st.floats(0.0, 1.0))
 def test_property_any_valid_program_ends_exactly_on_every_family(
     drawn: Drawn, syringe_index: int, fraction: float
@@ -208,7 +217,7 @@ def test_property_any_valid_program_ends_exactly_on_every_family(
 
 
 @pytest.mark.slow
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS, st.integers(0, 100), st.floats(0.0, 1.0))
 def test_property_any_valid_program_ends_exactly_larger_sample(
     drawn: Drawn, syringe_index: int, fraction: float

@@ -116,7 +116,7 @@ def test_verdicts() -> None:
     reading(led, 1.0, 100.0)
     assert led.verdict(STOPPED, 100.0, resolution_ml=0.001, max_pause_s=900) is Verdict.DONE
     short = ledger()
-    short.stop_at_ml = 0.5  # the container ran out first
+    short.stop_at_ml, short.final_leg = 0.5, False  # the container ran out first
     reading(short, 0.5, 50.0)
     assert (
         short.verdict(STOPPED, 50.0, resolution_ml=0.001, max_pause_s=900)

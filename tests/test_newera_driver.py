@@ -164,7 +164,7 @@ async def test_set_rate_while_running_keeps_the_unit() -> None:
     )
     await driver.set_rate(5.0)
     await driver.start()
-    await driver.set_rate(7.5)
+    assert await driver.set_rate(7.5) == 7.5
     # 0.0002 mL/h in MH would be "0" (100 % off): refused, nothing sent
     with pytest.raises(UnsupportedError, match="stop first"):
         await driver.set_rate(0.0002)
@@ -180,7 +180,10 @@ async def test_set_rate_while_running_learns_the_unit_from_the_pump() -> None:
         (b"0RAT\r", basic("00I250.0UH")),
         (b"0RAT300\r", basic("00I")),
     )
-    await driver.set_rate(0.3)
+    assert await driver.set_rate(0.3) == 0.3
+    # rounded down in the unit in force, and returned as sent
+    t.expect((b"0RAT456.7\r", basic("00I")))
+    assert await driver.set_rate(0.45678) == pytest.approx(0.4567)
     t.done()
 
 

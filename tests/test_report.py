@@ -6,7 +6,6 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-import click
 import matplotlib.pyplot as plt
 import pytest
 from click.testing import CliRunner
@@ -14,8 +13,10 @@ from click.testing import CliRunner
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.dosing.plan import ContainerSpec, Plan, RollingLimits, Segment, SegmentPhase
 from pumpctl.dosing.program import example_path
+from pumpctl.families import family
 from pumpctl.infusion.journal import Journal, JournalError
-from pumpctl.operator.cli.journal_cmd import report as report_command
+from pumpctl.operator.cli import main
+from pumpctl.operator.cli.common import Exit
 from pumpctl.operator.report import (
     Alarm,
     Pause,
@@ -27,7 +28,8 @@ from pumpctl.operator.report import (
     rolling_max_ml,
     rolling_rows,
 )
-from pumpctl.runner import DEMO_PROGRAM, DemoScenario, run_on_simulator
+from pumpctl.operator.report_draw import hours_minutes, tick_minutes
+from pumpctl.runner import DemoScenario, run_on_simulator
 
 T0 = 1000.0  # clock seconds at the run's start: report times are relative to it
 
@@ -268,7 +270,7 @@ def test_unsupported_format(journal_path: Path, tmp_path: Path) -> None:
 def _demo_journal(path: Path) -> None:
     from pumpctl.dosing.check import check_program
 
-    plan = check_program(example_path(DEMO_PROGRAM), {}).plan
+    plan = check_program(example_path(family("ne1000").demo_program), {}).plan
     assert plan is not None
 
     async def main(clock: Clock) -> Any:
@@ -302,7 +304,7 @@ def test_report_of_the_demo_draws_phases_and_delivered_curve(tmp_path: Path) -> 
     finally:
         plt.close(fig)
     out = tmp_path / "report.png"
-    result = CliRunner().invoke(report_command, [str(journal), "-o", str(out)])
+    result = CliRunner().invoke(main, ["report", str(journal), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "40.750 mL delivered of 40.750 mL planned" in result.output
     assert out.read_bytes().startswith(b"\x89PNG")
@@ -311,14 +313,13 @@ def test_report_of_the_demo_draws_phases_and_delivered_curve(tmp_path: Path) -> 
 def test_cli_errors(journal_path: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     bad_run = runner.invoke(
-        report_command, [str(journal_path), "--run", "ffff", "-o", str(tmp_path / "r.png")]
+        main, ["report", str(journal_path), "--run", "ffff", "-o", str(tmp_path / "r.png")]
     )
-    assert bad_run.exit_code == 1
+    assert bad_run.exit_code == Exit.BAD_INPUT
     assert "not in this journal" in bad_run.output
-    bad_format = runner.invoke(report_command, [str(journal_path), "-o", str(tmp_path / "r.pdf")])
-    assert bad_format.exit_code == 1
-    assert "use .png, .svg or .html" in bad_format.output
-    assert isinstance(report_command, click.Command)
+    bad_format = runner.invoke(main, ["report", str(journal_path), "-o", str(tmp_path / "r.pdf")])
+    assert bad_format.exit_code == Exit.USAGE
+    assert "r.pdf: use .png, .svg, .html" in bad_format.output
 
 
 def test_open_ended_maintenance_and_an_operator_stop(tmp_path: Path) -> None:
@@ -356,3 +357,116 @@ def test_open_ended_maintenance_and_an_operator_stop(tmp_path: Path) -> None:
     assert data.dose_rate_unit is None and data.dose_rate(6.0) is None
     assert phase_rows(data)[-1] == ("total", "-", "3.000", "-", "", "", "")
     assert rolling_rows(data)[0] == ("1h", "3.000", "0:30:00", "3.000", "-")
+
+
+# ------------------------------------------------------------------ reading the PNG (issue 12)
+
+SMALL_SYRINGE = """
+program: small-syringe
+drug: {{name: ketamine, concentration: 2 mg/mL}}
+patient: {{weight: 70 kg, care_area: adult}}
+library: {library}
+pump: {{syringe: {{inner_diameter: 14.5 mm, volume: 10 mL}}, changes: allowed}}
+phases:
+  prime: {{volume: 0.5 mL}}
+  maintenance: {{rate: 0.2 mg/kg/h, duration: 4 h}}
+"""
+
+
+@pytest.fixture(scope="module")
+def changes_and_stop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10 mL syringe (one change after 10 mL) and an operator stop at 2 h."""
+    from pumpctl.dosing.check import check_program
+
+    tmp = tmp_path_factory.mktemp("report")
+    program = tmp / "small.yaml"
+    library = example_path("acute-pain.yaml").parent / "library" / "ketamine.yaml"
+    program.write_text(SMALL_SYRINGE.format(library=library))
+    plan = check_program(program).plan
+    assert plan is not None
+    path = tmp / "stopped.db"
+
+    async def stop_at_2h(sup: Any, clock: Clock) -> None:
+        await clock.sleep(2 * 3600)
+        await sup.stop(reason="end of study", who="dr who")
+
+    async def main(clock: Clock) -> Any:
+        with Journal(path) as journal:
+            return await run_on_simulator(
+                plan, clock, journal=journal, operator=stop_at_2h, change_containers=True
+            )
+
+    run_with_clock(main, virtual=True)
+    return path
+
+
+def test_stops_and_container_changes_are_events_not_pauses(changes_and_stop: Path) -> None:
+    data = build_report(changes_and_stop)
+    assert [(s.who, s.reason) for s in data.stops] == [("dr who", "end of study")]
+    (change,) = data.container_changes
+    assert change.kind == "syringe" and change.who == "demo nurse"
+    assert change.changed_s is not None and change.changed_s - change.needed_s >= 300.0
+    assert data.pauses == ()  # waiting for a syringe is not the operator's pause
+    rate_at = dict(data.rate_steps)
+    assert rate_at[change.needed_s] == 0.0 and rate_at[change.changed_s] == 7.0
+
+
+def test_the_png_reads_at_a_glance(changes_and_stop: Path) -> None:
+    """h:mm time axis, legends beside the plots, stop and change labelled where they happened,
+    titled tables, and the dose axis in the program's unit."""
+    data = build_report(changes_and_stop)
+    fig = report_figure(data, tables=True)
+    try:
+        fig.canvas.draw()
+        ax_rate, ax_vol, ax_tables = fig.axes[0], fig.axes[1], fig.axes[-1]
+        left, right = ax_vol.get_xlim()
+        ticks = [
+            t.get_text() for t in ax_vol.get_xticklabels() if left <= t.get_position()[0] <= right
+        ]
+        assert ticks[:3] == ["0:00", "0:10", "0:20"] and ticks[-1] == "2:00"
+        assert ax_vol.get_xlabel() == "clock time since start (h:mm)"
+        renderer = fig.canvas.get_renderer()
+        for ax in (ax_rate, ax_vol):
+            legend = ax.get_legend().get_window_extent(renderer)
+            assert legend.x0 > ax.get_window_extent(renderer).x1  # off the data
+        words = [t.get_text() for t in ax_rate.texts]
+        assert "syringe change 1" in words and "stopped by operator (dr who)" in words
+        titles = [t.get_text() for t in ax_tables.texts]
+        assert titles[0] == "Planned vs delivered per phase"
+        assert titles[1].startswith("Rolling totals")
+        (dose_axis,) = ax_rate.child_axes
+        assert dose_axis.get_ylabel() == "dose rate (mg/kg/h)"
+    finally:
+        plt.close(fig)
+
+
+def test_the_dose_axis_is_in_the_programs_own_unit(tmp_path: Path) -> None:
+    """The canine CRI is written in mcg/kg/min: the axis says so (not mg/kg/h). The unit
+    comes from the plan stored with the run, so a run with no events yet shows it too."""
+    from pumpctl.dosing.check import check_program
+
+    plan = check_program(example_path("canine-cri.yaml")).plan
+    assert plan is not None
+    path = tmp_path / "canine.db"
+    with Journal(path) as journal:
+        journal.start_run(
+            program=plan.program,
+            program_hash=plan.program_hash,
+            plan_json=plan.model_dump_json(),
+            pump_model="ne1000",
+            port="sim://ne1000",
+            address=0,
+            t_clock_s=0.0,
+        )
+    data = build_report(path)
+    assert data.dose_rate_unit == "mcg/kg/min"
+    assert data.dose_rate(12.0) == pytest.approx(10.0)  # 20 kg, 1 mg/mL: 12 mL/h
+
+
+def test_time_ticks_are_easy_clock_spacings() -> None:
+    assert [hours_minutes(h) for h in (0, 0.5, 4 + 5.5 / 60, 121)] == [
+        "0:00", "0:30", "4:06", "121:00"
+    ]  # fmt: skip
+    assert tick_minutes(2 * 3600) == 10
+    assert tick_minutes(4.5 * 3600) == 30
+    assert tick_minutes(5 * 86400) == 720

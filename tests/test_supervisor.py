@@ -160,6 +160,24 @@ def test_operator_stop_ends_run_stopped(acute_plan: Plan) -> None:
     assert truth.delivered_ml == pytest.approx(0.5 + loading.delivered_ml, abs=0.01)
 
 
+def test_SR18_an_operator_stop_the_pump_never_confirms_is_unconfirmed(acute_plan: Plan) -> None:
+    emu = build_emulation("ne1000", [0])
+
+    async def stop_in_loading(sup: Supervisor, clock: Clock) -> None:
+        await wait_for_phase(sup, clock, Phase.LOADING)
+        await clock.sleep(60)
+        emu.set_link_up(False)  # the cable is pulled as the operator asks for the stop
+        await sup.stop(reason="patient request")
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(acute_plan, clock, emulation=emu, operator=stop_in_loading)
+
+    result, truth = run_virtual(main)
+    assert result.outcome is Outcome.UNCONFIRMED
+    assert result.alarm == "stop_unconfirmed"
+    assert truth.running is False  # its own link watchdog stopped it (SR19)
+
+
 def test_SR09_titration_only_in_maintenance_and_within_limits(acute_plan: Plan) -> None:
     emu = build_emulation("ne1000", [0])
     seen: dict[str, object] = {}

@@ -128,6 +128,27 @@ async def test_stale_bytes_are_discarded_and_logged() -> None:
     assert [e["rx"] for e in stale] == ["02 4c 41 54 45 03"]
 
 
+async def test_a_packet_still_arriving_is_dropped_whole_not_split(
+    tcp: tuple[Responder, str],
+) -> None:
+    """An unsolicited packet (an NE auto-alarm) half received when the next command goes out:
+    dropping only its head would leave its tail to pass for the reply (seen on a pty at 600x)."""
+    _, url = tcp
+    t = SerialTransport(url, clock=RealClock())
+    await t.open()
+    try:
+        t._buffer += b"\x02AL"  # the head of a packet is in; the rest is on the wire
+        task = asyncio.create_task(t.exchange(b"second\r", etx_framer, SAFE_S))
+        for _ in range(5):
+            await asyncio.sleep(0)  # let the exchange reach its stale check
+        assert not task.done()
+        t._buffer += b"ARM\x03"
+        t._data_event.set()
+        assert await task == b"\x02SECOND\x03"
+    finally:
+        await t.close()
+
+
 async def test_timeout_names_port_and_baud() -> None:
     t = SerialTransport("loop://", baudrate=2400, clock=RealClock())
     await t.open()

@@ -41,24 +41,12 @@ __all__ = [
     "Operator",
     "PreparedRun",
     "SimulatedNurse",
-    "demo_program",
     "open_pump",
     "prepare_run",
     "run_on_simulator",
     "run_plan",
     "supervisor_for",
 ]
-
-DEMO_PROGRAM = "acute-pain.yaml"
-"""The built-in program `pumpctl demo` runs (see `pumpctl.dosing.program.example_path`)."""
-
-#: the same program for pumps that move liquid through tubing rather than from a syringe
-DEMO_PROGRAMS = {"masterflex-ls": "acute-pain-peristaltic.yaml"}
-
-
-def demo_program(model: str) -> str:
-    """Name of the built-in demo program suited to `model`'s container (syringe or tubing)."""
-    return DEMO_PROGRAMS.get(model, DEMO_PROGRAM)
 
 
 class DemoScenario:

@@ -113,7 +113,7 @@ def _schema_violations(exc: ProgramError, version: str | None) -> list[Violation
 
 
 def check_program(
-    path: Path,
+    path: Path | str,
     overrides: Mapping[str, str] | None = None,
     *,
     library: DrugLibrary | None = None,
@@ -129,6 +129,7 @@ def check_program(
     `library` replaces the program's own library (tests); otherwise the program's `library:`
     file is used, or the packaged default library when it names none.
     """
+    path = Path(path)
     pump = family(model) if model is not None else None
     log = get_logger("pumpctl.dosing.check", program_file=str(path))
     try:

@@ -16,7 +16,7 @@ from pumpctl.dosing.library import DrugLibrary, Entry, Limit, Severity, Violatio
 from pumpctl.dosing.program import Program
 from pumpctl.dosing.segments import Segment, SegmentPhase
 from pumpctl.dosing.units import DoseRate, RateKind
-from pumpctl.families.quantize import NotRepresentable, Quantizer
+from pumpctl.families.quantize import NotRepresentable, Quantizer, floor_to
 
 __all__ = ["DEFAULT_PRIME_RATE_ML_PER_H", "Compiler"]
 
@@ -81,18 +81,38 @@ class Compiler:
             self.found.append(v)
 
     def _refuse(self, fld: str, exc: NotRepresentable) -> None:
+        """Above the pump's largest value: name it; below its smallest step: name the step."""
         text = str(exc)
+        if exc.largest is not None:
+            self.add(fld, exc.value, exc.largest, exc.unit, "hard", "pump", "", message=text)
+            return
         if "step" not in text:
             text += f" (the pump's step is {exc.step:g} {exc.unit})"
         self.add(fld, exc.value, exc.step, exc.unit, "hard", "pump", "", message=text)
 
     def volume(self, volume_ml: float, fld: str) -> float | None:
-        """`volume_ml` as the pump is sent it; None (and a violation on `fld`) if it cannot."""
+        """`volume_ml` as the pump is sent it; None (and a violation on `fld`) if it cannot.
+
+        A segment larger than any one target the pump takes is fine when the container is
+        changed during it: the pump is then only ever sent legs of at most one container,
+        each rounded down, so the segment is kept in the pump's step at that size."""
         try:
             return self.q.floor_volume_ml(volume_ml)
         except NotRepresentable as exc:
+            capacity = self._changed_container_ml()
+            if exc.largest is not None and capacity is not None and capacity <= exc.largest:
+                return floor_to(volume_ml, self.q.volume_step_ml(capacity))
             self._refuse(fld, exc)
             return None
+
+    def _changed_container_ml(self) -> float | None:
+        """The container's capacity when the program allows changing it, else None."""
+        pump = self.p.pump
+        if pump.changes != "allowed":
+            return None
+        if pump.syringe is not None:
+            return pump.syringe.volume
+        return pump.reservoir.volume if pump.reservoir is not None else None
 
     def rate(self, rate_ml_per_h: float, fld: str) -> float | None:
         """`rate_ml_per_h` as the pump is sent it; None (and a violation) if it cannot."""

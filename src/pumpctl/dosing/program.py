@@ -25,7 +25,15 @@ from pydantic import (
     model_validator,
 )
 
-from pumpctl.dosing.units import DoseRate, Kind, RateKind, parse, parse_dose_rate
+from pumpctl.dosing.units import (
+    DoseRate,
+    Kind,
+    QuantityError,
+    RateKind,
+    parse,
+    parse_dose_rate,
+    plain_number,
+)
 
 __all__ = [
     "CareArea",
@@ -51,10 +59,26 @@ __all__ = [
 
 CareArea = Literal["adult", "pediatric", "canine", "feline"]
 
+#: characters of an offending input quoted in an error message
+_MAX_SHOWN = 60
+
 
 def _quantity(kind: Kind) -> Callable[[Any, ValidationInfo], float]:
     def validate(value: Any, info: ValidationInfo) -> float:
-        return parse(value, kind, info.field_name or "value")
+        try:
+            return parse(value, kind, info.field_name or "value")
+        except QuantityError as exc:  # pydantic's location names the field in full
+            raise ValueError(exc.reason) from None
+
+    return validate
+
+
+def _plain(expected: str) -> Callable[[Any, ValidationInfo], float]:
+    def validate(value: Any, info: ValidationInfo) -> float:
+        try:
+            return plain_number(value, info.field_name or "value", expected)
+        except QuantityError as exc:
+            raise ValueError(exc.reason) from None
 
     return validate
 
@@ -63,7 +87,10 @@ def _rate(*allowed: RateKind) -> Callable[[Any, ValidationInfo], DoseRate]:
     def validate(value: Any, info: ValidationInfo) -> DoseRate:
         if isinstance(value, DoseRate):
             return value
-        return parse_dose_rate(value, info.field_name or "rate", allowed=allowed)
+        try:
+            return parse_dose_rate(value, info.field_name or "rate", allowed=allowed)
+        except QuantityError as exc:
+            raise ValueError(exc.reason) from None
 
     return validate
 
@@ -108,7 +135,10 @@ class Syringe(_Strict):
 
 
 class Tubing(_Strict):
-    ml_per_rev: float = Field(gt=0)
+    #: calibrated volume per revolution; L/S tubing spans about 0.001 to 5 mL/rev
+    ml_per_rev: Annotated[float, BeforeValidator(_plain("mL per revolution, e.g. 0.8"))] = Field(
+        gt=0, le=100
+    )
 
 
 class Reservoir(_Strict):
@@ -243,8 +273,10 @@ class ProgramError(ValueError):
             field = f"{prefix}.{loc}" if prefix and loc else (loc or prefix or "program")
             msg = err["msg"].removeprefix("Value error, ")
             value = err.get("input")
-            if isinstance(value, dict):
+            if isinstance(value, dict | list):
                 value = None
+            elif isinstance(value, str) and len(value) > _MAX_SHOWN:
+                value = value[:_MAX_SHOWN] + "…"  # an error stays one readable line
             issues.append(Issue(field=field, value=value, message=msg))
         return cls(issues)
 
@@ -275,12 +307,27 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line error as one line: the problem and where (line and column)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{exc.problem or exc.context or 'syntax error'}{where}"
+    return " ".join(str(exc).split())
+
+
 def load_yaml_mapping(text: str, what: str) -> dict[str, Any]:
     """Parse YAML text that must be a mapping; errors become a `ProgramError`."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ProgramError([Issue(field=what, message=f"not valid YAML: {exc}")]) from exc
+        raise ProgramError(
+            [Issue(field=what, message=f"not valid YAML: {_yaml_problem(exc)}")]
+        ) from exc
+    except RecursionError as exc:  # deeply nested flow collections
+        raise ProgramError(
+            [Issue(field=what, message="not valid YAML: nested too deeply")]
+        ) from exc
     if not isinstance(data, dict):
         raise ProgramError([Issue(field=what, message="must be a YAML mapping")])
     return data

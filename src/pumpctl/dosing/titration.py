@@ -98,8 +98,8 @@ def dose_rate_to_ml_per_h(text: str, plan: Plan) -> float:
     """
     try:
         rate = parse_dose_rate(text, "rate")
-    except QuantityError as exc:
-        raise TitrationRefused("rate", text, None, None, str(exc), rule="schema") from exc
+    except QuantityError as exc:  # its reason without its field: TitrationRefused names it
+        raise TitrationRefused("rate", text, None, None, exc.reason, rule="schema") from exc
     if rate.kind is RateKind.VOLUMETRIC:
         if plan.drug_in_library:
             raise TitrationRefused(

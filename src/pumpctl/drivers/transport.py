@@ -190,7 +190,7 @@ class SerialTransport(Transport):
     async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
         async with self._lock:
             ser = self._require_open()
-            self._discard_stale(ser)
+            await self._discard_stale(frame_length)
             self._write(ser, request)
             try:
                 async with self.clock.wall_timeout(timeout_s):
@@ -229,17 +229,41 @@ class SerialTransport(Transport):
         if self._error is not None:
             raise PumpConnectionError(f"{self.name} failed: {self._error}") from self._error
 
-    def _discard_stale(self, ser: Any) -> None:
-        """Drop late replies and unsolicited packets so they cannot pass for this reply."""
+    async def _discard_stale(self, frame_length: FrameLength) -> None:
+        """Drop late replies and unsolicited packets so they cannot pass for this reply.
+
+        A packet still arriving (an NE auto-alarm announced while we were busy) is waited for,
+        a few character times at most, and dropped whole: dropping only the bytes already here
+        would leave its tail to be read as the reply to the next command."""
         if self._fd is not None:
             self._on_readable()  # drain what the OS holds but the loop has not delivered yet
             self._raise_if_failed()
-        if self._buffer:
-            stale = bytes(self._buffer)
-            self._buffer.clear()
-            self.log.warning(
-                "transport.stale_bytes", rx=stale.hex(" "), rx_text=stale.decode("latin-1")
-            )
+        if not self._buffer:
+            return
+        stale = bytearray()
+        try:
+            async with self.clock.wall_timeout(self._settle_s()):
+                while self._buffer:
+                    n = frame_length(bytes(self._buffer))
+                    if n is None:  # a frame in progress: let it finish
+                        self._data_event.clear()
+                        await self._data_event.wait()
+                        continue
+                    n = max(1, min(n, len(self._buffer)))
+                    stale += self._buffer[:n]
+                    del self._buffer[:n]
+        except TimeoutError:
+            pass
+        stale += self._buffer
+        self._buffer.clear()
+        self.log.warning(
+            "transport.stale_bytes", rx=bytes(stale).hex(" "), rx_text=stale.decode("latin-1")
+        )
+
+    def _settle_s(self) -> float:
+        """Long enough for a short packet to finish arriving: 32 characters on the line."""
+        bits_per_char = 1 + self.bytesize + (0 if self.parity == "N" else 1) + self.stopbits
+        return max(0.02, 32 * bits_per_char / self.baudrate)
 
     def _write(self, ser: Any, data: bytes) -> None:
         try:

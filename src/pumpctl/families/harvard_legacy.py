@@ -176,6 +176,7 @@ class LegacyQuantizer:
                 "mL",
                 smallest,
                 f"{volume_ml:g} mL does not fit a 5-character MLT ({self.target_unit})",
+                largest=99999 * float(size),
             ) from exc
         if q <= 0:
             raise NotRepresentable("volume", volume_ml, "mL", smallest)

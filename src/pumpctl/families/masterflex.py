@@ -104,6 +104,7 @@ class MasterflexQuantizer:
                 step_ml,
                 f"{volume_ml:g} mL is {float(rev):g} revolutions of {self.ml_per_rev:g} mL/rev "
                 f"tubing: above the V maximum 99999.99",
+                largest=float(MAX_REVOLUTIONS * self._ml_per_rev),
             )
         if rev <= 0:
             raise NotRepresentable("volume", volume_ml, "mL", step_ml)
@@ -120,6 +121,7 @@ class MasterflexQuantizer:
                 "mL/h",
                 step,
                 f"{rate_ml_per_h:g} mL/h is {float(rpm):g} rpm: above the S format's 999.9",
+                largest=float(MAX_RPM_FORMAT * 60 * self._ml_per_rev),
             )
         if rpm <= 0:
             raise NotRepresentable("rate", rate_ml_per_h, "mL/h", step)

@@ -204,6 +204,7 @@ class NEQuantizer:
                 smallest,
                 f"{volume_ml:g} mL is above the largest NE target {9999 * float(size):g} mL "
                 f"(9999 {unit} with this syringe)",
+                largest=9999 * float(size),
             ) from exc
         if q <= 0:
             raise NotRepresentable("volume", volume_ml, "mL", smallest)

@@ -22,11 +22,22 @@ class NotRepresentable(ValueError):
     """The pump has no value at or below the request that is > 0 (or the request is above its
     largest value). Carries the pump's step so a refusal can name it."""
 
-    def __init__(self, what: str, value: float, unit: str, step: float, detail: str = "") -> None:
+    def __init__(
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        step: float,
+        detail: str = "",
+        *,
+        largest: float | None = None,
+    ) -> None:
         self.what = what
         self.value = value
         self.unit = unit
         self.step = step
+        #: the largest value the pump takes, when the request is above it (None: below a step)
+        self.largest = largest
         super().__init__(
             detail
             or f"{what} {value:g} {unit} cannot be expressed on this pump (step {step:g} {unit})"

@@ -117,15 +117,24 @@ class RequestHandlers:
         self.recorder.write(TitrationEvent(accepted=True, reason=req.reason, who=req.who, **record))
         ledger.accrue(now)
         try:
-            await self.cmds.call(
+            sent = await self.cmds.call(
                 "set_rate",
                 lambda: self.driver.set_rate(new_rate, Direction.INFUSE),
                 rate_ml_per_h=new_rate,
             )
         except PumpTimeout as exc:  # SR11: an unconfirmed rate change is an alarm
             raise Alarm("rate_change_unconfirmed", f"{old_rate} -> {new_rate} mL/h") from exc
-        ledger.change_rate(new_rate, now)
-        self.machine.fire(Trigger.TITRATE, reason=req.reason, who=req.who, **record)
+        running = sent if isinstance(sent, float) else new_rate  # what the pump now runs
+        ledger.change_rate(running, now)
+        # the transition records the rate the pump confirmed: resume restores exactly that
+        self.machine.fire(
+            Trigger.TITRATE,
+            reason=req.reason,
+            who=req.who,
+            old_ml_per_h=old_rate,
+            new_ml_per_h=running,
+            requested_ml_per_h=new_rate,
+        )
 
     async def container_changed(self, ledger: SegmentLedger, req: ContainerChangedRequest) -> None:
         if not ledger.awaiting_change:

@@ -93,8 +93,13 @@ class SegmentLedger:
     expected_ml: float = 0.0
     #: delivered in earlier legs of this segment (before a container change cleared the counter)
     carry_ml: float = 0.0
-    #: segment volume at which the pump stops itself (its target), None = runs until stopped
+    #: segment volume at which the pump stops itself (the target it was sent), None = runs
+    #: until stopped
     stop_at_ml: float | None = None
+    #: this leg's target is the rest of the segment (not cut short by the container): the pump
+    #: stopping there ends the segment, even a step short of the plan where its format rounds
+    #: a remainder down (a resumed segment, a leg after a change)
+    final_leg: bool = True
     held_since_s: float | None = None
     last_increase_s: float | None = None
     ended_s: float | None = None
@@ -257,7 +262,9 @@ class SegmentLedger:
         if stop_at is not None and self.delivered_ml >= stop_at - resolution_ml:
             self.enter(LegState.STOPPED, now_s)  # the pump reached its own target by itself
             planned = self.planned_ml
-            if planned is not None and self.delivered_ml >= planned - resolution_ml:
+            if self.final_leg or (
+                planned is not None and self.delivered_ml >= planned - resolution_ml
+            ):
                 return Verdict.DONE
             return Verdict.CONTAINER_EMPTY
         if self.state is LegState.STARTING and self.delivered_ml <= resolution_ml:

@@ -9,15 +9,54 @@ volumes on both sides of the change are accounted (`SegmentLedger.carry_ml`).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from pumpctl.dosing.plan import Segment
 from pumpctl.infusion.container import ContainerLevel
 from pumpctl.infusion.events import ContainerChangeNeeded, ContainerNearEmpty
 from pumpctl.infusion.ledger import Alarm, SegmentLedger
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.log import get_logger
 
-__all__ = ["ContainerLegs"]
+__all__ = ["ContainerLegs", "LegTarget", "mean_rate_ahead"]
+
+#: the near-empty warning looks this far ahead (and at 10 % of the capacity), SR25
+WARN_AHEAD_S = 600.0
 
 _log = get_logger("pumpctl.infusion.supervisor")
+
+
+class LegTarget(NamedTuple):
+    """The pump's own target for the next leg; `finishes_segment` is False when the container,
+    not the segment, limits it (a change follows when the pump stops there)."""
+
+    volume_ml: float | None
+    finishes_segment: bool
+
+
+def mean_rate_ahead(
+    ledger: SegmentLedger, following: Sequence[Segment], within_s: float = WARN_AHEAD_S
+) -> float:
+    """The plan's mean rate, mL/h, over the next `within_s`: the rest of this segment at its
+    rate, then the segments after it at theirs."""
+    left_s, ml = within_s, 0.0
+    pieces = [(ledger.rate_ml_per_h, _left_ml(ledger))]
+    pieces += [(s.rate_ml_per_h, s.volume_ml) for s in following]
+    for rate, volume_ml in pieces:
+        if left_s <= 0 or rate <= 0:
+            break
+        takes_s = math.inf if volume_ml is None else volume_ml / rate * 3600.0
+        run_s = min(left_s, takes_s)
+        ml += rate * run_s / 3600.0
+        left_s -= run_s
+    return ml * 3600.0 / within_s
+
+
+def _left_ml(ledger: SegmentLedger) -> float | None:
+    planned = ledger.planned_ml
+    return None if planned is None else max(0.0, planned - ledger.delivered_ml)
 
 
 class ContainerLegs:
@@ -43,20 +82,19 @@ class ContainerLegs:
     def left_ml(self, total_ml: float) -> float | None:
         return self.level.left_ml(total_ml)
 
-    def target_ml(
-        self, ledger: SegmentLedger, done_ml: float, resolution_ml: float
-    ) -> float | None:
-        """What the next leg may deliver (the pump's own target); None = until stopped."""
+    def target_ml(self, ledger: SegmentLedger, done_ml: float, resolution_ml: float) -> LegTarget:
+        """What the next leg may deliver (the pump's own target; None = until stopped)."""
         limits = []
         remaining = None
         if ledger.planned_ml is not None:
             remaining = ledger.planned_ml - ledger.delivered_ml  # at a leg's start
             limits.append(remaining)
         left = self.level.left_ml(done_ml + ledger.delivered_ml)
-        if left is not None and (remaining is None or left < remaining):
+        container_first = left is not None and (remaining is None or left < remaining)
+        if left is not None and container_first:
             limits.append(left - self.level.reserve_ml())
         if not limits:
-            return None
+            return LegTarget(None, True)
         target = min(limits)
         if target < resolution_ml:
             raise Alarm(
@@ -65,10 +103,13 @@ class ContainerLegs:
                 if left is not None
                 else "nothing left to deliver",
             )
-        return round(target, 9)
+        return LegTarget(round(target, 9), not container_first)
 
     def check_level(self, total_ml: float, rate_ml_per_h: float) -> None:
-        """SR25: say so, once per container, before it runs empty; keep the notice current."""
+        """SR25: say so, once per container, before it runs empty; keep the notice current.
+
+        `rate_ml_per_h`: the mean rate the plan runs at over the next 10 minutes (a fast prime
+        from a small syringe is over long before the syringe would be)."""
         still_needed = None if self.planned_total_ml is None else self.planned_total_ml - total_ml
         left = self.level.needs_warning(total_ml, rate_ml_per_h, still_needed)
         if left is not None:

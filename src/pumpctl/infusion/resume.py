@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict
 
 from pumpctl.dosing.plan import Plan, Segment, SegmentPhase
 from pumpctl.drivers.base import AlarmReason, PumpAlarm, PumpDriver, PumpError
+from pumpctl.families import quantizer
+from pumpctl.families.quantize import FixedStepQuantizer, NotRepresentable, Quantizer
 from pumpctl.infusion.journal import Journal
 from pumpctl.infusion.replay import Held, RunFacts, replay_run
 
@@ -211,6 +213,7 @@ def _remaining(facts: RunFacts, delivered: dict[str, float], notes: list[str]) -
     running one shortened (at the rate last confirmed), later ones unchanged."""
     plan = facts.plan
     resolution = plan.volume_resolution_ml or 0.001
+    quantizer = _quantizer(plan)
     segments: list[Segment] = []
     for seg in plan.segments:
         phase = seg.phase.value
@@ -228,12 +231,26 @@ def _remaining(facts: RunFacts, delivered: dict[str, float], notes: list[str]) -
             if left <= resolution:
                 notes.append(f"{phase}: complete ({done:.3f} of {seg.volume_ml:.3f} mL)")
                 continue
-            # round the remainder down to the resolution: a resumed segment never adds volume
-            left = round(int(left / resolution + 1e-9) * resolution, 9)
+            # the remainder as the pump will be sent it, rounded down: never adds volume
+            try:
+                left = quantizer.floor_volume_ml(left)
+            except NotRepresentable:
+                notes.append(f"{phase}: {left:.4f} mL left, below what the pump can be sent")
+                continue
             updates["volume_ml"] = left
             updates["duration_s"] = left / rate * 3600.0
         segments.append(seg.model_copy(update=updates) if updates else seg)
     return plan.model_copy(update={"segments": tuple(segments)}) if segments else None
+
+
+def _quantizer(plan: Plan) -> Quantizer:
+    """The rules of the pump the plan was compiled for (fixed steps when none was named)."""
+    if plan.pump_model is None:
+        return FixedStepQuantizer(plan.volume_resolution_ml, plan.rate_resolution_ml_per_h)
+    c = plan.container
+    return quantizer(
+        plan.pump_model, inner_diameter_mm=c.inner_diameter_mm, ml_per_rev=c.ml_per_rev
+    )
 
 
 async def read_pump_after_restart(driver: PumpDriver, *, attempts: int = 5) -> PumpReading:

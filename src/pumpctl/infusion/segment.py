@@ -32,7 +32,7 @@ from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.events import CheckpointEvent, SegmentEnd, SegmentStart, StopRequested
 from pumpctl.infusion.handlers import RequestHandlers
 from pumpctl.infusion.ledger import Alarm, LegState, SegmentLedger, Tolerances, Verdict
-from pumpctl.infusion.legs import ContainerLegs
+from pumpctl.infusion.legs import ContainerLegs, mean_rate_ahead
 from pumpctl.infusion.machine import InfusionMachine, Trigger
 from pumpctl.infusion.outcome import PhaseResult
 from pumpctl.infusion.recorder import RunRecorder
@@ -136,12 +136,19 @@ class SegmentRunner:
         self.log = log
         self.handlers: RequestHandlers | None = None  # set by the supervisor (they start legs)
         self._missed_polls = 0
+        self.following: tuple[Segment, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
 
-    async def run(self, segment: Segment, carry: Carryover | None = None) -> None:
+    async def run(
+        self,
+        segment: Segment,
+        carry: Carryover | None = None,
+        following: tuple[Segment, ...] = (),
+    ) -> None:
         """Run `segment` to its end; `carry` (the first segment of a resumed run) restores a
         pause, a pending container change and the titration interval of the run before."""
         now = self.clock.now()
+        self.following = following  # the plan after this segment (near-empty look-ahead)
         self.machine.fire(
             _START[segment.phase], rate_ml_per_h=segment.rate_ml_per_h, volume_ml=segment.volume_ml
         )
@@ -210,19 +217,22 @@ class SegmentRunner:
         segment or the container runs out, so a dead controller cannot over-infuse."""
         await self.cmds.call("clear_counters", self.driver.clear_counters)
         rate = ledger.rate_ml_per_h
-        await self.cmds.call(
+        sent_rate = await self.cmds.call(
             "set_rate", lambda: self.driver.set_rate(rate, Direction.INFUSE), rate_ml_per_h=rate
         )
+        # the books follow what the pump was sent (its quantizer only ever rounds down)
+        ledger.rate_ml_per_h = sent_rate if isinstance(sent_rate, float) else rate
         ledger.new_leg()
         resolution = self.books.tolerances.resolution_ml
-        target = self.legs.target_ml(ledger, self.books.done_ml, resolution)
-        ledger.stop_at_ml = None if target is None else ledger.delivered_ml + target
-        await self.cmds.call(
+        target, ledger.final_leg = self.legs.target_ml(ledger, self.books.done_ml, resolution)
+        sent = await self.cmds.call(
             "set_target_volume",
             lambda: self.driver.set_target_volume(target),
             volume_ml=target,
             segment_volume_ml=ledger.planned_ml,
         )
+        stop_at = sent if isinstance(sent, float) else target
+        ledger.stop_at_ml = None if stop_at is None else ledger.delivered_ml + stop_at
         if start:
             await self._start_pump(ledger)
 
@@ -281,7 +291,7 @@ class SegmentRunner:
         books.booked(ledger)
         total = books.done_ml + ledger.delivered_ml
         books.check_rolling(replied, total)
-        self.legs.check_level(total, ledger.rate_ml_per_h)
+        self.legs.check_level(total, mean_rate_ahead(ledger, self.following))
         self.checkpoint(ledger)
         self.emit_progress()
         return ledger.verdict(

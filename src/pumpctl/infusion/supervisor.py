@@ -309,7 +309,9 @@ class Supervisor:
                 outcome = Outcome.COMPLETED if self._only_kvo_left() else Outcome.STOPPED
                 req = stop.request
                 self.machine.fire(Trigger.STOP, reason=req.reason, who=req.who)
-                await self._safe_stop("operator stop")
+                if not await self._safe_stop("operator stop"):
+                    # asked to stop, and the pump never confirmed it: someone must go and look
+                    alarm, outcome = "stop_unconfirmed", Outcome.UNCONFIRMED
             except asyncio.CancelledError:
                 # Whoever ran us gave up (Ctrl-C, shutdown): never leave the pump running unwatched.
                 self.recorder.write(AlarmEvent(reason="cancelled"))
@@ -370,7 +372,11 @@ class Supervisor:
         for index, segment in enumerate(self.plan.segments):
             if segment.phase is SegmentPhase.KVO:
                 self._notify_dosing_complete()
-            await self._segments.run(segment, self.carryover if index == 0 else None)
+            await self._segments.run(
+                segment,
+                self.carryover if index == 0 else None,
+                following=self.plan.segments[index + 1 :],
+            )
             if segment.phase is SegmentPhase.PRIME:
                 self.machine.fire(Trigger.PRIMING_DONE)
             if index == len(self.plan.segments) - 1:

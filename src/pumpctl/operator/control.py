@@ -34,7 +34,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pumpctl.clock import RealClock
-from pumpctl.infusion.supervisor import Progress, Supervisor, SupervisorError
+from pumpctl.infusion.outcome import Progress
+from pumpctl.infusion.requests import SupervisorError
+from pumpctl.infusion.supervisor import Supervisor
 from pumpctl.log import get_logger
 
 __all__ = [
@@ -66,7 +68,7 @@ CLOSE_GRACE_S = 2.0
 #: `pumpctl ctl` exit codes (2 is click's usage error)
 CTL_OK = 0
 CTL_REFUSED = 1  # the run answered and refused (wrong phase, titration limit, bad rate...)
-CTL_UNREACHABLE = 3  # no run listening, no reply, or the socket cannot be trusted
+CTL_UNREACHABLE = 14  # Exit.NO_RUN: no run listening, no reply, or the socket cannot be trusted
 
 OPS = ("status", "titrate", "pause", "resume", "stop", "syringe-changed")
 
@@ -447,10 +449,14 @@ class ControlServer:
             def parser(t: str) -> float:
                 return dose_rate_to_ml_per_h(t, plan)
 
+        from pumpctl.dosing.titration import TitrationRefused
+
         try:
             return float(parser(text))
+        except TitrationRefused as exc:  # names its field already ("rate: ...")
+            raise _RateError(str(exc)) from exc
         except Exception as exc:  # the parser's errors are the operator's input errors
-            raise _RateError(f"rate {text!r} refused: {exc}") from exc
+            raise _RateError(f"rate {text!r}: {exc}") from exc
 
 
 class _RateError(Exception):

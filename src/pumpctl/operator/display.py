@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pumpctl.dosing.plan import Plan
-from pumpctl.infusion.supervisor import Progress, RunResult
+from pumpctl.dosing.plan import Plan, Segment, SegmentPhase
+from pumpctl.infusion.outcome import Progress, RunResult
+from pumpctl.operator.numbers import signed
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
-__all__ = ["LiveView", "ProgressPrinter", "format_duration", "summary_lines"]
+__all__ = ["LiveView", "PhaseTiming", "ProgressPrinter", "format_duration", "summary_lines"]
 
 
 def format_duration(seconds: float) -> str:
@@ -68,8 +69,74 @@ class ProgressPrinter:
         )
 
 
-def summary_lines(plan: Plan, result: RunResult) -> list[str]:
-    """Planned vs delivered per phase, flagged where they disagree beyond the pump resolution."""
+class PhaseTiming:
+    """Time each segment spent with the pump running and stopped (paused, waiting for a
+    container change), from the progress the supervisor reports on every poll: what a summary
+    needs to say why a phase took longer than planned."""
+
+    def __init__(self) -> None:
+        self.running_s: dict[SegmentPhase, float] = {}
+        self.stopped_s: dict[SegmentPhase, float] = {}
+        self._last: Progress | None = None
+
+    def __call__(self, p: Progress) -> None:
+        last, self._last = self._last, p
+        if last is None or last.segment is None or last.segment != p.segment:
+            return
+        into = self.running_s if last.rate_ml_per_h > 0 else self.stopped_s
+        into[last.segment] = into.get(last.segment, 0.0) + (p.clock_s - last.clock_s)
+
+
+def _nominal_ml_per_h(plan: Plan, seg: Segment) -> float:
+    """The rate the program asked for: from its dose rate as written when it has one (the
+    plan's mL/h may be what the pump can be set to), else the plan's rate."""
+    from pumpctl.dosing.units import QuantityError, parse_dose_rate
+
+    if seg.dose_rate is None or not seg.dose_rate_unit or plan.concentration_mg_per_ml is None:
+        return seg.rate_ml_per_h
+    try:
+        rate = parse_dose_rate(f"{seg.dose_rate:.12g} {seg.dose_rate_unit}", "rate")
+    except QuantityError:
+        return seg.rate_ml_per_h
+    return rate.to_ml_per_h(
+        weight_kg=plan.weight_kg or 1.0, concentration_mg_per_ml=plan.concentration_mg_per_ml
+    )
+
+
+def _why_longer(plan: Plan, result: RunResult, timing: PhaseTiming | None) -> list[str]:
+    """A note for each phase that ended later than its nominal duration, saying why."""
+    notes = []
+    for ph in result.phases:
+        seg = plan.segment(ph.phase)
+        if seg is None or seg.duration_s is None or ph.started_s is None or ph.ended_s is None:
+            continue
+        ran_s = ph.ended_s - ph.started_s
+        if ran_s <= seg.duration_s * 1.002 + 5.0:
+            continue
+        why = []
+        stopped_s = timing.stopped_s.get(ph.phase, 0.0) if timing else 0.0
+        if stopped_s > 1.0:
+            why.append(f"stopped for {format_duration(stopped_s)} (paused or changing containers)")
+        nominal = _nominal_ml_per_h(plan, seg)
+        if abs(ph.rate_ml_per_h - seg.rate_ml_per_h) > 1e-9:
+            why.append(f"titrated to {ph.rate_ml_per_h:g} mL/h")
+        elif seg.rate_ml_per_h < nominal * 0.998:  # the plan says what the pump was sent
+            why.append(
+                f"it ran at {seg.rate_ml_per_h:.4g} mL/h, "
+                f"the pump's nearest rate at or below {nominal:.4g} mL/h"
+            )
+        if not why:
+            why.append("no pause, titration or rate step explains it (late polls or a slow pump?)")
+        notes.append(
+            f"note: {ph.phase.value} ran {format_duration(ran_s)}, "
+            f"planned {format_duration(seg.duration_s)}: {'; '.join(why)}"
+        )
+    return notes
+
+
+def summary_lines(plan: Plan, result: RunResult, timing: PhaseTiming | None = None) -> list[str]:
+    """Planned vs delivered per phase, flagged where they disagree beyond the pump resolution,
+    and a note for each phase that took longer than planned (with `timing`, saying why)."""
     resolution_ml = result.volume_resolution_ml
     lines = [
         f"program {plan.program}: {result.outcome.value}"
@@ -85,7 +152,7 @@ def summary_lines(plan: Plan, result: RunResult) -> list[str]:
             f"{ph.phase.value:<12}"
             f"{(f'{planned:.3f}' if planned is not None else '-'):>12}"
             f"{ph.delivered_ml:>14.3f}"
-            f"{(f'{diff:+.3f}' if diff is not None else '-'):>10}  {mark}"
+            f"{(signed(diff) if diff is not None else '-'):>10}  {mark}"
         )
     volumes = [ph.planned_ml for ph in result.phases]
     total_planned = None if any(v is None for v in volumes) else sum(v or 0.0 for v in volumes)
@@ -97,7 +164,7 @@ def summary_lines(plan: Plan, result: RunResult) -> list[str]:
         f"clock time {format_duration(result.ended_s - result.started_s)};"
         f" pump volume resolution {resolution_ml:g} mL"
     )
-    return lines
+    return lines + _why_longer(plan, result, timing)
 
 
 class LiveView:
@@ -109,15 +176,25 @@ class LiveView:
     `ProgressPrinter` lines instead.
     """
 
-    def __init__(self, plan: Plan, *, pump: str, time_scale: float) -> None:
+    def __init__(
+        self, plan: Plan, *, pump: str, time_scale: float, console: Console | None = None
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.plan = plan
         self.pump = pump
         self.time_scale = time_scale
-        self.console = Console()
-        self._live = Live(console=self.console, refresh_per_second=8, transient=False)
+        self.console = console or Console()
+        # Live redirects stdout and stderr while it runs: log lines and echoes written to them
+        # are printed above the panel instead of tearing it (see pumpctl.log._ConsoleHandler)
+        self._live = Live(
+            console=self.console,
+            refresh_per_second=8,
+            transient=False,
+            redirect_stdout=True,
+            redirect_stderr=True,
+        )
         self._wall0: float | None = None
         self._t0: float | None = None
         self._delivered: dict[str, float] = {}

@@ -20,12 +20,12 @@ from typing import Any
 
 from pumpctl.infusion.journal import (
     EventKind,
-    Journal,
     JournalError,
     JournalEvent,
     RunRecord,
     delivered_by_phase,
 )
+from pumpctl.operator.journalfile import open_journal_for_reading
 
 __all__ = ["render_history", "render_run", "render_run_list"]
 
@@ -37,7 +37,7 @@ def render_history(journal_path: Path, run_id: str | None = None) -> str:
 
     Raises `JournalError` when there is no journal or no such run.
     """
-    with Journal.open_readonly(Path(journal_path)) as journal:
+    with open_journal_for_reading(Path(journal_path)) as journal:
         runs = journal.runs()
         if not runs:
             return f"no runs in {journal_path}"

@@ -6,9 +6,20 @@ Kept apart so cli.py stays small and matplotlib is imported only when one of the
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
+
+from pumpctl.operator.cli.common import (
+    CliError,
+    Exit,
+    check_model,
+    configure_logs,
+    log_options,
+    with_log_options,
+)
 
 __all__ = ["accuracy", "journal_cmd", "report"]
 
@@ -18,14 +29,19 @@ def _echo(line: str) -> None:
     sys.stdout.flush()
 
 
-def _quiet_logs() -> None:
-    """Errors only: these commands print their own summary, and the simulated pump's power-up
-    reset alarm (expected, acknowledged by the driver) is not news."""
-    import logging
+_REPORT_FORMATS = (".png", ".svg", ".html")
 
-    from pumpctl.log import configure_logging
 
-    configure_logging(console=True, level=logging.ERROR, stream=sys.stderr)
+def _suffix_in(formats: tuple[str, ...]) -> Callable[[click.Context, click.Parameter, Path], Path]:
+    """Click callback: a `-o` path whose suffix is one of `formats`, else a usage error before
+    any work is done."""
+
+    def check(ctx: click.Context, param: click.Parameter, path: Path) -> Path:
+        if path.suffix.lower() not in formats:
+            raise click.BadParameter(f"{path.name}: use {', '.join(formats)}", ctx, param)
+        return path
+
+    return check
 
 
 @click.command()
@@ -34,6 +50,7 @@ def _quiet_logs() -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=_suffix_in(_REPORT_FORMATS),
     default=Path("report.png"),
     show_default=True,
     help="output file: .png, .svg or .html (tables and the image in one file)",
@@ -47,9 +64,9 @@ def report(journal: Path, output: Path, run_id: str | None) -> None:
 
     try:
         data = build_report(journal, run_id)
-        render_report(data, output)
-    except (JournalError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except JournalError as exc:
+        raise CliError(str(exc), Exit.BAD_INPUT) from None
+    render_report(data, output)
     planned = "" if data.planned_ml is None else f" of {data.planned_ml:.3f} mL planned"
     _echo(
         f"run {data.run_id[:12]} ({data.program}, {data.status}): "
@@ -59,7 +76,7 @@ def report(journal: Path, output: Path, run_id: str | None) -> None:
 
 
 @click.command()
-@click.argument("model")
+@click.argument("model", callback=check_model)
 @click.option(
     "--rate",
     "rate_ml_per_h",
@@ -71,29 +88,32 @@ def report(journal: Path, output: Path, run_id: str | None) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=_suffix_in((".png", ".svg")),
     default=Path("accuracy.png"),
     show_default=True,
     help="trumpet and flow-rate curves: .png or .svg",
 )
+@with_log_options
 def accuracy(model: str, rate_ml_per_h: float | None, output: Path) -> None:
     """Run the SR32 accuracy protocol for MODEL on the simulator (2 h at a constant rate on a
     virtual clock, sampled every 30 s) and draw the trumpet and flow-rate curves. Exits 1 when
-    the 2nd-hour rate error is outside the pump's stated accuracy."""
+    the 2nd-hour rate error is outside the pump's stated accuracy (exit 7)."""
     from pumpctl.drivers.base import PumpError
     from pumpctl.operator.accuracy import measure_accuracy, render_accuracy
 
-    if output.suffix.lower() not in (".png", ".svg"):
-        raise click.BadParameter("use a .png or .svg file", param_hint="--output")
-    _quiet_logs()
+    # errors only unless asked: the simulated pump's power-up reset alarm (expected and
+    # acknowledged by the driver) is not news
+    opts = log_options()
+    configure_logs(opts if opts.log_level else replace(opts, log_level="error"))
     try:
         result = measure_accuracy(model, rate_ml_per_h)
-    except (ValueError, PumpError) as exc:
-        raise click.ClickException(f"{model}: {exc}") from exc
+    except (ValueError, PumpError) as exc:  # a rate the pump cannot run: a bad --rate
+        raise click.BadParameter(f"{model}: {exc}", param_hint="--rate") from None
     render_accuracy(result, output)
     for line in result.summary_lines():
         _echo(line)
     _echo(f"wrote {output}")
-    sys.exit(0 if result.passed else 1)
+    sys.exit(Exit.OK if result.passed else Exit.INACCURATE)
 
 
 @click.command("journal")
@@ -109,5 +129,5 @@ def journal_cmd(journal_path: Path, run_id: str | None) -> None:
     try:
         text = render_history(journal_path, run_id)
     except JournalError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CliError(str(exc), Exit.BAD_INPUT) from None
     _echo(text)

@@ -1,4 +1,4 @@
-"""`pumpctl models`: every pump model pumpctl knows (built-in families and installed ones)."""
+"""`pumpctl models`: the pump models `--model` accepts, their pumps and line settings."""
 
 from __future__ import annotations
 
@@ -8,19 +8,18 @@ from pumpctl.operator.cli.common import echo
 
 
 @click.command()
-@click.option("--verbose", "-v", is_flag=True, help="also the pumps, line settings and demo program")
-def models(verbose: bool) -> None:
-    """List the pump models `--model` and `pumpctl simulate` accept, one a line."""
-    from pumpctl.families import families
+def models() -> None:
+    """List the pump models (for --model and `pumpctl simulate`), the pumps each drives, its
+    factory line settings (baud, data bits, parity, stop bits) and its addresses."""
+    from pumpctl.operator.models import pump_models
 
-    for spec in families():
-        if not verbose:
-            echo(f"{spec.model}\t{spec.title}")
-            continue
-        simulated = "simulated" if spec.emulation else "no emulation"
-        echo(
-            f"{spec.model}\t{spec.title}\n"
-            f"\tpumps: {', '.join(spec.pumps)}\n"
-            f"\tprotocol: {spec.protocol}; {spec.line}; {spec.container}; {simulated}\n"
-            f"\tdemo: pumpctl demo --model {spec.model}  ({spec.demo_program})"
-        )
+    rows = [("model", "line", "address", "what")]
+    for m in pump_models():
+        address = f"{m.default_address} ({m.addresses})" if m.addresses else str(m.default_address)
+        rows.append((m.model, m.line(), address, m.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[3])
+    for m in pump_models():
+        if m.pumps:
+            echo(f"{m.model}: {m.pumps}")

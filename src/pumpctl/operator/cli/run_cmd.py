@@ -1,161 +1,56 @@
-"""`pumpctl demo` and `pumpctl run`: a program on a simulated or a real pump."""
+"""`pumpctl run`: a program on a real (or separately simulated) pump at a port."""
 
 from __future__ import annotations
 
-import math
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from pumpctl.operator.cli.common import (
-    EXIT_OK,
-    EXIT_REFUSED,
+    CliError,
+    Exit,
     check_model,
     checked_plan,
     configure_logs,
     echo,
     exit_code,
+    log_options,
     pair_overrides,
     progress_sink,
+    with_log_options,
     with_overrides,
 )
 
-_NO_LIBRARY = click.option(
+NO_LIBRARY = click.option(
     "--no-library",
     is_flag=True,
     help="run a drug the library does not list, with no dose limits (shown and journaled)",
 )
 
-
-@click.command()
-@click.option(
-    "--model",
-    default="ne1000",
-    show_default=True,
-    callback=check_model,
-    help="pump model to simulate",
-)
-@click.option(
-    "--program",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="program to run instead of the built-in acute-pain example",
-)
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
-@click.option(
-    "--audit",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="write the structlog audit trail (JSON lines) here",
-)
-@click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
-@click.option("--no-pause", is_flag=True, help="skip the scripted pause/resume")
-@click.option(
-    "--fault",
-    "faults",
-    multiple=True,
-    metavar="SPEC",
-    help="inject a simulator fault, e.g. stall@2h or link-drop@30m (see pumpctl simulate)",
-)
-@click.option(
-    "--every",
-    "every_min",
-    type=float,
-    default=15.0,
-    show_default=True,
-    help="progress line every N simulated minutes",
-)
-@_NO_LIBRARY
-def demo(
-    model: str,
-    program: Path | None,
-    journal: Path | None,
-    audit: Path | None,
-    json_log: bool,
-    no_pause: bool,
-    faults: tuple[str, ...],
-    every_min: float,
-    no_library: bool,
-) -> None:
-    """Run a built-in program on a simulated pump, on a virtual clock (days take seconds)."""
-    from pumpctl.clock import Clock, run_with_clock, wall_monotonic
-    from pumpctl.dosing.program import example_path
-    from pumpctl.families import family
-    from pumpctl.infusion.journal import Journal
-    from pumpctl.operator.display import summary_lines
-    from pumpctl.runner import DemoScenario, run_on_simulator
-
-    configure_logs(audit, json_log, verbose=False)
-    path = program or example_path(family(model).demo_program)
-    plan = checked_plan(path, [], model=model, no_library=no_library)
-    printer, live = progress_sink(
-        plan, pump=f"sim://{model}", time_scale=math.inf, json_log=json_log, every_s=every_min * 60
-    )
-    scenario = None if no_pause else DemoScenario()
-    jr = Journal(journal) if journal is not None else None
-    if not json_log:
-        echo(f"pumpctl demo: {plan.program} on a simulated {model}, virtual clock")
-        for w in plan.warnings:
-            echo(f"warning: {w}")
-
-    from pumpctl.simulator.faults import FaultSchedule, FaultSpecError
-
-    try:
-        schedule = FaultSchedule.from_specs(faults, seed=0) if faults else None
-    except FaultSpecError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fault") from exc
-
-    async def main_(clock: Clock) -> Any:
-        return await run_on_simulator(
-            plan,
-            clock,
-            model=model,
-            journal=jr,
-            on_progress=printer,
-            operator=scenario,
-            faults=schedule,
-            change_containers=True,
-        )
-
-    wall0 = wall_monotonic()
-    try:
-        with live:
-            result, truth = run_with_clock(main_, virtual=True)
-    finally:
-        if jr is not None:
-            jr.close()
-    wall = wall_monotonic() - wall0
-    if not json_log:
-        echo("")
-        for line in summary_lines(plan, result):
-            echo(line)
-        if scenario is not None and scenario.paused_at_s is not None:
-            echo(f"paused once for {scenario.pause_for_s / 60:.0f} min during maintenance")
-        echo(f"plunger ground truth (simulator): {truth.delivered_ml:.3f} mL")
-        sim_s = result.ended_s - result.started_s
-        echo(
-            f"wall time {wall:.2f} s for {sim_s / 3600:.2f} h simulated "
-            f"({sim_s / max(wall, 1e-9):,.0f}x real time)"
-        )
-    sys.exit(exit_code(result.outcome.value))
+if TYPE_CHECKING:
+    from pumpctl.dosing.plan import Plan
+    from pumpctl.infusion.supervisor import RunResult
+    from pumpctl.operator.display import PhaseTiming
+    from pumpctl.operator.session import RunSettings
 
 
 @click.command()
 @click.argument("program", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--model", required=True, callback=check_model, help="pump model (see `pumpctl models`)"
-)
+@click.option("--model", required=True, callback=check_model, help="pump model (`pumpctl models`)")
 @click.option("--port", required=True, help="device path or pyserial URL (socket://host:port)")
 @click.option(
     "--address", type=click.IntRange(0, 99), default=None, help="pump address (default: model's)"
 )
-@click.option("--baud", type=int, default=None, help="baud rate (default: the model's)")
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
 @click.option(
-    "--audit",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="write the structlog audit trail (JSON lines) here",
+    "--baud", type=click.IntRange(min=50), default=None, help="baud rate (default: the model's)"
 )
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path), help="SQLite journal")
+@with_log_options
 @click.option("--json-log", is_flag=True, help="print structlog JSON lines instead of progress")
 @click.option(
     "--time-scale",
@@ -173,11 +68,22 @@ def demo(
     help="poll interval, clock seconds",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="continue what remains of the journal's stopped or alarmed run of this program",
+)
+@click.option(
+    "--new-run",
+    is_flag=True,
+    help="start the program anew although the last run was interrupted (needs a last --reason)",
+)
+@click.option(
     "--resume-stale",
     is_flag=True,
     help="resume an interrupted run even if it stopped longer ago than the limit",
 )
-@_NO_LIBRARY
+@click.option("--who", default=None, help="who decides --resume or --new-run (default: your user)")
+@NO_LIBRARY
 @with_overrides
 def run(
     program: Path,
@@ -186,104 +92,155 @@ def run(
     address: int | None,
     baud: int | None,
     journal: Path | None,
-    audit: Path | None,
     json_log: bool,
     time_scale: float,
     poll_s: float,
+    resume: bool,
+    new_run: bool,
     resume_stale: bool,
+    who: str | None,
     no_library: bool,
     override_fields: tuple[str, ...],
     override_reasons: tuple[str, ...],
 ) -> None:
     """Run PROGRAM on a real (or simulated) pump at PORT. Ctrl-C stops the pump safely.
 
-    With --journal, an interrupted run of the same program in that journal is resumed: what the
-    pump and the journal say was delivered is subtracted, so nothing is delivered twice.
+    With --journal, an interrupted run is never started again from the top: a crashed run is
+    resumed (what the pump and the journal say was delivered is subtracted, so nothing is
+    delivered twice); a run that was stopped (Ctrl-C) or ended in an alarm is resumed with
+    --resume, or given up with --new-run --reason TEXT (journaled).
     """
-    import asyncio
-    import signal
+    from pumpctl.operator.session import RunSettings
 
-    from pumpctl.clock import Clock, run_with_clock
-    from pumpctl.drivers.registry import default_address, driver_class, open_transport
-    from pumpctl.infusion.journal import Journal
-    from pumpctl.infusion.supervisor import SupervisorConfig
-    from pumpctl.operator.display import summary_lines
-    from pumpctl.runner import supervisor_for
-
+    new_run_reason, override_reasons = _new_run_reason(new_run, override_fields, override_reasons)
+    if resume and new_run:
+        raise click.UsageError("--resume and --new-run exclude each other")
+    if (resume or new_run) and journal is None:
+        raise click.UsageError("--resume and --new-run need the --journal of the earlier run")
     overrides = pair_overrides(override_fields, override_reasons)
-    configure_logs(audit, json_log, verbose=False)
+    configure_logs(log_options(), json_log=json_log)
     # SR01: nothing is opened before this passes; checked with the pump's own rounding and ranges
     plan = checked_plan(program, overrides, model=model, no_library=no_library)
-    cls = driver_class(model)
-    if address is None:
-        address = default_address(model)
-    printer, live = progress_sink(
-        plan, pump=f"{model}@{port}", time_scale=time_scale, json_log=json_log, every_s=60.0
+    if journal is not None:
+        _check_journal(journal)  # before the port: a wrong file must not cost a connection
+    quiet = json_log or log_options().quiet
+    settings = RunSettings(
+        model=model,
+        port=port,
+        address=address,
+        baudrate=baud,
+        journal=journal,
+        poll_s=poll_s,
+        time_scale=time_scale,
+        resume_stale=resume_stale,
+        resume=resume,
+        new_run_reason=new_run_reason,
+        who=who or _user(),
+        announce_control=not quiet,
     )
-    # SR19: the pump's watchdog runs on pump time; on a scaled rig a wall-clock hiccup of half a
-    # second is time_scale/2 pump seconds, so size it for that too (the NE maximum is 255 s)
-    watchdog_s = min(255.0, max(10.0, 2 * poll_s, 0.5 * time_scale))
-    config = SupervisorConfig(poll_interval_s=poll_s, watchdog_timeout_s=watchdog_s)
-    jr = Journal(journal) if journal is not None else None
+    result, timing = _run(plan, settings, json_log=json_log)
+    with _no_interrupts():  # the outcome is known: a late Ctrl-C must not turn it into 130
+        if result is None:
+            sys.exit(Exit.OK)
+        if not json_log:
+            from pumpctl.operator.display import summary_lines
 
-    async def main_(clock: Clock) -> Any:
-        transport = open_transport(port, baudrate=baud, clock=clock, model=model)
-        driver = cls(transport, address=address)
-        async with driver:
-            sup, notes = await supervisor_for(
-                plan,
-                driver,
-                clock,
-                jr,
-                config=config,
-                on_progress=printer,
-                allow_stale=resume_stale,
-            )
-            for note in notes:
-                echo(note)
-            if sup is None:
-                echo("nothing remains to be delivered: the interrupted run had finished")
-                return None
-            loop = asyncio.get_running_loop()
-            pending: set[asyncio.Task[None]] = set()
+            lines = summary_lines(plan, result, timing)
+            for line in lines[:1] if quiet else lines:
+                echo(line)
+        sys.exit(exit_code(result.outcome.value))
 
-            def on_signal() -> None:
-                echo("stop requested: stopping the pump")
-                task = asyncio.ensure_future(sup.stop(reason="signal", who="operator"))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
 
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, on_signal)
-            if journal is None:
-                return await sup.run()
-            from pumpctl.dosing.titration import dose_rate_to_ml_per_h
-            from pumpctl.operator.control import ControlServer, control_socket_path
+def _new_run_reason(
+    new_run: bool, fields: tuple[str, ...], reasons: tuple[str, ...]
+) -> tuple[str | None, tuple[str, ...]]:
+    """--new-run takes the --reason left after each --override took its own (the last one)."""
+    if not new_run:
+        return None, reasons
+    if len(reasons) != len(fields) + 1:
+        raise click.UsageError(
+            "--new-run needs a --reason TEXT of its own (after any --override FIELD --reason "
+            "TEXT pairs): it is journaled on the run given up"
+        )
+    if not reasons[-1].strip():
+        raise click.UsageError("--new-run: the reason must not be empty")
+    return reasons[-1], reasons[:-1]
 
-            def rate_parser(text: str) -> float:
-                return dose_rate_to_ml_per_h(text, plan)
 
-            path = control_socket_path(journal)
-            async with ControlServer(sup, path, rate_parser=rate_parser):
-                if not json_log:
-                    echo(f"control: pumpctl ctl --journal {journal} status")
-                return await sup.run()
-
-    from pumpctl.infusion.resume import ResumeRefused
-    from pumpctl.operator.control import ControlError
+def _user() -> str:
+    import getpass
 
     try:
-        with live:
-            result = run_with_clock(main_, time_scale=time_scale)
-    except (ControlError, ResumeRefused) as exc:  # socket owned elsewhere, or resume needs a human
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_REFUSED)
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment
+        return "operator"
+
+
+def _check_journal(path: Path) -> None:
+    from pumpctl.operator.journalfile import NotAJournal, check_journal_file
+
+    try:
+        check_journal_file(path)
+    except NotAJournal as exc:
+        raise CliError(str(exc), Exit.BAD_INPUT) from None
+
+
+def _run(
+    plan: Plan, settings: RunSettings, *, json_log: bool
+) -> tuple[RunResult | None, PhaseTiming]:
+    """The session on the real clock, every expected failure mapped to its exit code."""
+    from pumpctl.clock import Clock, run_with_clock
+    from pumpctl.drivers.base import PumpError
+    from pumpctl.infusion.journal import JournalError
+    from pumpctl.infusion.resume import ResumeRefused
+    from pumpctl.operator.connect import (
+        NoReply,
+        PortUnavailable,
+        PumpSetupFailed,
+        WrongPump,
+    )
+    from pumpctl.operator.control import ControlError
+    from pumpctl.operator.session import run_session
+
+    sink = progress_sink(
+        plan,
+        pump=f"{settings.model}@{settings.port}",
+        time_scale=settings.time_scale,
+        json_log=json_log,
+        every_s=60.0,
+    )
+
+    async def main_(clock: Clock) -> RunResult | None:
+        return await run_session(plan, settings, clock, echo=echo, on_progress=sink.on_progress)
+
+    codes: list[tuple[type[Exception], Exit]] = [
+        (PortUnavailable, Exit.PORT_UNAVAILABLE),
+        (NoReply, Exit.NO_REPLY),
+        (WrongPump, Exit.WRONG_PUMP),
+        (PumpSetupFailed, Exit.PUMP_SETUP),
+        (ResumeRefused, Exit.RESUME_REFUSED),
+        (ControlError, Exit.JOURNAL_BUSY),
+        (JournalError, Exit.BAD_INPUT),
+    ]
+    try:
+        with sink.live:
+            return run_with_clock(main_, time_scale=settings.time_scale), sink.timing
+    except tuple(cls for cls, _ in codes) as exc:
+        code = next(c for cls, c in codes if isinstance(exc, cls))
+        raise CliError(str(exc), code) from None
+    except PumpError as exc:  # reading the pump to resume, before the supervisor took it
+        raise CliError(f"the pump on {settings.port}: {exc}", Exit.PUMP_SETUP) from None
+
+
+@contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Ignore Ctrl-C while the last lines are printed (main thread only; elsewhere, no-op)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
     finally:
-        if jr is not None:
-            jr.close()
-    if result is None:
-        sys.exit(EXIT_OK)
-    if not json_log:
-        for line in summary_lines(plan, result):
-            echo(line)
-    sys.exit(exit_code(result.outcome.value))
+        signal.signal(signal.SIGINT, previous)

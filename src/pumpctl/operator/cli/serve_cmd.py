@@ -16,6 +16,8 @@ from pumpctl.operator.cli.common import (
     EXIT_UNCONFIRMED,
     configure_logs,
     echo,
+    log_options,
+    with_log_options,
 )
 
 #: the worst outcome decides the exit code of a station run without SiLA
@@ -113,7 +115,7 @@ def _exit_code(outcomes: list[str]) -> int:
     help="write the self-signed certificate clients need here (default: STATION-ca.pem)",
 )
 @click.option("--fault", "faults", multiple=True, metavar="PUMP:SPEC", help="e.g. left:stall@2h")
-@click.option("--audit", type=click.Path(dir_okay=False, path_type=Path), help="JSON-lines audit")
+@with_log_options
 @click.option("--json-log", is_flag=True, help="print structlog JSON lines")
 def serve(
     station_file: Path,
@@ -126,7 +128,6 @@ def serve(
     key: Path | None,
     ca_out: Path | None,
     faults: tuple[str, ...],
-    audit: Path | None,
     json_log: bool,
 ) -> None:
     """Supervise every pump of STATION_FILE: one supervisor and journal each, today's safety
@@ -144,7 +145,7 @@ def serve(
     from pumpctl.station.spec import StationError, load_station
     from pumpctl.station.station import Station, UnknownPump
 
-    configure_logs(audit, json_log, verbose=False)
+    configure_logs(log_options(), json_log=json_log)
     try:
         spec = load_station(station_file)
     except StationError as exc:

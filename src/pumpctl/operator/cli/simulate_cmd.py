@@ -11,7 +11,15 @@ from pathlib import Path
 
 import click
 
-from pumpctl.operator.cli.common import check_model
+from pumpctl.operator.cli.common import (
+    CliError,
+    Exit,
+    OneLineError,
+    check_model,
+    configure_logs,
+    log_options,
+    with_log_options,
+)
 
 
 def _echo(line: str) -> None:
@@ -86,6 +94,7 @@ def _check_faults(
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="seed of the faults' random choices"
 )
+@with_log_options
 def simulate(
     model: str,
     port: str | None,
@@ -104,14 +113,12 @@ def simulate(
     registers. Fault times are the pump's simulated time since start (so --time-scale speeds
     them up too). Bytes are paced at the pump's baud unless --no-pace.
     """
-    import logging
-
-    from pumpctl.log import configure_logging
+    from pumpctl.drivers.base import PumpConnectionError
     from pumpctl.simulator.registry import default_address
     from pumpctl.simulator.server import run_simulator
 
     # stdout carries only the announcements (PTY=..., TCP=...) that rigs parse; logs go to stderr
-    configure_logging(console=True, level=logging.WARNING, stream=sys.stderr)
+    configure_logs(log_options())
     if port and tcp:
         raise click.UsageError("give --port or --tcp, not both")
     try:
@@ -129,10 +136,7 @@ def simulate(
             phd_addresses=list(phd_addresses),
         )
     except ValueError as exc:
-        _fail(str(exc))
-
-
-def _fail(message: str) -> None:
-    """A bad address or fault for this model, on one line (no usage banner), exit status 2."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+        # a bad address or fault for this model: one line, no usage banner; a usage error (64)
+        raise OneLineError(str(exc)) from None
+    except (PumpConnectionError, OSError) as exc:
+        raise CliError(f"cannot serve the pump: {exc}", Exit.PORT_UNAVAILABLE) from None
