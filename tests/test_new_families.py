@@ -18,14 +18,14 @@ NEW = [
 ]  # fmt: skip
 
 
-def test_pumpctl_models_lists_every_family_with_its_title() -> None:
+def test_pumpctl_models_lists_the_new_families_with_line_and_addresses() -> None:
     result = CliRunner().invoke(main, ["models"])
     assert result.exit_code == 0, result.output
-    listed = [line.split("\t")[0] for line in result.output.splitlines()]
-    assert listed == models() and set(NEW) <= set(listed)
-    assert "tecan-xcalibur-oem\tTecan Cavro XCalibur (OEM protocol)" in result.output
-    verbose = CliRunner().invoke(main, ["models", "--verbose"]).output
-    assert "demo: pumpctl demo --model hamilton-psd6  (acute-pain-cavro.yaml)" in verbose
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:13]}
+    assert sorted(rows) == models() and set(NEW) <= set(rows)
+    assert rows["tecan-xcalibur-oem"][1:4] == ["9600", "8N1", "0"]
+    assert rows["kds-legato"][1:4] == ["115200", "8N1", "0"]
+    assert "hamilton-psd6: PSD/6" in result.output
 
 
 @pytest.mark.slow
