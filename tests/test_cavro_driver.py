@@ -10,6 +10,7 @@ from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
     Direction,
+    ProtocolError,
     PumpState,
     PumpTimeout,
     UnsupportedError,
@@ -204,3 +205,20 @@ def _oem_answer(status: int, data: str) -> bytes:
     for b in block:
         check ^= b
     return block + bytes([check])
+
+
+async def test_a_pump_naming_another_model_is_not_this_model() -> None:
+    t = ScriptedTransport((b"/1&\r", a("`", "XLP6000 V1.8")), (b"/1&\r", a("`", "XCALIBUR V1.04")))
+    driver = XCaliburDriver(t)
+    with pytest.raises(ProtocolError, match="a tecan-xlp6000, not a tecan-xcalibur"):
+        await driver.identify()
+    assert (await driver.identify()).firmware == "XCALIBUR V1.04"
+    t.done()
+
+
+async def test_open_identifies_and_silence_names_the_line() -> None:
+    t = ScriptedTransport(*[(b"/1&\r", PumpTimeout("silent"))] * 3)
+    with pytest.raises(PumpTimeout, match="no Cavro-protocol \\(DT\\) pump at address switch 0"):
+        await XCaliburDriver(t).open()
+    assert not t.opened
+    t.done()

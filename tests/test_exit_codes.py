@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pumpctl.families import models
 from pumpctl.operator import control
 from pumpctl.operator.cli import common, main
 from pumpctl.operator.cli.common import EXIT_CODES, Exit, exit_code_table
@@ -79,18 +80,18 @@ def test_an_unknown_model_is_a_usage_error_listing_the_models(command: str) -> N
     }[command]
     code, output = invoke(*args)
     assert code == Exit.USAGE
-    assert "unknown pump model 'ne100'; valid models: harvard-elite, harvard-legacy," in output
+    assert "unknown pump model 'ne100'; valid models: chemyx-fusion, hamilton-psd4," in output
 
 
 def test_models_lists_families_pumps_and_line_settings() -> None:
     code, output = invoke("models")
     assert code == Exit.OK
     lines = output.splitlines()
-    table = {line.split()[0]: line for line in lines[1:5]}
-    pumps = dict(line.split(": ", 1) for line in lines[5:])
-    assert (
-        set(table) == set(pumps) == {"ne1000", "harvard-legacy", "harvard-elite", "masterflex-ls"}
-    )
+    n = len(models())
+    table = {line.split()[0]: line for line in lines[1 : n + 1]}
+    pumps = dict(line.split(": ", 1) for line in lines[n + 1 :])
+    assert set(table) == set(pumps) == set(models())
+    assert {"ne1000", "harvard-legacy", "harvard-elite", "masterflex-ls"} <= set(table)
     assert "19200 8N1" in table["ne1000"] and "New Era" in table["ne1000"]
     assert "9600 8N2" in table["harvard-legacy"]
     assert "115200 8N1" in table["harvard-elite"]

@@ -122,6 +122,11 @@ class ScriptedTransport(scripted.ScriptedTransport):
     baudrate = 115200
     trailing = b"\n:\x11"
 
+    async def send(self, data: bytes) -> None:
+        """The Legato driver's one send without a reply: the bare CR before `poll on`."""
+        assert data == b"\r" and not self.sent
+        self.sent.append(data)
+
 
 VERSION = b"\nFirmware:      v3.0.6\r\nPump address:  0\r\nSerial number: D101754\r\n:\x11"
 
@@ -143,6 +148,7 @@ async def test_driver_turns_poll_on_reads_version_and_runs_the_elite_sequence() 
     d = LegatoDriver(t)
     await d.open()
     assert d.identity is not None and d.identity.firmware == "3.0.6"
+    assert t.sent[:2] == [b"\r", b"poll on\r"]
     await d.configure_syringe(26.7)
     assert d.capabilities.max_rate_ml_per_h == pytest.approx(351.5133 * 60)
     assert await d.set_rate(7.0) == 7.0

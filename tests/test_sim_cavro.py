@@ -11,8 +11,15 @@ from pumpctl.simulator.devices.cavro import (
     Psd4Emulation,
     XCaliburEmulation,
     Xlp6000Emulation,
+    Xlp6000OemEmulation,
     tokenize,
 )
+
+
+class AutoXlp6000(Xlp6000Emulation):
+    """The real pump: it takes whichever protocol it sees first (XC §3.2)."""
+
+    protocols = ("dt", "oem")
 
 
 def dt(emu: XCaliburEmulation, command: str, address: str = "1") -> bytes:
@@ -141,7 +148,7 @@ def oem(emu: Xlp6000Emulation, sequence: int, command: str, *, repeat: bool = Fa
 
 
 def test_oem_blocks_are_answered_and_a_repeated_block_is_not_executed_twice() -> None:
-    emu = Xlp6000Emulation()
+    emu = AutoXlp6000()
     emu.feed(bytes.fromhex("02 31 31 5a 52 03 00"))
     assert emu.read() == b""  # a wrong checksum is not answered: the host resends
     assert oem(emu, 1, "N1Z0R") == bytes.fromhex("02 30 40 03 71")  # busy, error cleared
@@ -153,6 +160,9 @@ def test_oem_blocks_are_answered_and_a_repeated_block_is_not_executed_twice() ->
     assert oem(emu, 3, "?") == bytes.fromhex("02 30 60 36 30 30 03 67")
     emu.feed(b"/1Q\r")
     assert emu.read() == b""  # the pump took OEM at power-up: DT is ignored
+    oem_only = Xlp6000OemEmulation()
+    oem_only.feed(b"/1Q\r")
+    assert oem_only.read() == b""  # the tecan-xlp6000-oem model speaks OEM only
 
 
 def test_group_and_broadcast_addresses_execute_unanswered() -> None:
@@ -181,8 +191,7 @@ def test_garbled_answers_keep_their_framing_and_oem_checksums_can_be_wrong() -> 
     emu = ready(XCaliburEmulation())
     emu.garble_next_replies(1)
     assert dt(emu, "Q") == b"/0 \x03\r\n"  # bit 6 of the status byte: not a status
-    emu = ready(Xlp6000Emulation())  # fresh: no protocol taken yet... DT already taken by ready
-    emu.power_cycle(0)
+    emu = Xlp6000OemEmulation()
     emu.corrupt_next_checksums(1)
     emu.feed(bytes.fromhex("02 31 32 51 03 53"))
     assert emu.read() == bytes.fromhex("02 30 67 03") + bytes([0x56 ^ 0xFF])

@@ -79,6 +79,16 @@ TARGET_SLACK_ML = 1e-9
 #: OEM: resends of a block (repeat bit set) after a lost or garbled answer
 OEM_RESENDS = 3
 _IMMEDIATE = frozenset({2, 3, 4, 11, 15})
+#: words a model's firmware text (`&`) carries, where known (the emulations' texts; real
+#: pumps' texts not verified): a pump naming another model is not this one
+FIRMWARE_MARKS = {
+    "tecan-xcalibur": ("XCALIBUR",),
+    "tecan-xcalibur-oem": ("XCALIBUR",),
+    "tecan-xlp6000": ("XLP", "XMP"),
+    "tecan-xlp6000-oem": ("XLP", "XMP"),
+    "hamilton-psd4": ("PSD/4",),
+    "hamilton-psd6": ("PSD/6",),
+}
 _ALARMS = {1: AlarmReason.OTHER, 7: AlarmReason.RESET, 9: AlarmReason.STALL}
 
 
@@ -192,9 +202,31 @@ class CavroDriver(PumpDriver):
             container="tubing",
         )
 
+    async def open(self) -> None:
+        """Open the port and identify the pump (`&`); silence names the line settings."""
+        await super().open()
+        try:
+            await self.identify()
+        except PumpTimeout as exc:
+            await self.transport.close()
+            raise PumpTimeout(
+                f"no Cavro-protocol ({self.protocol.upper()}) pump at address switch "
+                f"{self.address} on {self.transport.name} (9600 8N1 unless set with U47): {exc}"
+            ) from exc
+        except BaseException:
+            await self.transport.close()
+            raise
+
     async def identify(self) -> PumpIdentity:
-        """`&`: firmware part number and version (XC §3.5.8)."""
+        """`&`: firmware part number and version (XC §3.5.8). A text that names another model
+        of the family (and not this one) is refused: the pump on the line is not this model."""
         self.firmware = (await self._report("&")).strip()
+        text = self.firmware.upper()
+        others = [m for m, marks in FIRMWARE_MARKS.items() if any(k in text for k in marks)]
+        if others and self.family not in others:
+            raise ProtocolError(
+                f"the pump says {self.firmware!r}: a {others[0]}, not a {self.family}"
+            )
         return PumpIdentity(
             model=MODELS[self.family][2].name, firmware=self.firmware, address=self.address
         )

@@ -219,7 +219,10 @@ class ChemyxFusionDriver(PumpDriver):
         await super().open()
         try:
             await self.read_status()
-        except (PumpTimeout, ProtocolError) as exc:
+        except ProtocolError:
+            await self.transport.close()
+            raise  # something answered, not (yet) as a Fusion: a probe asks again
+        except PumpTimeout as exc:
             await self.transport.close()
             raise PumpTimeout(
                 f"no valid reply from a Chemyx pump on {self.transport.name} (9600 or 38400 "

@@ -132,7 +132,11 @@ class LegatoDriver(HarvardEliteDriver):
         return caps.model_copy(update={"accuracy_percent": SPEC.accuracy_percent})
 
     async def identify(self) -> PumpIdentity:
-        await self._send("poll on")
+        """A bare CR first: L100, "if you manipulate the touchscreen, you must reestablish
+        communications (<CR> will do this)", and it ends whatever half line the pump holds.
+        `poll on` is idempotent, so a garbled answer to it is asked again."""
+        await self.transport.send(b"\r")  # its prompt line is dropped before the next request
+        await self._send("poll on", query=True)
         reply = await self._send("version", query=True, expect=parse_version)
         model, firmware = parse_version(reply.body)
         self._can_withdraw = True

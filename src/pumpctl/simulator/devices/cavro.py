@@ -86,6 +86,10 @@ class CavroEmulation(BufferedEmulation):
     model: ClassVar[str]
     mechanics: ClassVar[CavroModel]
     firmware: ClassVar[str] = "XCALIBUR V1.04"
+    #: the framings it takes. A real pump takes the first it sees (XC §3.2), as this base
+    #: does; Emulation choice: each model's emulation speaks the one its name says, so
+    #: `pumpctl simulate` and the port probe tell a DT pump from an OEM one
+    protocols: ClassVar[tuple[str, ...]] = ("dt", "oem")
     counts_commands = True
 
     def __init__(self, addresses: Iterable[int] = (0,)) -> None:
@@ -225,7 +229,7 @@ class CavroEmulation(BufferedEmulation):
         targets, answered = self._targets(frame[0])
         text = frame[1:].decode("ascii").rstrip("\n")
         for a in targets:
-            if self._protocol.setdefault(a, "dt") != "dt":
+            if "dt" not in self.protocols or self._protocol.setdefault(a, "dt") != "dt":
                 continue  # an OEM pump ignores DT frames until power-up
             status, data = self._process(self._pumps[a], text, a)
             if answered:
@@ -243,7 +247,7 @@ class CavroEmulation(BufferedEmulation):
         seq, repeat = block[2] & 0x07, bool(block[2] & 0x08)
         text = block[3:-1].decode("ascii", "replace")
         for a in targets:
-            if self._protocol.setdefault(a, "oem") != "oem":
+            if "oem" not in self.protocols or self._protocol.setdefault(a, "oem") != "oem":
                 continue
             p = self._pumps[a]
             if repeat and self._last_sequence.get(a) == seq:
@@ -379,29 +383,35 @@ class XCaliburEmulation(CavroEmulation):
     model = "tecan-xcalibur"
     mechanics = MODELS[model][0]
     firmware = "XCALIBUR V1.04"
+    protocols = ("dt",)
 
 
 class XCaliburOemEmulation(XCaliburEmulation):
     model = "tecan-xcalibur-oem"
+    protocols = ("oem",)
 
 
 class Xlp6000Emulation(CavroEmulation):
     model = "tecan-xlp6000"
     mechanics = MODELS[model][0]
     firmware = "XLP6000 V1.8"
+    protocols = ("dt",)
 
 
 class Xlp6000OemEmulation(Xlp6000Emulation):
     model = "tecan-xlp6000-oem"
+    protocols = ("oem",)
 
 
 class Psd4Emulation(CavroEmulation):
     model = "hamilton-psd4"
     mechanics = MODELS[model][0]
     firmware = "PSD/4 V2.6"
+    protocols = ("dt",)
 
 
 class Psd6Emulation(CavroEmulation):
     model = "hamilton-psd6"
     mechanics = MODELS[model][0]
     firmware = "PSD/6 V2.6"
+    protocols = ("dt",)
