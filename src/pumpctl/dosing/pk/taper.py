@@ -57,7 +57,10 @@ def taper_segments(
             f"taper.over = {over_s:g} s must be > 0 and shorter than the maintenance ({total:g} s)"
         )
     rate = maintenance.rate_ml_per_h
-    out = [_segment(maintenance, rate, total - over_s, quantizer)]
+    try:
+        out = [_segment(maintenance, rate, total - over_s, quantizer)]
+    except NotRepresentable:  # less than one pump step before the taper: it starts at once
+        out = []
     step_s = over_s / steps
     planned: list[tuple[float, float]] = []  # (rate, duration) after quantizing and merging
     for k in range(1, steps + 1):
