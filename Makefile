@@ -9,7 +9,7 @@ TP_VENV := .venv-thirdparty
 TP_REQ := tests/thirdparty/requirements.txt
 TP_STAMP := $(TP_VENV)/.installed
 
-.PHONY: demo test lint bench docs clean thirdparty
+.PHONY: demo test test-slow lint bench docs clean thirdparty
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,8 +29,15 @@ thirdparty: $(TP_STAMP)
 demo: $(STAMP)
 	$(BIN)/pumpctl demo
 
+# `make test`: every test but the long soaks (about 2 min on 2 cores); `make test-slow`: the
+# soaks and larger property samples (tests marked `slow`). CI (.ci/run) runs both.
+PYTEST := PUMPCTL_THIRDPARTY_PYTHON=$(CURDIR)/$(TP_VENV)/bin/python $(BIN)/python -m pytest -q -n auto
+
 test: $(STAMP) $(TP_STAMP)
-	PUMPCTL_THIRDPARTY_PYTHON=$(CURDIR)/$(TP_VENV)/bin/python $(BIN)/python -m pytest -q -n auto
+	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP) $(TP_STAMP)
+	$(PYTEST) -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

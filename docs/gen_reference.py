@@ -157,7 +157,7 @@ def render_safety(tests: dict[str, list[TestRef]]) -> str:
         lines.append(f"| {sr} | {text} | {cell} |")
     lines += [
         "",
-        "Run one requirement's tests with `pytest -k SR13` (`make test` runs them all).",
+        "Run one requirement's tests with `pytest -k SR13` (`make test` and `make test-slow` run them all).",
         "",
     ]
     return "\n".join(lines)

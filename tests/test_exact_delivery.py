@@ -208,7 +208,7 @@ def _check_every_family(drawn: Drawn, syringe_index: int, fraction: float) -> No
     assume(ran > 0)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(PROGRAMS, st.integers(0, 100), st.floats(0.0, 1.0))
 def test_property_any_valid_program_ends_exactly_on_every_family(
     drawn: Drawn, syringe_index: int, fraction: float

@@ -119,17 +119,14 @@ def test_a_completed_run_is_followed_by_a_new_one(tmp_path: Path) -> None:
     assert delivered(emu) == pytest.approx(2 * TOTAL, abs=6 * RES)
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    first_s=st.floats(min_value=5.0, max_value=MAINT_START_S + 3000.0),
-    second_s=st.floats(min_value=5.0, max_value=2000.0),
-    gap_s=st.floats(min_value=0.0, max_value=300.0),
-)
-def test_SR30_two_crashes_in_a_row_add_up_to_the_plan(
-    tmp_path: Path, first_s: float, second_s: float, gap_s: float
-) -> None:
+TWO_CRASHES = {
+    "first_s": st.floats(min_value=5.0, max_value=MAINT_START_S + 3000.0),
+    "second_s": st.floats(min_value=5.0, max_value=2000.0),
+    "gap_s": st.floats(min_value=0.0, max_value=300.0),
+}
+
+
+def check_two_crashes(tmp_path: Path, first_s: float, second_s: float, gap_s: float) -> None:
     emu = build_emulation("ne1000", [0])
     path = tmp_path / "j.sqlite"
     path.unlink(missing_ok=True)
@@ -141,6 +138,27 @@ def test_SR30_two_crashes_in_a_row_add_up_to_the_plan(
         emu.advance(gap_s)
         notes.append(controller(emu, PLAN, path, wall0=two.end_wall + gap_s).notes)
     assert delivered(emu) == pytest.approx(TOTAL, abs=4 * RES), notes
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(**TWO_CRASHES)
+def test_SR30_two_crashes_in_a_row_add_up_to_the_plan(
+    tmp_path: Path, first_s: float, second_s: float, gap_s: float
+) -> None:
+    check_two_crashes(tmp_path, first_s, second_s, gap_s)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(**TWO_CRASHES)
+def test_SR30_two_crashes_in_a_row_add_up_to_the_plan_larger_sample(
+    tmp_path: Path, first_s: float, second_s: float, gap_s: float
+) -> None:
+    check_two_crashes(tmp_path, first_s, second_s, gap_s)
 
 
 # ------------------------------------------------------------------ what carries over (#17)

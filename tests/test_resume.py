@@ -101,15 +101,14 @@ def trial(
     return emu.snapshot()[0].delivered_ml, result, notes
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(
-    crash_at_s=st.floats(min_value=1.0, max_value=PLAN_DURATION_S - 5.0),
-    downtime_s=st.floats(min_value=0.0, max_value=3600.0),
-    power_loss=st.booleans(),
-)
-def test_SR30_crash_at_random_point_then_resume_never_exceeds_plan(
+CRASH_POINTS = {
+    "crash_at_s": st.floats(min_value=1.0, max_value=PLAN_DURATION_S - 5.0),
+    "downtime_s": st.floats(min_value=0.0, max_value=3600.0),
+    "power_loss": st.booleans(),
+}
+
+
+def check_crash_then_resume(
     tmp_path: Path, crash_at_s: float, downtime_s: float, power_loss: bool
 ) -> None:
     delivered, result, notes = trial(tmp_path, crash_at_s, downtime_s, power_loss)
@@ -119,6 +118,27 @@ def test_SR30_crash_at_random_point_then_resume_never_exceeds_plan(
         assert delivered == pytest.approx(PLAN_TOTAL, abs=3 * RES), notes
     if result is not None:
         assert result.outcome is Outcome.COMPLETED
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(**CRASH_POINTS)
+def test_SR30_crash_at_random_point_then_resume_never_exceeds_plan(
+    tmp_path: Path, crash_at_s: float, downtime_s: float, power_loss: bool
+) -> None:
+    check_crash_then_resume(tmp_path, crash_at_s, downtime_s, power_loss)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(**CRASH_POINTS)
+def test_SR30_crash_at_random_point_then_resume_never_exceeds_plan_larger_sample(
+    tmp_path: Path, crash_at_s: float, downtime_s: float, power_loss: bool
+) -> None:
+    check_crash_then_resume(tmp_path, crash_at_s, downtime_s, power_loss)
 
 
 def test_SR28_power_loss_assumes_worst_case_and_says_so(tmp_path: Path) -> None:

@@ -45,16 +45,27 @@ def test_acute_program_delivers_plan_per_phase(acute_plan: Plan) -> None:
     assert maintenance.ended_s - maintenance.started_s == pytest.approx(4 * 3600 + 300, abs=3.0)
 
 
-def test_multi_day_program_runs_on_virtual_clock() -> None:
-    plan = make_plan(segment(SegmentPhase.MAINTENANCE, 0.5, 12.0))  # 24 h at 0.5 mL/h
+def check_multi_day(days: int, config: SupervisorConfig | None) -> None:
+    plan = make_plan(segment(SegmentPhase.MAINTENANCE, 0.5, 12.0 * days))  # at 0.5 mL/h
 
     async def main(clock: Clock):  # type: ignore[no-untyped-def]
-        return await run_on_simulator(plan, clock)
+        return await run_on_simulator(plan, clock, config=config)
 
     result, truth = run_virtual(main)
     assert result.outcome is Outcome.COMPLETED
-    assert result.ended_s - result.started_s == pytest.approx(24 * 3600, abs=3.0)
-    assert truth.delivered_ml == pytest.approx(12.0, abs=RESOLUTION_ML)
+    assert result.ended_s - result.started_s == pytest.approx(days * 24 * 3600, abs=3.0)
+    assert truth.delivered_ml == pytest.approx(12.0 * days, abs=RESOLUTION_ML)
+
+
+def test_multi_day_program_runs_on_virtual_clock() -> None:
+    """Two days polled every 10 s (exactness does not depend on the poll: the pump stops at its
+    own target); the slow suite runs three days at the default 1 s poll."""
+    check_multi_day(2, SupervisorConfig(poll_interval_s=10.0, watchdog_timeout_s=30.0))
+
+
+@pytest.mark.slow
+def test_multi_day_program_runs_on_virtual_clock_at_the_default_poll() -> None:
+    check_multi_day(3, None)
 
 
 def test_SR26_stall_stops_infusion_with_alarm(acute_plan: Plan) -> None:
