@@ -309,21 +309,18 @@ JSON = st.recursive(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+ROWS = st.lists(
+    st.tuples(
+        st.sampled_from(list(EventKind)).filter(lambda k: k is not EventKind.CHECKPOINT),
+        st.dictionaries(st.text(), JSON, max_size=5),
+        st.floats(min_value=0, max_value=1e7),
+        st.none() | st.sampled_from(["priming", "loading", "maintenance", "kvo"]),
+    ),
+    max_size=8,
 )
-@given(
-    st.lists(
-        st.tuples(
-            st.sampled_from(list(EventKind)).filter(lambda k: k is not EventKind.CHECKPOINT),
-            st.dictionaries(st.text(), JSON, max_size=5),
-            st.floats(min_value=0, max_value=1e7),
-            st.none() | st.sampled_from(["priming", "loading", "maintenance", "kvo"]),
-        ),
-        max_size=8,
-    )
-)
-def test_payload_round_trip_property(
+
+
+def check_round_trip(
     tmp_path: Path, rows: list[tuple[EventKind, dict[str, Any], float, str | None]]
 ) -> None:
     with Journal(tmp_path / f"{uuid.uuid4().hex}.sqlite") as j:
@@ -332,6 +329,27 @@ def test_payload_round_trip_property(
             j.append(run_id, kind, payload, t_clock_s=t, phase=phase)
         got = [(e.kind, e.payload, e.t_clock_s, e.phase) for e in j.events(run_id)[1:]]
     assert got == rows
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ROWS)
+def test_payload_round_trip_property(
+    tmp_path: Path, rows: list[tuple[EventKind, dict[str, Any], float, str | None]]
+) -> None:
+    check_round_trip(tmp_path, rows)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ROWS)
+def test_payload_round_trip_property_larger_sample(
+    tmp_path: Path, rows: list[tuple[EventKind, dict[str, Any], float, str | None]]
+) -> None:
+    check_round_trip(tmp_path, rows)
 
 
 # --- dose summary -------------------------------------------------------------------------------

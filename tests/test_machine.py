@@ -420,5 +420,13 @@ class MachineRules(RuleBasedStateMachine):
             assert self.m.alarm_reason is None
 
 
-MachineRules.TestCase.settings = settings(max_examples=150, stateful_step_count=40)
+MachineRules.TestCase.settings = settings(max_examples=40, stateful_step_count=40)
 TestMachineRules = MachineRules.TestCase
+
+
+class MachineRulesLargerSample(MachineRules):
+    """The same rules, many more runs: `make test-slow`."""
+
+
+MachineRulesLargerSample.TestCase.settings = settings(max_examples=300, stateful_step_count=60)
+TestMachineRulesLargerSample = pytest.mark.slow(MachineRulesLargerSample.TestCase)

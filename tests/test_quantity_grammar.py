@@ -217,11 +217,7 @@ def test_fuzz_parse_returns_a_sane_number_or_a_quantity_error(text: str, kind: K
     assert value == value and abs(value) < 1e7 * 86400  # finite, within every kind's range
 
 
-@settings(max_examples=300, deadline=None)
-@given(path=FIELDS, value=ANY_VALUE)
-def test_fuzz_every_quantity_field_ends_in_a_program_error_or_a_result(
-    path: tuple[str, ...], value: object
-) -> None:
+def check_quantity_field(path: tuple[str, ...], value: object) -> None:
     text = yaml.safe_dump(with_value(path, value), allow_unicode=True)
     try:
         load_program_text(text, EXAMPLES)
@@ -229,6 +225,21 @@ def test_fuzz_every_quantity_field_ends_in_a_program_error_or_a_result(
         assert exc.issues and all("\n" not in i.message for i in exc.issues)
         if not valid(value, QUANTITY_FIELDS[path]):
             assert ".".join(path) in [i.field for i in exc.issues]
+
+
+@settings(max_examples=100, deadline=None)
+@given(path=FIELDS, value=ANY_VALUE)
+def test_fuzz_every_quantity_field_ends_in_a_program_error_or_a_result(
+    path: tuple[str, ...], value: object
+) -> None:
+    check_quantity_field(path, value)
+
+
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None)
+@given(path=FIELDS, value=ANY_VALUE)
+def test_fuzz_every_quantity_field_larger_sample(path: tuple[str, ...], value: object) -> None:
+    check_quantity_field(path, value)
 
 
 @settings(max_examples=150, deadline=None)
