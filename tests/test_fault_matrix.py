@@ -15,7 +15,8 @@ import pytest
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import ContainerSpec, SegmentPhase
 from pumpctl.drivers.registry import default_address
-from pumpctl.infusion.journal import EventKind, Journal, JournalEvent, delivered_by_phase
+from pumpctl.infusion.events import delivered_by_phase
+from pumpctl.infusion.journal import EventKind, Journal, JournalEvent
 from pumpctl.infusion.supervisor import Outcome
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.faults import FaultSchedule

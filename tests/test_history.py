@@ -10,7 +10,8 @@ import pytest
 
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
-from pumpctl.infusion.journal import EventKind, Journal, JournalError, delivered_by_phase
+from pumpctl.infusion.events import delivered_by_phase
+from pumpctl.infusion.journal import EventKind, Journal, JournalError
 from pumpctl.infusion.machine import Phase
 from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorConfig
 from pumpctl.operator.history import render_history

@@ -117,7 +117,7 @@ EVENTS: list[tuple[float, str, str | None, dict[str, Any]]] = [
     (6300, "alarm", "maintenance", {"reason": "stall", "detail": "pump reports alarm (S)"}),
     (6300, "transition", "alarm", transition("maintenance", "alarm", "alarm", reason="stall")),
     (6310, "checkpoint", "alarm", checkpoint("maintenance", 28.0)),
-    (6310, "note", "alarm", {"event": "run_ended"}),
+    (6310, "note", "alarm", {"event": "run_ended", "result": {"outcome": "alarm"}}),
 ]
 
 
