@@ -97,12 +97,12 @@ def _refill(emulation: Emulation, address: int, plan: Plan) -> Callable[[], None
     c = plan.container
 
     def refill() -> None:
-        load = getattr(emulation, "load_syringe", None)
-        reservoir = getattr(emulation, "set_reservoir_ml", None)
-        if c.inner_diameter_mm is not None and c.capacity_ml is not None and callable(load):
-            load(address, c.inner_diameter_mm, c.capacity_ml, c.capacity_ml)
-        elif c.capacity_ml is not None and callable(reservoir):
-            reservoir(address, c.capacity_ml)
+        if c.capacity_ml is None:
+            return
+        if c.inner_diameter_mm is not None:
+            emulation.load_syringe(address, c.inner_diameter_mm, c.capacity_ml, c.capacity_ml)
+        else:
+            emulation.set_reservoir_ml(address, c.capacity_ml)
 
     return refill
 
@@ -326,11 +326,10 @@ async def run_on_simulator(
         address = default_address(model)
     emu = emulation or build_emulation(model, [address])
     tubing = plan.container.ml_per_rev
-    set_tubing = getattr(emu, "set_ml_per_rev", None)
-    if emulation is None and tubing is not None and callable(set_tubing):
+    if emulation is None and tubing is not None:
         # the simulated tubing is the calibrated tubing the program names (a real line that
         # differs from its calibration delivers the difference, and no pump counter can tell)
-        set_tubing(address, tubing)
+        emu.set_ml_per_rev(address, tubing)
     transport = InMemoryTransport(emu, clock, name=f"sim://{model}", faults=faults)
     driver = driver_class(model)(transport, address=address)
     async with driver:

@@ -217,6 +217,7 @@ async def run_accuracy(
     sample both volumes every `interval_s` clock seconds from the start."""
     from pumpctl.drivers.base import Direction
     from pumpctl.drivers.registry import default_address, driver_class
+    from pumpctl.families import family
     from pumpctl.simulator.endpoints import InMemoryTransport
     from pumpctl.simulator.server import build_emulation
 
@@ -227,13 +228,12 @@ async def run_accuracy(
     async with driver:
         await driver.identify()
         await driver.stop()
-        container = driver.capabilities.container
+        container = family(model).container
         if container == "syringe":
             await driver.configure_syringe(inner_diameter_mm)
         else:
-            set_tubing = getattr(emulation, "set_ml_per_rev", None)
-            if callable(set_tubing):  # calibrated tubing: the true displacement is the declared
-                set_tubing(address, ml_per_rev)
+            # calibrated tubing: the true displacement is the declared one
+            emulation.set_ml_per_rev(address, ml_per_rev)
             await driver.configure_tubing(ml_per_rev)
         rate = rate_ml_per_h if rate_ml_per_h is not None else DEFAULT_RATES_ML_PER_H[container]
         await driver.clear_counters()

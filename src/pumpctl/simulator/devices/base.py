@@ -182,6 +182,27 @@ class Emulation(ABC):
         on. Optional: families without a volume-limited container do not override it."""
         raise NotImplementedError(f"the {self.model} emulation has no syringe contents to set")
 
+    # -- the rig's containers: what a person fits on the pump (runner, station, accuracy) ----
+
+    def load_syringe(
+        self, address: int, inner_diameter_mm: float, capacity_ml: float, contents_ml: float
+    ) -> None:
+        """Put a syringe of this bore and capacity holding `contents_ml` on pump `address`
+        (rig setup, a container change); the pump's own diameter setting follows where the
+        family ties them. Syringe pumps implement it."""
+        raise NotImplementedError(f"the {self.model} emulation takes no syringe")
+
+    def set_ml_per_rev(self, address: int, ml_per_rev: float) -> None:
+        """The true displacement of pump `address`'s tubing (or a syringe pump's stroke
+        volume), mL per revolution: what the rig has fitted, whatever the pump was told.
+        Peristaltic and stroke pumps implement it."""
+        raise NotImplementedError(f"the {self.model} emulation has no tubing to fit")
+
+    def set_reservoir_ml(self, address: int, volume_ml: float) -> None:
+        """A new reservoir (bottle, bag) of `volume_ml` upstream of pump `address`. Pumps that
+        draw from a reservoir implement it."""
+        raise NotImplementedError(f"the {self.model} emulation draws from no reservoir")
+
     @classmethod
     def supports_contents(cls) -> bool:
         """Whether `set_syringe_remaining_ml` is implemented (checked before scheduling)."""
