@@ -185,6 +185,11 @@ class PumpDriver(ABC):
     family: ClassVar[str]
     #: the address a pump of this family answers to out of the box
     default_address: ClassVar[int] = 0
+    #: factory line settings, for a driver without a family spec (a spec's `line` wins)
+    default_baudrate: ClassVar[int] = 19200
+    default_bytesize: ClassVar[int] = 8
+    default_parity: ClassVar[str] = "N"
+    default_stopbits: ClassVar[float] = 1
     #: reply timeout for one exchange, seconds of wire time
     reply_timeout_s: float = 1.0
     #: extra attempts for idempotent queries after a timeout or garbled reply
