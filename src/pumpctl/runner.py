@@ -56,7 +56,6 @@ class DemoScenario:
         self.pause_after_s = pause_after_s
         self.pause_for_s = pause_for_s
         self.paused_at_s: float | None = None
-        self.resumed_at_s: float | None = None
 
     async def __call__(self, sup: Supervisor, clock: Clock) -> None:
         while sup.phase is not Phase.MAINTENANCE:
@@ -70,7 +69,6 @@ class DemoScenario:
         self.paused_at_s = clock.now()
         await clock.sleep(self.pause_for_s)
         await sup.resume(who="demo")
-        self.resumed_at_s = clock.now()
 
 
 class SimulatedNurse:
