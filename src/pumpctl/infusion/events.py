@@ -1,10 +1,11 @@
 """Typed journal events: one pydantic model per kind of thing the supervisor writes.
 
 The journal stores `(kind, payload JSON)`; these models are the only way the supervisor writes a
-payload and the only way resume, report, history and accuracy read one, so a renamed key fails
-validation loudly instead of silently breaking resume. Every model accepts the payloads of
-schema-1 journals (the keys were the same; newer fields have defaults), so old journals stay
-readable. Notes (`kind = note`) are told apart by their `event` field.
+payload and the only way resume, report, history and the totals read one (`parse_event`), so a
+renamed key fails validation loudly instead of silently breaking resume. Every model accepts the
+payloads of schema-1 journals (the same keys but two, read through aliases; newer fields have
+defaults), so old journals stay readable. Notes (`kind = note`) are told apart by their `event`
+field (schema 1 named the run's first note by `note`).
 """
 
 from __future__ import annotations
