@@ -205,6 +205,15 @@ def test_run_list_and_selection_by_prefix(journal_path: Path) -> None:
     assert not any(line.startswith("  (no end recorded") for line in chosen)
 
 
+def test_an_event_that_matches_no_model_is_shown_as_unreadable(journal_path: Path) -> None:
+    with Journal(journal_path, wall_clock=wall_clock()) as journal:
+        run_id = write_run(journal)
+        journal.append(run_id, "alarm", {"why": "renamed"}, t_clock_s=100.0 + 2600, phase="x")
+    last_events = render_history(journal_path).split("run ended: stopped")[1]
+    assert "UNREADABLE alarm event: event " in last_events
+    assert "does not match AlarmEvent" in last_events
+
+
 def test_unknown_or_ambiguous_run_and_missing_journal(journal_path: Path) -> None:
     with pytest.raises(JournalError, match="no journal"):
         render_history(journal_path)

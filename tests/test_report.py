@@ -322,6 +322,25 @@ def test_cli_errors(journal_path: Path, tmp_path: Path) -> None:
     assert "r.pdf: use .png, .svg, .html" in bad_format.output
 
 
+def test_an_event_that_matches_no_model_is_left_out_and_named(
+    journal_path: Path, tmp_path: Path
+) -> None:
+    with Journal(journal_path) as journal:
+        run = journal.latest_run()
+        assert run is not None
+        # a titration whose keys were renamed by some other writer: not guessed at
+        journal.append(run.run_id, "titration", {"accepted": True, "to": 99.0}, t_clock_s=T0 + 6310)
+    data = build_report(journal_path)
+    assert len(data.skipped_events) == 1
+    assert "does not match TitrationEvent" in data.skipped_events[0]
+    assert data.delivered_ml == 52.5 and len(data.titrations) == 2  # the rest is intact
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(main, ["report", str(journal_path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "warning: left out of the report: event " in result.stderr
+    assert "Journal events left out" in out.read_text(encoding="utf-8")
+
+
 def test_open_ended_maintenance_and_an_operator_stop(tmp_path: Path) -> None:
     """A segment `until stopped` has no planned volume: the plan curve runs at its rate to the
     end of the run, and the totals say '-' rather than invent a plan."""
