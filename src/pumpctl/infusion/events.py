@@ -307,7 +307,10 @@ def parse_record(kind: EventKind | str, payload: dict[str, Json]) -> Record:
         if "event" not in payload and name is not None:
             payload = {**payload, "event": name}
         return _validate(model, payload, kind)
-    return _validate(_BY_KIND[kind], payload, kind)
+    known = _BY_KIND.get(kind)
+    if known is None:
+        raise ValueError(f"journal {kind.value} events have no model in this version")
+    return _validate(known, payload, kind)
 
 
 def _validate(model: type[Record], payload: dict[str, Json], kind: EventKind) -> Record:
