@@ -43,7 +43,7 @@ def test_SR25_syringe_change_warns_pauses_and_continues_after_confirmation() -> 
         with pytest.raises(SupervisorError, match="syringe change first"):
             await sup.resume()
         await clock.sleep(300.0)  # five minutes to change the syringe
-        emu.load_syringe(0, 26.7, 60.0, 60.0)  # type: ignore[attr-defined]
+        emu.load_syringe(0, 26.7, 60.0, 60.0)
         await sup.container_changed(who="nurse")
 
     async def main(clock: Clock):  # type: ignore[no-untyped-def]
@@ -153,7 +153,7 @@ def test_SR25_a_fast_prime_from_a_fresh_small_syringe_is_not_near_empty() -> Non
         }
     )
     emu = build_emulation("ne1000", [0])
-    emu.load_syringe(0, 14.5, 10.0, 10.0)  # type: ignore[attr-defined]
+    emu.load_syringe(0, 14.5, 10.0, 10.0)
     warned_at: list[float] = []
 
     async def watch(sup: Supervisor, clock: Clock) -> None:

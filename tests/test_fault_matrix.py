@@ -15,7 +15,8 @@ import pytest
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import ContainerSpec, SegmentPhase
 from pumpctl.drivers.registry import default_address
-from pumpctl.infusion.journal import EventKind, Journal, JournalEvent, delivered_by_phase
+from pumpctl.infusion.events import delivered_by_phase
+from pumpctl.infusion.journal import EventKind, Journal, JournalEvent
 from pumpctl.infusion.supervisor import Outcome
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.faults import FaultSchedule
@@ -142,7 +143,7 @@ def test_journal_is_the_ground_truth_or_a_marked_estimate_above_it(
     address = default_address(model)
     emu = build_emulation(model, [address])
     if plan.container.ml_per_rev is not None:
-        emu.set_ml_per_rev(address, plan.container.ml_per_rev)  # type: ignore[attr-defined]
+        emu.set_ml_per_rev(address, plan.container.ml_per_rev)
     journal = Journal(tmp_path / "run.sqlite")
 
     async def main(clock: Clock):  # type: ignore[no-untyped-def]

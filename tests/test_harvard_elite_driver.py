@@ -306,7 +306,7 @@ async def test_configure_reads_rate_limits_into_capabilities() -> None:
     caps = driver.capabilities
     assert caps.min_rate_ml_per_h == pytest.approx(6.366e-5)
     assert caps.max_rate_ml_per_h == pytest.approx(1501.38)
-    assert (caps.family, caps.supports_pause, caps.has_link_watchdog) == (
+    assert (caps.family, caps.sets_syringe_volume, caps.has_link_watchdog) == (
         "harvard-elite",
         True,
         False,

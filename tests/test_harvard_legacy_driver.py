@@ -326,8 +326,12 @@ async def test_configure_and_capabilities() -> None:
     assert caps.family == "harvard-legacy"
     assert caps.max_rate_ml_per_h == pytest.approx(26.5 * 60)
     assert caps.min_rate_ml_per_h == pytest.approx(1e-6 * (26.7 / 0.46) ** 2)
-    assert (caps.can_withdraw, caps.supports_pause, caps.has_link_watchdog) == (False, True, False)
-    assert caps.volume_resolution_ml == 0.01 and caps.supports_target_volume
+    assert (caps.can_withdraw, caps.sets_syringe_volume, caps.has_link_watchdog) == (
+        False,
+        False,
+        False,
+    )
+    assert caps.volume_resolution_ml == 0.01
     with pytest.raises(ValueError):
         await driver.configure_syringe(0)
     t.done()

@@ -10,7 +10,8 @@ import pytest
 
 from pumpctl.clock import Clock, run_with_clock
 from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
-from pumpctl.infusion.journal import EventKind, Journal, JournalError, delivered_by_phase
+from pumpctl.infusion.events import delivered_by_phase
+from pumpctl.infusion.journal import EventKind, Journal, JournalError
 from pumpctl.infusion.machine import Phase
 from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorConfig
 from pumpctl.operator.history import render_history
@@ -202,6 +203,15 @@ def test_run_list_and_selection_by_prefix(journal_path: Path) -> None:
     assert chosen[1].startswith(f"* {first[:12]}")
     assert f"run {first} — ketamine-analgesia — stopped" in chosen
     assert not any(line.startswith("  (no end recorded") for line in chosen)
+
+
+def test_an_event_that_matches_no_model_is_shown_as_unreadable(journal_path: Path) -> None:
+    with Journal(journal_path, wall_clock=wall_clock()) as journal:
+        run_id = write_run(journal)
+        journal.append(run_id, "alarm", {"why": "renamed"}, t_clock_s=100.0 + 2600, phase="x")
+    last_events = render_history(journal_path).split("run ended: stopped")[1]
+    assert "UNREADABLE alarm event: event " in last_events
+    assert "does not match AlarmEvent" in last_events
 
 
 def test_unknown_or_ambiguous_run_and_missing_journal(journal_path: Path) -> None:

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pumpctl
+from pumpctl.infusion.events import delivered_by_phase
 from pumpctl.infusion.journal import (
     SCHEMA_VERSION,
     EventKind,
@@ -29,7 +30,6 @@ from pumpctl.infusion.journal import (
     JournalEvent,
     RunRecord,
     RunStatus,
-    delivered_by_phase,
 )
 
 RUN_ARGS: dict[str, Any] = {
@@ -80,7 +80,7 @@ def test_round_trip_exact(journal: Journal) -> None:
             t_clock_s=10.0,
             kind=EventKind.NOTE,
             phase=None,
-            payload={"note": "run_started", "program_hash": "ab" * 32},
+            payload={"event": "run_started", "program_hash": "ab" * 32},
         ),
         JournalEvent(
             seq=2,
@@ -268,7 +268,7 @@ def test_open_refusals(tmp_path: Path) -> None:
     con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     con.commit()
     con.close()
-    with pytest.raises(JournalError, match="schema 2"):
+    with pytest.raises(JournalError, match=f"schema {SCHEMA_VERSION + 1}"):
         Journal(newer)
 
 

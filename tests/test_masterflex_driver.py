@@ -358,7 +358,7 @@ async def test_identify_and_no_syringe() -> None:
 async def test_capabilities_follow_the_calibration() -> None:
     driver, t = await opened(ml_per_rev=None)
     caps = driver.capabilities
-    assert caps.container == "tubing" and caps.family == "masterflex-ls"
+    assert caps.family == "masterflex-ls"
     assert caps.min_rate_ml_per_h == pytest.approx(1 * 60 * 0.06)  # L/S 13 at 1 rpm
     assert caps.max_rate_ml_per_h == pytest.approx(600 * 60 * 4.8)  # L/S 36 at 600 rpm
     assert caps.accuracy_percent == NOMINAL_ACCURACY_PERCENT
@@ -368,7 +368,7 @@ async def test_capabilities_follow_the_calibration() -> None:
     assert caps.volume_resolution_ml == pytest.approx(0.008)
     assert caps.rate_resolution_ml_per_h == pytest.approx(4.8)
     assert caps.accuracy_percent == CALIBRATED_ACCURACY_PERCENT == 2.0
-    assert caps.supports_target_volume and caps.supports_pause and caps.can_withdraw
+    assert caps.can_withdraw and not caps.sets_syringe_volume
     assert not caps.has_link_watchdog
     await driver.configure_tubing_size(13)
     assert driver.ml_per_rev == 0.06 and not driver.calibrated

@@ -56,7 +56,6 @@ class DemoScenario:
         self.pause_after_s = pause_after_s
         self.pause_for_s = pause_for_s
         self.paused_at_s: float | None = None
-        self.resumed_at_s: float | None = None
 
     async def __call__(self, sup: Supervisor, clock: Clock) -> None:
         while sup.phase is not Phase.MAINTENANCE:
@@ -70,7 +69,6 @@ class DemoScenario:
         self.paused_at_s = clock.now()
         await clock.sleep(self.pause_for_s)
         await sup.resume(who="demo")
-        self.resumed_at_s = clock.now()
 
 
 class SimulatedNurse:
@@ -97,12 +95,12 @@ def _refill(emulation: Emulation, address: int, plan: Plan) -> Callable[[], None
     c = plan.container
 
     def refill() -> None:
-        load = getattr(emulation, "load_syringe", None)
-        reservoir = getattr(emulation, "set_reservoir_ml", None)
-        if c.inner_diameter_mm is not None and c.capacity_ml is not None and callable(load):
-            load(address, c.inner_diameter_mm, c.capacity_ml, c.capacity_ml)
-        elif c.capacity_ml is not None and callable(reservoir):
-            reservoir(address, c.capacity_ml)
+        if c.capacity_ml is None:
+            return
+        if c.inner_diameter_mm is not None:
+            emulation.load_syringe(address, c.inner_diameter_mm, c.capacity_ml, c.capacity_ml)
+        else:
+            emulation.set_reservoir_ml(address, c.capacity_ml)
 
     return refill
 
@@ -326,11 +324,10 @@ async def run_on_simulator(
         address = default_address(model)
     emu = emulation or build_emulation(model, [address])
     tubing = plan.container.ml_per_rev
-    set_tubing = getattr(emu, "set_ml_per_rev", None)
-    if emulation is None and tubing is not None and callable(set_tubing):
+    if emulation is None and tubing is not None:
         # the simulated tubing is the calibrated tubing the program names (a real line that
         # differs from its calibration delivers the difference, and no pump counter can tell)
-        set_tubing(address, tubing)
+        emu.set_ml_per_rev(address, tubing)
     transport = InMemoryTransport(emu, clock, name=f"sim://{model}", faults=faults)
     driver = driver_class(model)(transport, address=address)
     async with driver:

@@ -147,7 +147,11 @@ class PumpIdentity(_Frozen):
 
 
 class Capabilities(_Frozen):
-    """What a model can do, so the supervisor can plan without trying and failing."""
+    """What a model can do, so the supervisor can plan without trying and failing.
+
+    Only what differs between pumps and is read before acting: every driver sets rates and
+    targets, starts, pauses and stops (those are abstract), and what container a family takes
+    is its spec's (`pumpctl.families`)."""
 
     family: str
     can_withdraw: bool
@@ -156,10 +160,11 @@ class Capabilities(_Frozen):
     volume_resolution_ml: float = Field(gt=0, description="smallest volume step the pump counts")
     rate_resolution_ml_per_h: float = Field(gt=0)
     accuracy_percent: float = Field(gt=0, description="stated volumetric accuracy, ± %")
+    #: `enable_link_watchdog` works: the pump stops by itself when the controller goes silent
     has_link_watchdog: bool = False
-    supports_target_volume: bool = True
-    supports_pause: bool = True
-    container: str = Field(default="syringe", pattern="^(syringe|tubing)$")
+    #: `configure_syringe_volume` works and the driver needs it: the syringe's capacity (the
+    #: Harvard Elite refuses targets above its `svolume`), so the supervisor sets it
+    sets_syringe_volume: bool = False
 
 
 # --------------------------------------------------------------------------- driver
@@ -180,10 +185,19 @@ class PumpDriver(ABC):
     family: ClassVar[str]
     #: the address a pump of this family answers to out of the box
     default_address: ClassVar[int] = 0
+    #: factory line settings, for a driver without a family spec (a spec's `line` wins)
+    default_baudrate: ClassVar[int] = 19200
+    default_bytesize: ClassVar[int] = 8
+    default_parity: ClassVar[str] = "N"
+    default_stopbits: ClassVar[float] = 1
     #: reply timeout for one exchange, seconds of wire time
     reply_timeout_s: float = 1.0
     #: extra attempts for idempotent queries after a timeout or garbled reply
     query_retries: int = 2
+    #: an alarm the pump reported when the link was opened, acknowledged by that reply
+    #: (typically the power-up reset, SR28); None when it reported none or the family cannot
+    #: tell. Resume reads it: a reset pump has lost its counters.
+    alarm_on_open: AlarmReason | None = None
 
     _ids = itertools.count()
 
@@ -244,6 +258,10 @@ class PumpDriver(ABC):
     async def configure_tubing(self, ml_per_rev: float) -> None:
         """Set the tubing calibration (peristaltic pumps only)."""
         raise UnsupportedError(f"{self.family} has no tubing calibration")
+
+    async def configure_syringe_volume(self, capacity_ml: float) -> None:
+        """Tell the pump the syringe's capacity, mL (where `capabilities.sets_syringe_volume`)."""
+        raise UnsupportedError(f"{self.family} does not take a syringe volume")
 
     @abstractmethod
     async def set_rate(

@@ -199,7 +199,6 @@ class CavroDriver(PumpDriver):
             volume_resolution_ml=q.step_ml,
             rate_resolution_ml_per_h=q.average_ml_per_h(low + 1) - slowest,
             accuracy_percent=MODELS[self.family][2].accuracy_percent,
-            container="tubing",
         )
 
     async def open(self) -> None:

@@ -44,10 +44,6 @@ class PumpString:
     #: it begins with the pump's initialization (`Z`)
     initializes: bool = False
 
-    @property
-    def end_steps(self) -> int:
-        return self.start_steps - self.dispense_steps + self.refill_steps
-
     def delivered_steps(self, position: int, valve_at_output: bool, ready: bool) -> int:
         """What this string has dispensed, from one reading (see the module)."""
         n = self.dispense_steps

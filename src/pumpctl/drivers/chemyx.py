@@ -245,6 +245,7 @@ class ChemyxFusionDriver(PumpDriver):
             volume_resolution_ml=1e-4,  # `dispensed volume` prints 4 decimals of mL
             rate_resolution_ml_per_h=SPEC.rate_step_ml_per_h,
             accuracy_percent=SPEC.accuracy_percent,
+            sets_syringe_volume=True,
         )
 
     @property

@@ -162,8 +162,8 @@ class HarvardDriver(PumpDriver, Generic[ReplyT]):
             self.identity = await self.identify()
         except (PumpTimeout, ProtocolError) as exc:
             await self.transport.close()
-            baud = getattr(self.transport, "baudrate", None)
-            at = f" at {baud} baud" if isinstance(baud, int) else ""
+            baud = self.transport.baudrate
+            at = "" if baud is None else f" at {baud} baud"
             raise PumpTimeout(
                 f"no valid reply from Harvard pump {self.address} on {self.transport.name}{at} "
                 f"({self.line_hint}): check the pump's address and baud rate ({exc})"

@@ -288,8 +288,7 @@ class HarvardEliteDriver(HarvardDriver[EliteReply]):
             rate_resolution_ml_per_h=1e-6,
             accuracy_percent=ACCURACY_PERCENT,
             has_link_watchdog=False,
-            supports_target_volume=True,
-            supports_pause=True,
+            sets_syringe_volume=True,
         )
 
     @property

@@ -262,7 +262,7 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
       (total - carried). Targets are rounded down to 5 characters by the family's quantizer;
       less than its smallest step remaining counts as reached.
     - Pause is emulated (the protocol has none): `pause()` = STP; `start()` resumes with the
-      remaining target; while paused `read_status` says PAUSED. `supports_pause=True`.
+      remaining target; while paused `read_status` says PAUSED.
     - Infusion only (`can_withdraw=False`): a Pump 11 can only toggle direction (REV) and cannot
       report it while stopped. A PHD2000 gets `DIR INF`; a Pump 11 that starts refilling is
       reversed at once (REV) as host software does.
@@ -328,8 +328,6 @@ class HarvardLegacyDriver(HarvardDriver[LegacyReply]):
             rate_resolution_ml_per_h=1e-6,  # 0.001 µL/h in ULH
             accuracy_percent=ACCURACY_PERCENT,
             has_link_watchdog=False,
-            supports_target_volume=True,
-            supports_pause=True,
         )
 
     @property

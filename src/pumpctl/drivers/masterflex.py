@@ -445,9 +445,6 @@ class MasterflexDriver(PumpDriver):
                 CALIBRATED_ACCURACY_PERCENT if self.calibrated else NOMINAL_ACCURACY_PERCENT
             ),
             has_link_watchdog=False,
-            supports_target_volume=True,
-            supports_pause=True,
-            container="tubing",
         )
 
     @property

@@ -307,7 +307,7 @@ class NE1000Driver(PumpDriver):
         super().__init__(transport, address=address, pump_id=pump_id)
         self.safe_mode = False
         self.link_watchdog_s: int | None = None
-        self.alarm_on_open: AlarmReason | None = None
+        self.alarm_on_open = None
         self._opening = False
         self._diameter_mm: float | None = None
         self._rate_unit: RateUnit | None = None

@@ -30,9 +30,6 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "pumpctl.drivers"
 
-#: baud rate when neither a spec nor the driver class says (the NE-1000 manual's default)
-_DEFAULT_BAUDRATE = 19200
-
 
 def _entry_point_targets() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -85,16 +82,13 @@ def open_transport(
             stopbits=line.stopbits,
             clock=clock,
         )
-    cls = driver_class(model) if model else None
-    if baudrate is None:
-        declared = getattr(cls, "default_baudrate", None)
-        baudrate = declared if isinstance(declared, int) else _DEFAULT_BAUDRATE
+    cls = driver_class(model) if model else PumpDriver
     return SerialTransport(
         port,
-        baudrate=baudrate,
-        bytesize=int(getattr(cls, "default_bytesize", 8)),
-        parity=str(getattr(cls, "default_parity", "N")),
-        stopbits=float(getattr(cls, "default_stopbits", 1)),
+        baudrate=baudrate or cls.default_baudrate,
+        bytesize=cls.default_bytesize,
+        parity=cls.default_parity,
+        stopbits=cls.default_stopbits,
         clock=clock,
     )
 
@@ -104,4 +98,4 @@ def default_address(model: str) -> int:
     spec = family_spec(model)
     if spec is not None:
         return spec.addresses.default
-    return int(getattr(driver_class(model), "default_address", 0))
+    return driver_class(model).default_address

@@ -42,6 +42,8 @@ class Transport(ABC):
 
     #: human-readable port name for logs and error messages (device path or URL)
     name: str
+    #: the line's baud rate, where there is a line (None: in-process, no UART)
+    baudrate: int | None = None
 
     @abstractmethod
     async def open(self) -> None: ...
@@ -89,6 +91,8 @@ class SerialTransport(Transport):
     `flock`; Windows ports are exclusive anyway; URL handlers ignore it). Reply timeouts are wire
     time (`clock.wall_timeout`), so a scaled rig clock never shortens them.
     """
+
+    baudrate: int
 
     def __init__(
         self,

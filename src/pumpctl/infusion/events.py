@@ -1,19 +1,21 @@
 """Typed journal events: one pydantic model per kind of thing the supervisor writes.
 
 The journal stores `(kind, payload JSON)`; these models are the only way the supervisor writes a
-payload and the only way resume, report, history and accuracy read one, so a renamed key fails
-validation loudly instead of silently breaking resume. Every model accepts the payloads of
-schema-1 journals (the keys were the same; newer fields have defaults), so old journals stay
-readable. Notes (`kind = note`) are told apart by their `event` field.
+payload and the only way resume, report, history and the totals read one (`parse_event`), so a
+renamed key fails validation loudly instead of silently breaking resume. Every model accepts the
+payloads of schema-1 journals (the same keys but two, read through aliases; newer fields have
+defaults), so old journals stay readable. Notes (`kind = note`) are told apart by their `event`
+field (schema 1 named the run's first note by `note`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from pumpctl.infusion.journal import EventKind
+from pumpctl.infusion.journal import EventKind, JournalEvent
 
 __all__ = [
     "AlarmEvent",
@@ -40,6 +42,8 @@ __all__ = [
     "StopRequested",
     "TitrationEvent",
     "TransitionEvent",
+    "delivered_by_phase",
+    "parse_event",
     "parse_record",
 ]
 
@@ -62,6 +66,12 @@ class CommandEvent(Record):
     kind: ClassVar[EventKind] = EventKind.COMMAND
     command: str
 
+    @property
+    def arguments(self) -> dict[str, Json]:
+        """What the command carried besides its name (`rate_ml_per_h`, `volume_ml` (None: no
+        target), `inner_diameter_mm`, `who`...): open by design, one key per argument."""
+        return dict(self.model_extra or {})
+
 
 class ReplyEvent(Record):
     kind: ClassVar[EventKind] = EventKind.REPLY
@@ -79,7 +89,17 @@ class TransitionEvent(Record):
     trigger: str
     source: str
     dest: str
+    #: the trigger's arguments: open, as the machine's triggers are (`who` and `reason` for an
+    #: operator's request, the rates of a titration)
     info: dict[str, Json] = Field(default_factory=dict)
+
+    @property
+    def who(self) -> str:
+        return str(self.info.get("who") or "")
+
+    @property
+    def reason(self) -> str:
+        return str(self.info.get("reason") or "")
 
 
 class AlarmEvent(Record):
@@ -138,6 +158,9 @@ class SegmentStart(Record):
     rate_ml_per_h: float
     volume_ml: float | None = None
     duration_s: float | None = None
+    #: the dose rate the segment delivers, in the program's own unit (`mg/kg/h`...)
+    dose_rate: float | None = None
+    dose_rate_unit: str | None = None
 
 
 class SegmentEnd(Record):
@@ -156,7 +179,8 @@ class NoteEvent(Record):
 
 
 class RunStarted(NoteEvent):
-    """Written by the journal itself when a run is recorded (schema 1 used the key `note`)."""
+    """Written by the journal itself when a run is recorded (schema 1 named it by the key
+    `note`, not `event`)."""
 
     event: Literal["run_started"] = "run_started"
     program_hash: str = ""
@@ -283,7 +307,10 @@ def parse_record(kind: EventKind | str, payload: dict[str, Json]) -> Record:
         if "event" not in payload and name is not None:
             payload = {**payload, "event": name}
         return _validate(model, payload, kind)
-    return _validate(_BY_KIND[kind], payload, kind)
+    known = _BY_KIND.get(kind)
+    if known is None:
+        raise ValueError(f"journal {kind.value} events have no model in this version")
+    return _validate(known, payload, kind)
 
 
 def _validate(model: type[Record], payload: dict[str, Json], kind: EventKind) -> Record:
@@ -293,3 +320,34 @@ def _validate(model: type[Record], payload: dict[str, Json], kind: EventKind) ->
         raise ValueError(
             f"journal {kind.value} event does not match {model.__name__}: {exc}"
         ) from exc
+
+
+def parse_event(event: JournalEvent) -> Record:
+    """The typed record of one stored journal event, of any schema this version reads: the one
+    way report, history, accuracy and resume read a payload. `ValueError` naming the event when
+    it does not match its model."""
+    try:
+        return parse_record(event.kind, event.payload)
+    except ValueError as exc:
+        raise ValueError(f"event {event.seq} of run {event.run_id}: {exc}") from exc
+
+
+def delivered_by_phase(events: Iterable[JournalEvent]) -> dict[str, float]:
+    """Per phase, what the checkpoints say was delivered (they are cumulative per phase).
+
+    The latest checkpoint, but never less than any earlier *measured* volume (delivered minus
+    its `estimated_ml`): a worst-case estimate booked while the pump was unreadable gives way to
+    the counter once it can be read again (SR22), while a later, lower reading never lowers what
+    a counter already confirmed. Phases appear in the order of their first checkpoint.
+    """
+    latest: dict[str, float] = {}
+    measured: dict[str, float] = {}
+    for event in events:
+        if event.kind is not EventKind.CHECKPOINT:
+            continue
+        rec = parse_event(event)
+        assert isinstance(rec, CheckpointEvent)
+        sure_ml = rec.delivered_ml - rec.estimated_ml
+        latest[rec.phase] = rec.delivered_ml
+        measured[rec.phase] = max(measured.get(rec.phase, sure_ml), sure_ml)
+    return {phase: max(v, measured[phase]) for phase, v in latest.items()}

@@ -12,6 +12,15 @@ sends the next command. Hence:
 
 Timestamps: `t_wall` is epoch seconds (audit), `t_clock_s` is the supervisor's clock (real or
 virtual) so a virtual-clock run journals simulated time.
+
+Schema versions (SQLite's `user_version`): the tables are the same in both; what changed is how
+payloads are written. Schema 1 wrote payloads as dicts at each call site (the run's first note
+named by `note`, a container-change note's container by `kind`, commands and segments with
+whatever keys the caller had); schema 2 writes only the typed events of
+`pumpctl.infusion.events`, whose models also read every schema-1 payload. A writer opening a
+schema-1 file marks it schema 2 and appends (old rows are never rewritten: the journal is
+append-only), so one file may hold both layouts; a reader opens either, and refuses a newer
+schema it does not know.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import math
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -40,11 +49,12 @@ __all__ = [
     "JournalEvent",
     "RunRecord",
     "RunStatus",
-    "delivered_by_phase",
 ]
 
 #: Stored in SQLite's `user_version`; bump with a migration when the schema changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: older schemas this version reads, and migrates on opening for writing (see the docstring)
+_OLDER_SCHEMAS = frozenset({1})
 
 
 class EventKind(StrEnum):
@@ -52,7 +62,7 @@ class EventKind(StrEnum):
     REPLY = "reply"
     TRANSITION = "transition"
     ALARM = "alarm"
-    #: cumulative delivered volume of one phase: {"phase", "delivered_ml", "pump_counter_ml"}
+    #: cumulative delivered volume of one phase (`events.CheckpointEvent`)
     CHECKPOINT = "checkpoint"
     TITRATION = "titration"
     OVERRIDE = "override"
@@ -213,9 +223,12 @@ class Journal:
             if tables:
                 raise JournalError(f"{self.path} is an SQLite file but not a pumpctl journal")
             conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-        elif version != SCHEMA_VERSION:
+        elif version in _OLDER_SCHEMAS and not self.readonly:
+            conn.executescript(f"BEGIN IMMEDIATE; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        elif version != SCHEMA_VERSION and version not in _OLDER_SCHEMAS:
             raise JournalError(
-                f"{self.path} has journal schema {version}; this pumpctl reads {SCHEMA_VERSION}"
+                f"{self.path} has journal schema {version}; this pumpctl reads schema"
+                f" {SCHEMA_VERSION} and older"
             )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -272,7 +285,8 @@ class Journal:
         """Record a new run (status running) and a `note` event marking its start; returns its id."""
         run_id = uuid.uuid4().hex
         started_wall = self._wall_clock()
-        note = _payload_json({"note": "run_started", "program_hash": program_hash})
+        # the payload of `events.RunStarted` (that module builds on this one, so it is spelled out)
+        note = _payload_json({"event": "run_started", "program_hash": program_hash})
         with self._lock:
             db = self._writable()
             with _transaction(db):
@@ -402,24 +416,3 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-
-
-def delivered_by_phase(events: Iterable[JournalEvent]) -> dict[str, float]:
-    """Per phase, what the checkpoints say was delivered (they are cumulative per phase).
-
-    The latest checkpoint, but never less than any earlier *measured* volume (delivered minus
-    its `estimated_ml`): a worst-case estimate booked while the pump was unreadable gives way to
-    the counter once it can be read again (SR22), while a later, lower reading never lowers what
-    a counter already confirmed. Phases appear in the order of their first checkpoint.
-    """
-    latest: dict[str, float] = {}
-    measured: dict[str, float] = {}
-    for event in events:
-        if event.kind is not EventKind.CHECKPOINT:
-            continue
-        phase = str(event.payload["phase"])
-        volume_ml = float(event.payload["delivered_ml"])
-        sure_ml = volume_ml - float(event.payload.get("estimated_ml", 0.0))
-        latest[phase] = volume_ml
-        measured[phase] = max(measured.get(phase, sure_ml), sure_ml)
-    return {phase: max(v, measured[phase]) for phase, v in latest.items()}

@@ -69,10 +69,11 @@ async def _configure_container(driver: PumpDriver, cmds: PumpCommands, plan: Pla
             inner_diameter_mm=diameter,
         )
         # pumps that know the syringe's size (Harvard Elite `svolume`) refuse targets above it
-        set_capacity = getattr(driver, "configure_syringe_volume", None)
-        if capacity is not None and callable(set_capacity):
+        if capacity is not None and driver.capabilities.sets_syringe_volume:
             await cmds.call(
-                "configure_syringe_volume", lambda: set_capacity(capacity), capacity_ml=capacity
+                "configure_syringe_volume",
+                lambda: driver.configure_syringe_volume(capacity),
+                capacity_ml=capacity,
             )
     elif ml_per_rev is not None:
         await cmds.call(

@@ -29,7 +29,7 @@ from pumpctl.infusion.events import (
     SegmentStart,
     TitrationEvent,
     TransitionEvent,
-    parse_record,
+    parse_event,
 )
 from pumpctl.infusion.journal import Journal, JournalEvent, RunRecord
 
@@ -107,7 +107,7 @@ def replay_run(journal: Journal, run: RunRecord) -> RunFacts:
 
 
 def _apply(facts: RunFacts, event: JournalEvent) -> None:
-    rec = parse_record(event.kind, event.payload)
+    rec = parse_event(event)
     if isinstance(rec, SegmentStart):
         facts.active = rec.phase
         facts.max_rate_ml_per_h[rec.phase] = rec.rate_ml_per_h

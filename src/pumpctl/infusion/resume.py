@@ -259,7 +259,7 @@ async def read_pump_after_restart(driver: PumpDriver, *, attempts: int = 5) -> P
     Any alarm the pump reports on the way is acknowledged by that very reply; a reset alarm (or
     one reported when the link was opened) means its counters and program are gone (SR28).
     """
-    reset = getattr(driver, "alarm_on_open", None) is AlarmReason.RESET
+    reset = driver.alarm_on_open is AlarmReason.RESET
     last: PumpError | None = None
     for _ in range(attempts):
         try:

@@ -217,6 +217,7 @@ async def run_accuracy(
     sample both volumes every `interval_s` clock seconds from the start."""
     from pumpctl.drivers.base import Direction
     from pumpctl.drivers.registry import default_address, driver_class
+    from pumpctl.families import family
     from pumpctl.simulator.endpoints import InMemoryTransport
     from pumpctl.simulator.server import build_emulation
 
@@ -227,13 +228,12 @@ async def run_accuracy(
     async with driver:
         await driver.identify()
         await driver.stop()
-        container = driver.capabilities.container
+        container = family(model).container
         if container == "syringe":
             await driver.configure_syringe(inner_diameter_mm)
         else:
-            set_tubing = getattr(emulation, "set_ml_per_rev", None)
-            if callable(set_tubing):  # calibrated tubing: the true displacement is the declared
-                set_tubing(address, ml_per_rev)
+            # calibrated tubing: the true displacement is the declared one
+            emulation.set_ml_per_rev(address, ml_per_rev)
             await driver.configure_tubing(ml_per_rev)
         rate = rate_ml_per_h if rate_ml_per_h is not None else DEFAULT_RATES_ML_PER_H[container]
         await driver.clear_counters()
@@ -293,45 +293,8 @@ def render_accuracy(result: AccuracyResult, out: Path) -> Path:
         ("plunger (simulator)", result.truth, "#08519c"),
         ("pump counter", result.counter, "#e6550d"),
     )
-    for label, trace, colour in sources:
-        curve = flow_rate_curve(trace)
-        ax_flow.plot([t for t, _ in curve], [q for _, q in curve], color=colour, lw=1, label=label)
-        points = trumpet_curve(trace, rate)
-        windows = [p.window_min for p in points]
-        ax_trumpet.plot(
-            windows, [p.max_error_pct for p in points], "o-", color=colour, label=f"{label} Ep(max)"
-        )
-        ax_trumpet.plot(
-            windows,
-            [p.min_error_pct for p in points],
-            "s--",
-            color=colour,
-            label=f"{label} Ep(min)",
-        )
-    ax_flow.axhline(rate, color="#636363", ls=":", label=f"set rate {rate:g} mL/h")
-    ax_flow.axvspan(*ANALYSIS_MIN, color="#eeeeee", zorder=0, label="analysis period (2nd hour)")
-    ax_flow.set_xlabel("time (min)")
-    ax_flow.set_ylabel("flow rate over each 30 s interval (mL/h)")
-    ax_flow.set_xlim(0, DURATION_MIN)
-    spread = max(abs(q - rate) for _, tr, _ in sources for _, q in flow_rate_curve(tr))
-    ax_flow.set_ylim(rate - max(spread, rate * 0.05) * 1.3, rate + max(spread, rate * 0.05) * 1.3)
-    ax_flow.legend(fontsize=8, loc="lower right")
-    ax_flow.grid(alpha=0.3)
-    ax_flow.set_title("flow-rate curve")
-    limit = result.stated_accuracy_pct
-    ax_trumpet.axhline(0, color="#636363", lw=0.8)
-    ax_trumpet.axhline(limit, color="#d62728", ls=":", lw=1, label=f"stated accuracy ±{limit:g} %")
-    ax_trumpet.axhline(-limit, color="#d62728", ls=":", lw=1)
-    ax_trumpet.axhline(result.truth_error_pct, color="#08519c", lw=0.8, alpha=0.5)
-    ax_trumpet.set_xticks(list(TRUMPET_WINDOWS_MIN))
-    ax_trumpet.set_xlabel("observation window P (min), 2nd hour")
-    ax_trumpet.set_ylabel("mean-rate error (%)")
-    ax_trumpet.legend(fontsize=8, loc="upper right", ncol=2)
-    ax_trumpet.grid(alpha=0.3)
-    ax_trumpet.set_title(
-        f"trumpet curve — A = {_pct(result.truth_error_pct)} % (plunger), "
-        f"{_pct(result.counter_error_pct)} % (counter)"
-    )
+    _draw_flow(ax_flow, rate, sources)
+    _draw_trumpet(ax_trumpet, result, sources)
     fig.suptitle(
         f"{result.model} at {rate:g} mL/h"
         + (f", {result.inner_diameter_mm:g} mm syringe" if result.inner_diameter_mm else "")
@@ -345,3 +308,54 @@ def render_accuracy(result: AccuracyResult, out: Path) -> Path:
     finally:
         plt.close(fig)
     return out
+
+
+_Sources = tuple[tuple[str, AccuracyTrace, str], ...]  # (label, trace, colour)
+
+
+def _draw_flow(ax: Any, rate: float, sources: _Sources) -> None:
+    """The flow-rate curve of every trace around the set rate, the analysis period shaded."""
+    for label, trace, colour in sources:
+        curve = flow_rate_curve(trace)
+        ax.plot([t for t, _ in curve], [q for _, q in curve], color=colour, lw=1, label=label)
+    ax.axhline(rate, color="#636363", ls=":", label=f"set rate {rate:g} mL/h")
+    ax.axvspan(*ANALYSIS_MIN, color="#eeeeee", zorder=0, label="analysis period (2nd hour)")
+    ax.set_xlabel("time (min)")
+    ax.set_ylabel("flow rate over each 30 s interval (mL/h)")
+    ax.set_xlim(0, DURATION_MIN)
+    spread = max(abs(q - rate) for _, tr, _ in sources for _, q in flow_rate_curve(tr))
+    ax.set_ylim(rate - max(spread, rate * 0.05) * 1.3, rate + max(spread, rate * 0.05) * 1.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.set_title("flow-rate curve")
+
+
+def _draw_trumpet(ax: Any, result: AccuracyResult, sources: _Sources) -> None:
+    """Ep(max) and Ep(min) per observation window for every trace, and the stated accuracy."""
+    for label, trace, colour in sources:
+        points = trumpet_curve(trace, result.set_rate_ml_per_h)
+        windows = [p.window_min for p in points]
+        ax.plot(
+            windows, [p.max_error_pct for p in points], "o-", color=colour, label=f"{label} Ep(max)"
+        )
+        ax.plot(
+            windows,
+            [p.min_error_pct for p in points],
+            "s--",
+            color=colour,
+            label=f"{label} Ep(min)",
+        )
+    limit = result.stated_accuracy_pct
+    ax.axhline(0, color="#636363", lw=0.8)
+    ax.axhline(limit, color="#d62728", ls=":", lw=1, label=f"stated accuracy ±{limit:g} %")
+    ax.axhline(-limit, color="#d62728", ls=":", lw=1)
+    ax.axhline(result.truth_error_pct, color="#08519c", lw=0.8, alpha=0.5)
+    ax.set_xticks(list(TRUMPET_WINDOWS_MIN))
+    ax.set_xlabel("observation window P (min), 2nd hour")
+    ax.set_ylabel("mean-rate error (%)")
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
+    ax.grid(alpha=0.3)
+    ax.set_title(
+        f"trumpet curve — A = {_pct(result.truth_error_pct)} % (plunger), "
+        f"{_pct(result.counter_error_pct)} % (counter)"
+    )

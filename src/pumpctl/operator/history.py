@@ -18,13 +18,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pumpctl.infusion.journal import (
-    EventKind,
-    JournalError,
-    JournalEvent,
-    RunRecord,
+from pumpctl.infusion.events import (
+    AlarmEvent,
+    CheckpointEvent,
+    CommandEvent,
+    InfusionComplete,
+    NoteEvent,
+    OverrideEvent,
+    PlanAccepted,
+    PowerUpResetAcknowledged,
+    Record,
+    ReplyEvent,
+    RunEnded,
+    RunStarted,
+    SegmentEnd,
+    SegmentStart,
+    StopConfirmed,
+    StopRequested,
+    TitrationEvent,
+    TransitionEvent,
     delivered_by_phase,
+    parse_event,
 )
+from pumpctl.infusion.journal import EventKind, JournalError, JournalEvent, RunRecord
 from pumpctl.operator.journalfile import open_journal_for_reading
 
 __all__ = ["render_history", "render_run", "render_run_list"]
@@ -80,7 +96,7 @@ def render_run(run: RunRecord, events: Sequence[JournalEvent]) -> str:
     timeline = [f"{'clock':>10}  {'phase':<11}  event"]
     for t_clock_s, phase, text in _timeline(events, _DoseUnits(plan)):
         timeline.append(f"{_clock(t_clock_s - t0):>10}  {phase or '':<11}  {text}")
-    if not any(_note(e) == "run_ended" for e in events):
+    if not any(isinstance(_parsed(e), RunEnded) for e in events if e.kind is EventKind.NOTE):
         timeline.append(
             "  (no end recorded: the run is still going, or its controller died; "
             "the pump may need checking)"
@@ -144,110 +160,117 @@ def _commands(events: Iterable[JournalEvent]) -> str:
     parts: list[str] = []
     failed = False
     for e in events:
-        p = e.payload
-        if e.kind is EventKind.COMMAND:
-            text = str(p.get("command", "?"))
-            for key, unit in _ARG_UNITS:
-                if key in p:
-                    value = p[key]
-                    text += " no target" if value is None else f" {_num(value)} {unit}"
-            parts.append(text)
-        elif p.get("outcome") != "ok":
+        rec = _parsed(e)
+        if isinstance(rec, CommandEvent):
+            parts.append(rec.command + _arguments(rec.arguments))
+        elif isinstance(rec, ReplyEvent) and rec.outcome != "ok":
             failed = True
-            outcome = p.get("outcome")
             detail = {
                 "unknown": "NO REPLY",
-                "alarm": f"ALARM {p.get('reason', '')}".strip(),
-                "rejected": f"REJECTED code {p.get('code')}",
-            }.get(str(outcome), f"ERROR {p.get('error', outcome)}")
+                "alarm": f"ALARM {rec.reason or ''}".strip(),
+                "rejected": f"REJECTED code {rec.code}",
+            }.get(rec.outcome, f"ERROR {rec.error or rec.outcome}")
             if parts:
                 parts[-1] += f" ({detail})"
             else:
-                parts.append(f"{p.get('command', '?')} ({detail})")
+                parts.append(f"{rec.command} ({detail})")
+        elif isinstance(rec, str):
+            failed = True
+            parts.append(f"UNREADABLE ({rec})")
     return ", ".join(parts) + ("" if failed else ": ok")
+
+
+def _arguments(args: dict[str, Any]) -> str:
+    text = ""
+    for key, unit in _ARG_UNITS:
+        if key in args:
+            value = args[key]
+            text += " no target" if value is None else f" {_num(value)} {unit}"
+    return text
 
 
 def _checkpoints(events: Sequence[JournalEvent]) -> Line:
     last = events[-1]
     per_phase: dict[str, float] = {}
     for e in events:
-        per_phase[str(e.payload["phase"])] = float(e.payload["delivered_ml"])
+        rec = _parsed(e)
+        if isinstance(rec, CheckpointEvent):
+            per_phase[rec.phase] = rec.delivered_ml
     volumes = ", ".join(f"{ph} {ml:.3f} mL" for ph, ml in per_phase.items())
     count = f" ({len(events)} checkpoints)" if len(events) > 1 else ""
     return last.t_clock_s, last.phase, f"delivered so far: {volumes}{count}"
 
 
-def _note(event: JournalEvent) -> str | None:
-    if event.kind is not EventKind.NOTE:
-        return None
-    name = event.payload.get("event", event.payload.get("note"))
-    return None if name is None else str(name)
+def _parsed(event: JournalEvent) -> Record | str:
+    """The typed event, or why it could not be read (shown in its place, never dropped)."""
+    try:
+        return parse_event(event)
+    except ValueError as exc:
+        return str(exc).splitlines()[0]
 
 
 def _describe(e: JournalEvent, units: _DoseUnits) -> str | None:
-    p = e.payload
-    if e.kind is EventKind.TRANSITION:
-        if p.get("trigger") == "titrate":
+    rec = _parsed(e)
+    if isinstance(rec, str):
+        return f"UNREADABLE {e.kind.value} event: {rec}"
+    if isinstance(rec, TransitionEvent):
+        if rec.trigger == "titrate":
             return None  # the titration event says it all
-        info = p.get("info") or {}
-        text = f"{p.get('source')} -> {p.get('dest')} ({p.get('trigger')})"
-        return text + _by(info)
-    if e.kind is EventKind.TITRATION:
-        old, new = float(p["old_ml_per_h"]), float(p["new_ml_per_h"])
+        return f"{rec.source} -> {rec.dest} ({rec.trigger})" + _by(rec.who, rec.reason)
+    if isinstance(rec, TitrationEvent):
+        old, new = rec.old_ml_per_h, rec.new_ml_per_h
         change = f"{_num(old)} -> {_num(new)} mL/h{units.pair(old, new)}"
-        if p.get("accepted"):
-            return f"TITRATION {change}{_by(p)}"
-        return f"titration REFUSED {change}{_by(p)}: {p.get('error', '')}"
-    if e.kind is EventKind.ALARM:
-        detail = p.get("detail") or ", ".join(f"{k}={v}" for k, v in p.items() if k != "reason")
-        return f"ALARM {p.get('reason')}" + (f": {detail}" if detail else "")
-    if e.kind is EventKind.SEGMENT_START:
-        dose = (
-            f" ({_num(p['dose_rate'])} {p['dose_rate_unit']})"
-            if p.get("dose_rate") is not None and p.get("dose_rate_unit")
-            else ""
-        )
-        volume = p.get("volume_ml")
-        planned = "until stopped" if volume is None else f"{_ml(volume)} planned"
-        return (
-            f"segment {p.get('phase')} starts: {_num(p.get('rate_ml_per_h'))} mL/h{dose}, {planned}"
-        )
-    if e.kind is EventKind.SEGMENT_END:
-        planned_ml = p.get("planned_ml")
-        of = "" if planned_ml is None else f" of {_ml(planned_ml)} planned"
-        return f"segment {p.get('phase')} ends: {_ml(p.get('delivered_ml'))} delivered{of}"
-    if e.kind is EventKind.OVERRIDE:
-        return "OVERRIDE " + _fields(p)
-    return _describe_note(p)
+        if rec.accepted:
+            return f"TITRATION {change}{_by(rec.who, rec.reason)}"
+        return f"titration REFUSED {change}{_by(rec.who, rec.reason)}: {rec.error or ''}"
+    if isinstance(rec, AlarmEvent):
+        rest = {k: v for k, v in rec.payload().items() if k != "reason" and v is not None}
+        detail = rec.detail or _fields({k: v for k, v in rest.items() if k != "detail"})
+        return f"ALARM {rec.reason}" + (f": {detail}" if detail else "")
+    if isinstance(rec, SegmentStart):
+        return _segment_start(rec)
+    if isinstance(rec, SegmentEnd):
+        of = "" if rec.planned_ml is None else f" of {_ml(rec.planned_ml)} planned"
+        return f"segment {rec.phase} ends: {_ml(rec.delivered_ml)} delivered{of}"
+    if isinstance(rec, OverrideEvent):
+        return "OVERRIDE " + _fields(rec.payload())
+    if isinstance(rec, NoteEvent):
+        return _describe_note(rec)
+    return f"{e.kind.value}: {_fields(rec.payload())}"
 
 
-def _describe_note(p: dict[str, Any]) -> str:
-    name = p.get("event", p.get("note"))
-    if name == "run_started":
+def _segment_start(rec: SegmentStart) -> str:
+    dose = (
+        f" ({_num(rec.dose_rate)} {rec.dose_rate_unit})"
+        if rec.dose_rate is not None and rec.dose_rate_unit
+        else ""
+    )
+    planned = "until stopped" if rec.volume_ml is None else f"{_ml(rec.volume_ml)} planned"
+    return f"segment {rec.phase} starts: {_num(rec.rate_ml_per_h)} mL/h{dose}, {planned}"
+
+
+def _describe_note(rec: NoteEvent) -> str:
+    if isinstance(rec, RunStarted):
         return "run started"
-    if name == "plan_accepted":
-        warnings = p.get("warnings") or []
-        return "plan accepted" + "".join(f"; warning: {w}" for w in warnings)
-    if name == "stop_requested":
-        return "STOP requested" + _by(p)
-    if name == "stop_confirmed":
-        return f"pump stop confirmed ({p.get('why')}, {p.get('attempts')} attempt(s))"
-    if name == "run_ended":
-        result = p.get("result") or {}
-        alarm = f" ({result['alarm']})" if result.get("alarm") else ""
-        return f"run ended: {result.get('outcome', '?')}{alarm}"
-    if name == "infusion_complete":
+    if isinstance(rec, PlanAccepted):
+        return "plan accepted" + "".join(f"; warning: {w}" for w in rec.warnings)
+    if isinstance(rec, StopRequested):
+        return "STOP requested" + _by(rec.who, rec.reason)
+    if isinstance(rec, StopConfirmed):
+        return f"pump stop confirmed ({rec.why}, {rec.attempts} attempt(s))"
+    if isinstance(rec, RunEnded):
+        alarm = rec.result.get("alarm")
+        return f"run ended: {rec.result.get('outcome', '?')}" + (f" ({alarm})" if alarm else "")
+    if isinstance(rec, InfusionComplete):
         return "infusion complete"
-    if name == "power_up_reset_acknowledged":
+    if isinstance(rec, PowerUpResetAcknowledged):
         return "pump power-up reset acknowledged"
-    rest = {k: v for k, v in p.items() if k not in ("event", "note")}
-    return f"{name or 'note'}" + (f": {_fields(rest)}" if rest else "")
+    rest = {k: v for k, v in rec.payload().items() if k != "event"}
+    return rec.event + (f": {_fields(rest)}" if rest else "")
 
 
-def _by(p: dict[str, Any]) -> str:
-    who, reason = p.get("who"), p.get("reason")
-    text = f" by {who}" if who else ""
-    return text + (f": {reason}" if reason else "")
+def _by(who: str, reason: str) -> str:
+    return (f" by {who}" if who else "") + (f": {reason}" if reason else "")
 
 
 def _fields(p: dict[str, Any]) -> str:

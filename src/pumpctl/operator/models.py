@@ -53,15 +53,14 @@ def _from_family(model: str) -> ModelInfo:
 def _from_driver(model: str) -> ModelInfo:
     """A driver without a family spec: its class's line attributes, its docstring's first line."""
     cls = driver_class(model)
-    baud = getattr(cls, "default_baudrate", 19200)
     return ModelInfo(
         model=model,
         title=(cls.__doc__ or model).strip().splitlines()[0],
         pumps="",
-        baudrate=baud if isinstance(baud, int) else 19200,
-        bytesize=int(getattr(cls, "default_bytesize", 8)),
-        parity=str(getattr(cls, "default_parity", "N")),
-        stopbits=float(getattr(cls, "default_stopbits", 1)),
+        baudrate=cls.default_baudrate,
+        bytesize=cls.default_bytesize,
+        parity=cls.default_parity,
+        stopbits=cls.default_stopbits,
         default_address=default_address(model),
     )
 

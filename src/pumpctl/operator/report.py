@@ -130,6 +130,7 @@ def build_report_from_events(run: RunRecord, events: Sequence[JournalEvent]) -> 
         warnings=warnings,
         stops=tuple(walker.stops),
         container_changes=tuple(walker.changes),
+        skipped_events=tuple(walker.unreadable),
     )
 
 

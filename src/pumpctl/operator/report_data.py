@@ -136,6 +136,8 @@ class ReportData:
     warnings: tuple[str, ...] = field(default=())
     stops: tuple[Stop, ...] = field(default=())
     container_changes: tuple[ContainerChange, ...] = field(default=())
+    #: journal events that match no model of this version, left out of the series (why, each)
+    skipped_events: tuple[str, ...] = field(default=())
 
     @property
     def delivered_ml(self) -> float:

@@ -362,6 +362,10 @@ def _html(data: ReportData, png_b64: str) -> str:
         parts.append("<h2>Plan warnings</h2><ul>")
         parts += [f"<li>{esc(w)}</li>" for w in data.warnings]
         parts.append("</ul>")
+    if data.skipped_events:
+        parts.append("<h2>Journal events left out (they match no known event)</h2><ul>")
+        parts += [f"<li>{esc(w)}</li>" for w in data.skipped_events]
+        parts.append("</ul>")
     parts.append(
         "<p><small>From the journal alone; delivered volume from the pump's counters, "
         "checkpointed every 60 clock seconds and on every state change.</small></p>"

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pumpctl.infusion.events import ContainerChanged, ContainerChangeNeeded, parse_record
-from pumpctl.infusion.journal import EventKind, JournalEvent
+from pumpctl.infusion.events import (
+    AlarmEvent,
+    CheckpointEvent,
+    ContainerChanged,
+    ContainerChangeNeeded,
+    SegmentEnd,
+    SegmentStart,
+    TitrationEvent,
+    TransitionEvent,
+    parse_event,
+)
+from pumpctl.infusion.journal import JournalEvent
 from pumpctl.operator.report_data import Alarm, ContainerChange, Pause, Stop, Titration
 
 __all__ = ["EventWalker"]
@@ -36,6 +44,8 @@ class EventWalker:
         self._segment: str | None = None  # the segment running (started, not ended)
         self._paused: tuple[float, str, str] | None = None
         self._change: ContainerChange | None = None  # needed, not yet confirmed
+        #: events that do not match their model, skipped (the report names them)
+        self.unreadable: list[str] = []
 
     def _rate(self, t: float, rate: float) -> None:
         if self.rate_steps and self.rate_steps[-1][0] == t:
@@ -55,78 +65,71 @@ class EventWalker:
             self.delivered.append((t, total))
 
     def feed(self, e: JournalEvent) -> None:
-        t, p = e.t_clock_s - self.t0, e.payload
+        t = e.t_clock_s - self.t0
         if not self.delivered:
             self.delivered.append((t, 0.0))
             self._rate(t, 0.0)
-        if e.kind is EventKind.SEGMENT_START:
-            phase = str(p.get("phase"))
+        try:
+            rec = parse_event(e)
+        except ValueError as exc:
+            # one bad event is not worth losing the report: it is skipped, and named
+            self.unreadable.append(str(exc).splitlines()[0])
+            return
+        if isinstance(rec, SegmentStart):
             if self.first_segment_s is None:
                 self.first_segment_s = t
-            self.started.setdefault(phase, t)
-            self._segment = phase
-            self.segment_rate = float(p.get("rate_ml_per_h") or 0.0)
+            self.started.setdefault(rec.phase, t)
+            self._segment = rec.phase
+            self.segment_rate = rec.rate_ml_per_h
             self._rate(t, self.segment_rate)
             self._point(t)
-        elif e.kind is EventKind.SEGMENT_END:
-            phase = str(p.get("phase"))
-            self.ended[phase] = t
+        elif isinstance(rec, SegmentEnd):
+            self.ended[rec.phase] = t
             self._segment = None
-            self._volume(t, phase, float(p.get("delivered_ml") or 0.0))
+            self._volume(t, rec.phase, rec.delivered_ml)
             self._rate(t, 0.0)
-        elif e.kind is EventKind.CHECKPOINT:
-            self._volume(t, str(p["phase"]), float(p["delivered_ml"]))
-        elif e.kind is EventKind.TITRATION:
-            self._titration(t, p)
-        elif e.kind is EventKind.ALARM:
-            self.alarms.append(Alarm(t, str(p.get("reason", "")), str(p.get("detail", ""))))
+        elif isinstance(rec, CheckpointEvent):
+            self._volume(t, rec.phase, rec.delivered_ml)
+        elif isinstance(rec, TitrationEvent):
+            self._titration(t, rec)
+        elif isinstance(rec, AlarmEvent):
+            self.alarms.append(Alarm(t, rec.reason, rec.detail))
             self._rate(t, 0.0)
-        elif e.kind is EventKind.TRANSITION:
-            self._transition(t, p)
-        elif e.kind is EventKind.NOTE:
-            self._note(t, p)
-
-    def _note(self, t: float, p: dict[str, Any]) -> None:
-        """Container changes: needed (the pump stands at its target), then confirmed."""
-        if p.get("event") not in ("container_change_needed", "container_changed"):
-            return
-        try:
-            rec = parse_record(EventKind.NOTE, p)
-        except ValueError:
-            return  # a malformed note is not worth losing the rest of the report
-        if isinstance(rec, ContainerChangeNeeded):
+        elif isinstance(rec, TransitionEvent):
+            self._transition(t, rec)
+        elif isinstance(rec, ContainerChangeNeeded):
+            # the pump stands at its target until the operator confirms a new container
             self._change = ContainerChange(t, None, rec.container, "")
         elif isinstance(rec, ContainerChanged) and self._change is not None:
             c = self._change
             self.changes.append(ContainerChange(c.needed_s, t, c.kind, rec.who))
             self._change = None
 
-    def _titration(self, t: float, p: dict[str, Any]) -> None:
-        accepted = bool(p.get("accepted"))
+    def _titration(self, t: float, rec: TitrationEvent) -> None:
         self.titrations.append(
             Titration(
                 t_s=t,
-                old_ml_per_h=float(p.get("old_ml_per_h") or 0.0),
-                new_ml_per_h=float(p.get("new_ml_per_h") or 0.0),
-                accepted=accepted,
-                who=str(p.get("who") or ""),
-                reason=str(p.get("reason") or p.get("error") or ""),
+                old_ml_per_h=rec.old_ml_per_h,
+                new_ml_per_h=rec.new_ml_per_h,
+                accepted=rec.accepted,
+                who=rec.who,
+                reason=rec.reason or rec.error or "",
             )
         )
-        if accepted:
-            self.segment_rate = float(p["new_ml_per_h"])
+        if rec.accepted:
+            self.segment_rate = rec.new_ml_per_h
             if self._paused is None:
                 self._rate(t, self.segment_rate)
 
-    def _transition(self, t: float, p: dict[str, Any]) -> None:
-        dest, source = str(p.get("dest")), str(p.get("source"))
-        info = p.get("info") or {}
-        if dest == "stopped" and p.get("trigger") == "stop":
-            self.stops.append(Stop(t, str(info.get("who") or ""), str(info.get("reason") or "")))
+    def _transition(self, t: float, rec: TransitionEvent) -> None:
+        dest, source = rec.dest, rec.source
+        who, reason = rec.who, rec.reason
+        if dest == "stopped" and rec.trigger == "stop":
+            self.stops.append(Stop(t, who, reason))
         if dest == "paused" and self._change is not None:
             pass  # waiting for a new container: drawn as a change, not as the operator's pause
         elif dest == "paused":
-            self._paused = (t, str(info.get("who") or ""), str(info.get("reason") or ""))
+            self._paused = (t, who, reason)
         elif source == "paused" and self._change is None and self._paused is None:
             if dest not in _IDLE_PHASES:
                 self._rate(t, self.segment_rate)

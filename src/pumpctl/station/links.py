@@ -134,9 +134,6 @@ def _match_container(emulation: Emulation, address: int, pump: PumpSpec) -> None
     container = pump.container
     if container is None or container.tubing is None:
         return
-    set_tubing = getattr(emulation, "set_ml_per_rev", None)
-    if callable(set_tubing):
-        set_tubing(address, container.tubing.ml_per_rev)
-    reservoir = getattr(emulation, "set_reservoir_ml", None)
-    if container.reservoir is not None and callable(reservoir):
-        reservoir(address, container.reservoir.volume)
+    emulation.set_ml_per_rev(address, container.tubing.ml_per_rev)
+    if container.reservoir is not None:
+        emulation.set_reservoir_ml(address, container.reservoir.volume)

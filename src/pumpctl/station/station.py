@@ -20,9 +20,11 @@ from pumpctl.clock import Clock
 from pumpctl.dosing.check import CheckResult
 from pumpctl.dosing.plan import Plan
 from pumpctl.drivers.base import PumpError
+from pumpctl.families import family
 from pumpctl.infusion.supervisor import SupervisorConfig
 from pumpctl.log import get_logger
 from pumpctl.simulator.devices.base import PumpSnapshot
+from pumpctl.simulator.endpoints import InMemoryTransport
 from pumpctl.station.links import Line, address_of, drivers_for, open_lines
 from pumpctl.station.programs import ProgramRefused, check_file, check_source, plain_program
 from pumpctl.station.pump import PumpBusy, PumpFault, RunWatch, StationPump
@@ -187,9 +189,8 @@ class Station:
         line = self.lines.get(pump.spec.port)
         if line is None or line.emulation is None:
             return None
-        sync = getattr(line.transport, "sync", None)
-        if callable(sync):
-            sync()
+        if isinstance(line.transport, InMemoryTransport):
+            line.transport.sync()  # the physics (and faults) up to the clock's now
         return line.emulation.snapshot()[address_of(pump.spec)]
 
     # ------------------------------------------------------------------ lifecycle (loop)
@@ -263,14 +264,17 @@ class Station:
     async def set_syringe(self, name: str, inner_diameter_mm: float, stroke_mm: float) -> None:
         """A new, full syringe on an idle pump; an emulated pump gets the same syringe loaded."""
         pump = self.pump(name)
-        if pump.spec.container is not None and pump.spec.container.syringe is None:
-            raise PumpFault(f"pump {name} is peristaltic: it has no syringe")
+        if family(pump.spec.model).container != "syringe" or (
+            pump.spec.container is not None and pump.spec.container.syringe is None
+        ):
+            raise PumpFault(f"pump {name} takes no syringe (it pumps through tubing or a stroke)")
         pump.set_syringe(inner_diameter_mm, stroke_mm)
         line = self.lines.get(pump.spec.port)
-        load = getattr(line.emulation, "load_syringe", None) if line is not None else None
         capacity = pump.fill_ml
-        if callable(load) and capacity is not None:
-            load(address_of(pump.spec), inner_diameter_mm, capacity, capacity)
+        if line is not None and line.emulation is not None and capacity is not None:
+            line.emulation.load_syringe(
+                address_of(pump.spec), inner_diameter_mm, capacity, capacity
+            )
 
     async def start_programs(self, plans: Mapping[str, Plan], *, who: str) -> dict[str, RunWatch]:
         """Start the station file's programs; a pump that cannot start is logged, not fatal."""

@@ -381,17 +381,13 @@ class ConformanceSuite:
         async def scenario(driver: PumpDriver, emu: Emulation, clock: Clock, fam: Family) -> None:
             await start_run(driver, fam, 50 * fam.target_ml)
             await clock.sleep(5.0)
-            if driver.capabilities.supports_pause:
-                await driver.pause()
-                assert (await driver.read_status()).state is PumpState.PAUSED
-                paused_at = (await driver.read_delivered()).infused_ml
-                await clock.sleep(30.0)
-                assert (await driver.read_delivered()).infused_ml == pytest.approx(paused_at)
-                await driver.start()
-                assert (await driver.read_status()).state is PumpState.RUNNING
-            else:
-                with pytest.raises(UnsupportedError):
-                    await driver.pause()
+            await driver.pause()
+            assert (await driver.read_status()).state is PumpState.PAUSED
+            paused_at = (await driver.read_delivered()).infused_ml
+            await clock.sleep(30.0)
+            assert (await driver.read_delivered()).infused_ml == pytest.approx(paused_at)
+            await driver.start()
+            assert (await driver.read_status()).state is PumpState.RUNNING
             await driver.stop()
             assert (await driver.read_status()).state is PumpState.STOPPED
             await driver.stop()  # idempotent

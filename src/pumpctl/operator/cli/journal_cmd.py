@@ -67,6 +67,8 @@ def report(journal: Path, output: Path, run_id: str | None) -> None:
     except JournalError as exc:
         raise CliError(str(exc), Exit.BAD_INPUT) from None
     render_report(data, output)
+    for skipped in data.skipped_events:
+        click.echo(f"warning: left out of the report: {skipped}", err=True)
     planned = "" if data.planned_ml is None else f" of {data.planned_ml:.3f} mL planned"
     _echo(
         f"run {data.run_id[:12]} ({data.program}, {data.status}): "

@@ -77,6 +77,13 @@ class Emulation(ABC):
     wire_time_scale: float = 1.0
     #: the pump's UART settings; None: the family's declared or factory ones (`uart_settings()`)
     uart: LineSettings | None = None
+    #: factory line settings unlike the family spec's (an emulation of a variant, a test): whole,
+    #: or field by field; None keeps the spec's (see `uart_settings`)
+    line_settings: ClassVar[LineSettings | None] = None
+    baud_rate: ClassVar[int | None] = None
+    data_bits: ClassVar[Literal[5, 6, 7, 8] | None] = None
+    parity: ClassVar[Literal["N", "E", "O"] | None] = None
+    stop_bits: ClassVar[Literal[1, 2] | None] = None
     #: True when the emulation counts host command frames in `commands_seen` itself; otherwise
     #: endpoints count CR-terminated lines (command-count faults need one or the other)
     counts_commands: ClassVar[bool] = False
@@ -130,9 +137,9 @@ class Emulation(ABC):
 
     def uart_settings(self) -> LineSettings:
         """The pump's current line settings: `uart` if set (a `baud` fault sets it), else the
-        factory settings of the model's family spec, overridden by what the class declares (`baud_rate`,
-        `data_bits`, `parity`, `stop_bits`, or a `line_settings` (baud, data, parity, stop)
-        tuple), else 9600 8N1."""
+        factory settings: the class's `line_settings` when it declares them whole, else the
+        model's family spec (9600 8N1 without one) with the fields the class declares
+        (`baud_rate`, `data_bits`, `parity`, `stop_bits`)."""
         if self.uart is not None:
             return self.uart
         # the factory settings only depend on class-level declarations: work them out once
@@ -143,24 +150,19 @@ class Emulation(ABC):
         return cached
 
     def _factory_uart_settings(self) -> LineSettings:
-        from pumpctl.simulator.registry import line_settings  # the family spec's (lazy: cycle)
+        from pumpctl.simulator.registry import line_settings as spec_line  # lazy: import cycle
 
-        line = line_settings(self.model) or LineSettings(baud=9600)
-        declared = getattr(self, "line_settings", None)
-        if isinstance(declared, LineSettings):
-            return declared
-        fields = ("baud", "data_bits", "parity", "stop_bits")
-        update: dict[str, object] = {}
-        if isinstance(declared, tuple) and len(declared) == len(fields):
-            update.update(zip(fields, declared, strict=True))
-        for name, attr in zip(fields, ("baud_rate", *fields[1:]), strict=True):
-            value = getattr(self, attr, None)
-            if value is not None and not callable(value):
-                update[name] = value
-        try:
-            return LineSettings.model_validate({**line.model_dump(), **update})
-        except ValueError:
-            return line  # an attribute that is not a line setting: keep the factory settings
+        if self.line_settings is not None:
+            return self.line_settings
+        line = spec_line(self.model) or LineSettings(baud=9600)
+        declared = {
+            "baud": self.baud_rate,
+            "data_bits": self.data_bits,
+            "parity": self.parity,
+            "stop_bits": self.stop_bits,
+        }
+        update = {name: value for name, value in declared.items() if value is not None}
+        return LineSettings.model_validate({**line.model_dump(), **update}) if update else line
 
     def set_baud_rate(self, baud: int) -> None:
         """The pump's baud changes (menu, power-up at another setting): a client at the old baud
@@ -181,6 +183,27 @@ class Emulation(ABC):
         """Leave `remaining_ml` in pump `address`'s container (near-empty, empty); motion goes
         on. Optional: families without a volume-limited container do not override it."""
         raise NotImplementedError(f"the {self.model} emulation has no syringe contents to set")
+
+    # -- the rig's containers: what a person fits on the pump (runner, station, accuracy) ----
+
+    def load_syringe(
+        self, address: int, inner_diameter_mm: float, capacity_ml: float, contents_ml: float
+    ) -> None:
+        """Put a syringe of this bore and capacity holding `contents_ml` on pump `address`
+        (rig setup, a container change); the pump's own diameter setting follows where the
+        family ties them. Syringe pumps implement it."""
+        raise NotImplementedError(f"the {self.model} emulation takes no syringe")
+
+    def set_ml_per_rev(self, address: int, ml_per_rev: float) -> None:
+        """The true displacement of pump `address`'s tubing (or a syringe pump's stroke
+        volume), mL per revolution: what the rig has fitted, whatever the pump was told.
+        Peristaltic and stroke pumps implement it."""
+        raise NotImplementedError(f"the {self.model} emulation has no tubing to fit")
+
+    def set_reservoir_ml(self, address: int, volume_ml: float) -> None:
+        """A new reservoir (bottle, bag) of `volume_ml` upstream of pump `address`. Pumps that
+        draw from a reservoir implement it."""
+        raise NotImplementedError(f"the {self.model} emulation draws from no reservoir")
 
     @classmethod
     def supports_contents(cls) -> bool:

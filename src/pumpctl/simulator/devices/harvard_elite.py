@@ -163,11 +163,6 @@ def _decimal(value: float) -> Decimal:
     return d if d > 0 else Decimal(0)
 
 
-def rate_limits_ml_per_min(diameter_mm: Decimal) -> tuple[Decimal, Decimal]:
-    scale = diameter_mm * diameter_mm / (REFERENCE_DIAMETER_MM * REFERENCE_DIAMETER_MM)
-    return MIN_RATE_REF_ML_PER_MIN * scale, MAX_RATE_REF_ML_PER_MIN * scale
-
-
 # --------------------------------------------------------------------------- the link
 
 

@@ -8,16 +8,21 @@ of the command line. Every refusal is a defined error whose message names field,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from queue import Queue
-from typing import Any
+from typing import Any, TypeVar
 
-from sila2.server import FeatureImplementationBase, MetadataDict, ObservableCommandInstance
+from sila2.server import (
+    FeatureImplementationBase,
+    MetadataDict,
+    ObservableCommandInstanceWithIntermediateResponses,
+)
 
 from pumpctl.dosing.titration import TitrationRefused
 from pumpctl.infusion.requests import SupervisorError
 from pumpctl.infusion.supervisor import Progress
 from pumpctl.station.programs import ProgramRefused, violation_record
-from pumpctl.station.pump import NotRunning
+from pumpctl.station.pump import NotRunning, StationPump
 from pumpctl.station.sila.context import WHO, PumpQueues, StationContext, refused_json
 from pumpctl.station.sila.features import defined_error
 from pumpctl.station.sila.runs import follow, start_run
@@ -25,6 +30,8 @@ from pumpctl.station.sila.runs import follow, start_run
 __all__ = ["InfusionProgramServiceImpl"]
 
 F = "InfusionProgramService"
+
+T = TypeVar("T")
 
 
 def _overrides(items: list[Any]) -> dict[str, str]:
@@ -82,7 +89,7 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
         NewRunReason: str,
         *,
         metadata: MetadataDict,
-        instance: ObservableCommandInstance,
+        instance: ObservableCommandInstanceWithIntermediateResponses[dict[str, Any]],
     ) -> dict[str, Any]:
         ctx = self.ctx
         name = ctx.pump_name(metadata)
@@ -100,8 +107,9 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
             instance=instance,
             new_run_reason=NewRunReason.strip() or None,
         )
-        send = getattr(instance, "send_intermediate_response", None)
-        result = follow(ctx, instance, watch, (lambda p: send(_intermediate(p))) if send else None)
+        result = follow(
+            ctx, instance, watch, lambda p: instance.send_intermediate_response(_intermediate(p))
+        )
         return {
             "Outcome": result.outcome.value if result is not None else "nothing-remained",
             "Alarm": (result.alarm or "") if result is not None else "",
@@ -136,28 +144,50 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
             "Warnings": list(result.warnings),
         }
 
-    def _relay(self, metadata: MetadataDict, action: str, **kwargs: Any) -> Any:
+    def _relay(
+        self,
+        metadata: MetadataDict,
+        action: str,
+        request: Callable[[StationPump], Coroutine[Any, Any, T]],
+        **logged: Any,
+    ) -> T:
+        """Log `action` with its arguments, then run `request` on the metadata's pump."""
         pump = self.ctx.station.pump(self.ctx.pump_name(metadata))
-        self.ctx.command(action, pump.name, **{k: v for k, v in kwargs.items() if k != "who"})
+        self.ctx.command(action, pump.name, **logged)
         try:
-            return self.ctx.call(getattr(pump, action)(**kwargs))
+            return self.ctx.call(request(pump))
         except Exception as exc:
             raise self._request_error(exc) from exc
 
     def Pause(self, Reason: str, *, metadata: MetadataDict) -> None:
-        self._relay(metadata, "pause", reason=Reason, who=WHO)
+        self._relay(metadata, "pause", lambda p: p.pause(reason=Reason, who=WHO), reason=Reason)
 
     def Resume(self, *, metadata: MetadataDict) -> None:
-        self._relay(metadata, "resume", who=WHO)
+        self._relay(metadata, "resume", lambda p: p.resume(who=WHO))
 
     def Stop(self, Reason: str, *, metadata: MetadataDict) -> None:
-        self._relay(metadata, "stop", reason=Reason or "SiLA Stop", who=WHO)
+        reason = Reason or "SiLA Stop"
+        self._relay(metadata, "stop", lambda p: p.stop(reason=reason, who=WHO), reason=reason)
 
     def Titrate(self, Rate: str, Reason: str, *, metadata: MetadataDict) -> float:
-        return float(self._relay(metadata, "titrate", rate=Rate, reason=Reason, who=WHO))
+        return float(
+            self._relay(
+                metadata,
+                "titrate",
+                lambda p: p.titrate(rate=Rate, reason=Reason, who=WHO),
+                rate=Rate,
+                reason=Reason,
+            )
+        )
 
     def ContainerChanged(self, Volume: float, *, metadata: MetadataDict) -> None:
-        self._relay(metadata, "container_changed", volume_ml=Volume or None, who=WHO)
+        volume = Volume or None
+        self._relay(
+            metadata,
+            "container_changed",
+            lambda p: p.container_changed(volume_ml=volume, who=WHO),
+            volume_ml=volume,
+        )
 
     def Phase_on_subscription(self, *, metadata: MetadataDict) -> Queue[str]:
         return self.phase.subscribe(self.ctx.state(self.ctx.pump_name(metadata)))
