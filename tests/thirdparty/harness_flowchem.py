@@ -1,7 +1,9 @@
 """flowchem 1.1.6's `Elite11` class (no web API) drives `pumpctl simulate harvard-elite`.
 
-No adaptor: flowchem is asyncio over aioserial, 115200 baud, 0.1 s read timeout. Usage:
-harness_flowchem.py PTY
+No adaptor: flowchem is asyncio over aioserial, 115200 baud. Its read timeout (0.1 s by default,
+a real pump answers in milliseconds) is raised to 0.25 s through flowchem's own constructor
+argument: on a loaded 2-core CI machine the simulator process can be descheduled for longer than
+0.1 s, and flowchem then reads an empty reply. Usage: harness_flowchem.py PTY
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from loguru import logger
 
 async def main(path: str) -> None:
     logger.remove()  # flowchem logs every exchange; the test reads stdout as JSON lines
-    io = HarvardApparatusPumpIO(path)
+    io = HarvardApparatusPumpIO(path, timeout=0.25)
     address = await astep("autodiscover", io.autodiscover_address)
     pump = Elite11(io, syringe_diameter="14.567 mm", syringe_volume="10 ml", address=address)
     await astep("initialize", pump.initialize)  # stp, diameter, svolume, FORCE, VER, cvolume...
