@@ -154,8 +154,10 @@ def compile_with_violations(
     kvo = c.kvo()
     titration = titration_limits(c, maint, cap)
     pk_model = plan_pk.pk_model_name(c)
-    tci_seg, tci, tci_pieces = plan_pk.tci_segment(c, pk_model)
-    patient = [s for s in (loading, *plan_pk.taper(c, maint), tci_seg, kvo) if s is not None]
+    pump_min, pump_max = _pump_range(program, pump)
+    tci_seg, tci, tci_pieces = plan_pk.tci_segment(c, pk_model, pump_max)
+    tapered = plan_pk.taper(c, maint, pump_min)
+    patient = [s for s in (loading, *tapered, tci_seg, kvo) if s is not None]
     rolling = rolling_limits(c, patient, _pieces(patient, tci_pieces))
     segments = [s for s in (prime, *patient) if s is not None]
     container = container_spec(c, segments)
@@ -208,6 +210,20 @@ def _pieces(
         else:
             out.append((s.rate_ml_per_h, s.duration_s))
     return out
+
+
+def _pump_range(program: Program, pump: FamilySpec | None) -> tuple[float, float | None]:
+    """The pump's (slowest, fastest) rate with the program's container ((0, None): no pump)."""
+    if pump is None:
+        return 0.0, None
+    syringe, tubing = program.pump.syringe, program.pump.tubing
+    try:
+        return pump.rate_range_ml_per_h(
+            inner_diameter_mm=syringe.inner_diameter if syringe else None,
+            ml_per_rev=tubing.ml_per_rev if tubing else None,
+        )
+    except (ValueError, TypeError):  # the wrong container for this pump: pumpfit says so
+        return 0.0, None
 
 
 def _quantizer_for(program: Program, pump: FamilySpec | None) -> Quantizer:

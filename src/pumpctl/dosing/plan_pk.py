@@ -21,21 +21,32 @@ __all__ = ["bolus_plan", "check_predicted_peak", "pk_model_name", "taper", "tci_
 _FINE = 0.001
 
 
-def taper(c: Compiler, maint: Segment | None) -> list[Segment]:
-    """The maintenance, or the maintenance and its step-down when the program asks for one."""
+def taper(c: Compiler, maint: Segment | None, pump_min_ml_per_h: float = 0.0) -> list[Segment]:
+    """The maintenance, or the maintenance and its step-down when the program asks for one.
+
+    A step below the pump's slowest rate ends the taper there (the pump stops early, it never
+    runs faster than the step)."""
     spec = c.p.phases.maintenance
     if maint is None:
         return []
     if spec is None or spec.taper is None:
         return [maint]
     try:
-        return list(
-            taper_segments(maint, steps=spec.taper.steps, over_s=spec.taper.over, quantizer=c.q)
-        )
+        steps = taper_segments(maint, steps=spec.taper.steps, over_s=spec.taper.over, quantizer=c.q)
     except TaperError as exc:
         c.add("phases.maintenance.taper", spec.taper.over, None, "s", "hard", "taper", "",
               message=str(exc))  # fmt: skip
         return [maint]
+    out: list[Segment] = []
+    for seg in steps:
+        if seg.taper_step is not None and seg.rate_ml_per_h < pump_min_ml_per_h:
+            c.warnings.append(
+                f"taper ends at step {seg.taper_step}: {seg.rate_ml_per_h:g} mL/h is below the "
+                f"pump's slowest {pump_min_ml_per_h:g} mL/h"
+            )
+            break
+        out.append(seg)
+    return out
 
 
 def pk_model_name(c: Compiler) -> str | None:
@@ -68,9 +79,9 @@ def _ceiling(c: Compiler) -> float | None:
     return None
 
 
-def _max_rate(c: Compiler) -> float | None:
+def _max_rate(c: Compiler, pump_max_ml_per_h: float | None) -> float | None:
     """The TCI rate ceiling in mL/h: the program's max_rate, else the library's loading rate
-    ceiling (a TCI start is a loading dose given by the controller)."""
+    ceiling (a TCI start is a loading dose given by the controller); never above the pump's."""
     tci = c.p.phases.tci
     assert tci is not None
     fld = "phases.tci.max_rate"
@@ -84,6 +95,11 @@ def _max_rate(c: Compiler) -> float | None:
         c.add(fld, None, None, None, "hard", "PK", "",
               message="no library loading-rate limit: give phases.tci.max_rate")  # fmt: skip
         return None
+    if pump_max_ml_per_h is not None and rate > pump_max_ml_per_h:
+        c.warnings.append(
+            f"tci rate ceiling {rate:.4g} mL/h cut to the pump's {pump_max_ml_per_h:g}"
+        )
+        rate = pump_max_ml_per_h
     ml = c.rate(rate, fld)
     if ml is not None and c.entry is not None:
         c.limit(c.entry.loading.rate, c.per_weight(ml) / 60.0, fld, "SR05")
@@ -114,7 +130,7 @@ def _step(c: Compiler) -> tuple[float, float]:
 TciPhase = tuple[Segment | None, TciPlan | None, list[tuple[float, float]]]
 
 
-def tci_segment(c: Compiler, model: str | None) -> TciPhase:
+def tci_segment(c: Compiler, model: str | None, pump_max_ml_per_h: float | None = None) -> TciPhase:
     """The TCI phase: a segment whose rate is the ceiling, whose volume is the most any run
     under the plasma ceiling can give (the pump's own hard stop) and whose duration is the
     phase's; its plan; and the controller's (mL/h, s) schedule on an exact pump."""
@@ -123,7 +139,7 @@ def tci_segment(c: Compiler, model: str | None) -> TciPhase:
         return None, None, []
     if c.entry is not None:
         c.limit(c.entry.concentration, tci.target, "phases.tci.target", "PK")
-    ceiling, rate = _ceiling(c), _max_rate(c)
+    ceiling, rate = _ceiling(c), _max_rate(c, pump_max_ml_per_h)
     step, interval = _step(c)
     if ceiling is None or rate is None:
         return None, None, []

@@ -17,6 +17,7 @@ from pumpctl.infusion.journal import EventKind
 
 __all__ = [
     "AlarmEvent",
+    "BolusGiven",
     "CheckpointEvent",
     "CommandEvent",
     "ContainerChangeNeeded",
@@ -38,6 +39,8 @@ __all__ = [
     "SegmentStart",
     "StopConfirmed",
     "StopRequested",
+    "TargetChanged",
+    "TciRateUpdate",
     "TitrationEvent",
     "TransitionEvent",
     "parse_record",
@@ -138,6 +141,12 @@ class SegmentStart(Record):
     rate_ml_per_h: float
     volume_ml: float | None = None
     duration_s: float | None = None
+    #: a taper step (the segment's key is then `maintenance:taper<n>`)
+    taper_step: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.phase if self.taper_step is None else f"{self.phase}:taper{self.taper_step}"
 
 
 class SegmentEnd(Record):
@@ -238,6 +247,50 @@ class NewRunStarted(NoteEvent):
     who: str = ""
 
 
+class TciRateUpdate(NoteEvent):
+    """A TCI interval: the rate sent (mL/h, mg/h), why, and the prediction it came from."""
+
+    event: Literal["tci_rate"] = "tci_rate"
+    rate_ml_per_h: float
+    rate_mg_per_h: float
+    wanted_mg_per_h: float
+    limited_by: str | None = None
+    mode: str
+    target_ug_per_ml: float
+    plasma_ug_per_ml: float
+    effect_ug_per_ml: float
+    #: volume the prediction was fed (the pump's reported total, all runs)
+    delivered_ml: float
+
+
+class TargetChanged(NoteEvent):
+    """`ctl target`: accepted or refused, with who and why (journaled before it applies)."""
+
+    event: Literal["tci_target"] = "tci_target"
+    accepted: bool
+    old_ug_per_ml: float
+    new_ug_per_ml: float
+    reason: str = ""
+    who: str = ""
+    error: str | None = None
+
+
+class BolusGiven(NoteEvent):
+    """`ctl bolus`: the lockout's decision (`BolusDecision.journal()`), who and why."""
+
+    event: Literal["bolus"] = "bolus"
+    accepted: bool
+    t_s: float
+    dose_mg: float
+    duration_s: float = 0.0
+    who: str = ""
+    reason: str = ""
+    limit: str | None = None
+    message: str = ""
+    next_allowed_s: float | None = None
+    four_hour_limit_reached: bool = False
+
+
 _NOTES: tuple[type[NoteEvent], ...] = (
     RunStarted,
     PlanAccepted,
@@ -252,6 +305,9 @@ _NOTES: tuple[type[NoteEvent], ...] = (
     RunEnded,
     ResumedElsewhere,
     NewRunStarted,
+    TciRateUpdate,
+    TargetChanged,
+    BolusGiven,
 )
 _NOTE_BY_NAME: dict[str, type[NoteEvent]] = {n.model_fields["event"].default: n for n in _NOTES}
 _BY_KIND: dict[EventKind, type[Record]] = {

@@ -63,3 +63,8 @@ class Progress(BaseModel):
     alarms: list[str]
     #: things the operator must know or do that are not alarms (syringe nearly empty, change it)
     notices: list[str] = Field(default_factory=list)
+    #: predicted from the volume the pump reported delivered (population model, µg/mL)
+    plasma_ug_per_ml: float | None = None
+    effect_ug_per_ml: float | None = None
+    #: the TCI target in force (None: not a TCI run)
+    tci_target_ug_per_ml: float | None = None
