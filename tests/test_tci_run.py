@@ -336,3 +336,50 @@ def test_tci_after_a_crash_continues_from_the_delivered_total(tmp_path: Path) ->
     # the phase ends when it was planned to (10 min after it began), crash and gap included
     assert first.end_wall + 30.0 + ends[0] == pytest.approx(600.0 + 15.0, abs=15.0)
     assert all(e.payload["plasma_ug_per_ml"] <= 0.6 + 1e-6 for r in rates for e in r)
+
+
+def test_bolus_lockout_and_taper_step_survive_a_crash(tmp_path: Path) -> None:
+    """A bolus, then SIGKILL in the taper's second step: the new controller refuses a bolus
+    inside the lockout (restored from the journal), goes on with the taper step it was in, and
+    the whole program is delivered exactly once."""
+    from pumpctl.simulator.server import build_emulation
+
+    from .crashkit import controller
+
+    phases = {
+        "maintenance": {
+            "rate": "0.2 mg/kg/h",
+            "duration": "30 min",
+            "taper": {"steps": 3, "over": "15 min"},
+        }
+    }
+    plan = compile_for(tmp_path, "ne1000", phases=phases, bolus={**BOLUS, "lockout": "30 min"})
+    emu = build_emulation("ne1000", [0])
+    path = tmp_path / "j.sqlite"
+    answers: list[str] = []
+
+    async def bolus_early(sup: Supervisor, clock: Clock) -> None:
+        await _wait_for(sup, clock, "maintenance")
+        await clock.sleep(60)
+        await sup.bolus(7.0, reason="pain", who="dr")
+
+    async def bolus_again(sup: Supervisor, clock: Clock) -> None:
+        await clock.sleep(5)
+        try:
+            await sup.bolus(7.0, reason="pain", who="dr")
+            answers.append("given")
+        except SupervisorError as exc:
+            answers.append(str(exc))
+
+    step2_start = 15 * 60 + 5 * 60 + 60  # maintenance 15 min (+1 min of bolus), step 1 5 min
+    first = controller(
+        emu, plan, path, wall0=0.0, crash_at_s=step2_start + 60.0, operator=bolus_early
+    )
+    assert first.crashed and not first.errors
+    second = controller(emu, plan, path, wall0=first.end_wall + 20.0, operator=bolus_again)
+    assert second.result is not None and second.result.outcome is Outcome.COMPLETED
+    assert "lockout" in answers[0]
+    keys = [s.key for s in second.result.phases]  # what remained: the rest of the taper
+    assert keys[0] == "maintenance:taper2", keys
+    assert plan.total_volume_ml is not None
+    assert emu.snapshot()[0].delivered_ml == pytest.approx(plan.total_volume_ml + 3.5, abs=0.005)

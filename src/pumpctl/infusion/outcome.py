@@ -30,6 +30,15 @@ class PhaseResult(BaseModel):
     rate_ml_per_h: float
     started_s: float | None = None
     ended_s: float | None = None
+    #: the taper step this segment is (None: not a taper step)
+    taper_step: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The segment's key, as in the plan and the journal."""
+        if self.taper_step is None:
+            return self.phase.value
+        return f"{self.phase.value}:taper{self.taper_step}"
 
 
 class RunResult(BaseModel):

@@ -158,9 +158,11 @@ class SegmentRunner:
         pause, a pending container change and the titration interval of the run before."""
         now = self.clock.now()
         self.following = following  # the plan after this segment (near-empty look-ahead)
-        if segment.taper_step is None:  # a taper step goes on in the maintenance phase
+        start = _START[segment.phase]
+        # a taper step goes on in the maintenance phase (a resumed one starts it)
+        if segment.taper_step is None or self.machine.may(start):
             self.machine.fire(
-                _START[segment.phase],
+                start,
                 rate_ml_per_h=segment.rate_ml_per_h,
                 volume_ml=segment.volume_ml,
             )

@@ -131,6 +131,7 @@ class Supervisor:
                     planned_ml=s.volume_ml,
                     delivered_ml=0.0,
                     rate_ml_per_h=s.rate_ml_per_h,
+                    taper_step=s.taper_step,
                 )
                 for s in plan.segments
             },
