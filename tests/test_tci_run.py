@@ -383,3 +383,36 @@ def test_bolus_lockout_and_taper_step_survive_a_crash(tmp_path: Path) -> None:
     assert keys[0] == "maintenance:taper2", keys
     assert plan.total_volume_ml is not None
     assert emu.snapshot()[0].delivered_ml == pytest.approx(plan.total_volume_ml + 3.5, abs=0.005)
+
+
+@pytest.mark.slow  # the report figure takes ~5 s to draw
+def test_panel_journal_and_report_show_the_prediction_alongside_the_rate(tmp_path: Path) -> None:
+    from pumpctl.operator.display import ProgressPrinter, summary_lines
+    from pumpctl.operator.report import build_report, report_figure
+
+    plan = compile_for(tmp_path, "ne1000", phases={"prime": {"volume": "0.5 mL"}, **BASE["phases"]})
+    journal = Journal(tmp_path / "run.sqlite")
+    lines: list[str] = []
+    printer = ProgressPrinter(lines.append, every_s=60.0)
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock, journal=journal, on_progress=printer)
+
+    result, _ = run_virtual(main)
+    journal.close()
+    assert any(" tci " in line and "Cp 0.2" in line and "(target 0.25)" in line for line in lines)
+    summary = "\n".join(summary_lines(plan, result))
+    assert "tci" in summary and "ceiling" in summary  # the TCI volume is a ceiling, not a plan
+    with Journal.open_readonly(tmp_path / "run.sqlite") as j:
+        run = j.latest_run()
+        assert run is not None
+        checkpoints = [e.payload for e in j.events(run.run_id, ["checkpoint"])]
+    assert any(c.get("plasma_ug_per_ml") for c in checkpoints)  # journaled with the rate
+    data = build_report(tmp_path / "run.sqlite")
+    assert data.pk_model == "domino" and len(data.predicted) > 50
+    assert max(cp for _, cp, _ in data.predicted) <= 0.3 + 1e-6
+    # the prime reached no patient: nothing predicted before the TCI started
+    assert data.predicted[0][1] == pytest.approx(0.0, abs=1e-9)
+    import matplotlib.pyplot as plt
+
+    plt.close(report_figure(data))

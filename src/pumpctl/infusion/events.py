@@ -108,6 +108,9 @@ class CheckpointEvent(Record):
     estimated_ml: float = 0.0
     #: of which booked for a gap whose counter was lost (a reset): never measurable again
     lost_ml: float = 0.0
+    #: predicted from the volumes the pump reported (population model), µg/mL
+    plasma_ug_per_ml: float | None = None
+    effect_ug_per_ml: float | None = None
 
 
 class TitrationEvent(Record):

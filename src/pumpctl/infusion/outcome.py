@@ -77,3 +77,5 @@ class Progress(BaseModel):
     effect_ug_per_ml: float | None = None
     #: the TCI target in force (None: not a TCI run)
     tci_target_ug_per_ml: float | None = None
+    #: the running segment's key (its phase, or "maintenance:taper2")
+    segment_key: str | None = None

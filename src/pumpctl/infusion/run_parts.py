@@ -53,6 +53,7 @@ def run_progress(sup: Supervisor) -> Progress:
         plasma_ug_per_ml=sup.pk.plasma_ug_per_ml,
         effect_ug_per_ml=sup.pk.effect_ug_per_ml,
         tci_target_ug_per_ml=sup.pk.target if sup.plan.tci is not None else None,
+        segment_key=ledger.segment.key if ledger else None,
     )
 
 

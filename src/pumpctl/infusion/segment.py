@@ -390,5 +390,7 @@ class SegmentRunner:
                 container_left_ml=self.legs.left_ml(books.done_ml + ledger.delivered_ml),
                 expected_ml=ledger.expected_ml,
                 rate_ml_per_h=ledger.rate_ml_per_h,
+                plasma_ug_per_ml=self.pk.plasma_ug_per_ml if self.pk else None,
+                effect_ug_per_ml=self.pk.effect_ug_per_ml if self.pk else None,
             )
         )

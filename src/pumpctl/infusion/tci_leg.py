@@ -124,7 +124,10 @@ class PkLeg:
         """The pump's reported total of this run: what reached the patient since last time."""
         if self.tracker is None:
             return
-        fed = self.books.prior_ml + self._offset_ml + total_ml
+        # the prime fills the line: it never reaches the patient
+        prime = self.books.results.get(SegmentPhase.PRIME.value)
+        primed = prime.delivered_ml if prime is not None else 0.0
+        fed = self.books.prior_ml + self._offset_ml + total_ml - primed
         now = self.clock.now()
         if now >= self.tracker.t_s:
             self.tracker.add_delivered(now, max(0.0, fed - self._fed_ml))

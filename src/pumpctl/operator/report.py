@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pumpctl.infusion.journal import JournalError, JournalEvent, RunRecord
+from pumpctl.infusion.journal import EventKind, JournalError, JournalEvent, RunRecord
 from pumpctl.operator.journalfile import open_journal_for_reading
 from pumpctl.operator.numbers import signed
 from pumpctl.operator.report_data import (
@@ -130,7 +130,24 @@ def build_report_from_events(run: RunRecord, events: Sequence[JournalEvent]) -> 
         warnings=warnings,
         stops=tuple(walker.stops),
         container_changes=tuple(walker.changes),
+        predicted=predicted_series(events, t0),
+        pk_model=plan.get("pk_model"),
     )
+
+
+def predicted_series(
+    events: Sequence[JournalEvent], t0: float
+) -> tuple[tuple[float, float, float], ...]:
+    """(t, Cp, Ce) journaled with checkpoints and TCI intervals, in time order."""
+    out: list[tuple[float, float, float]] = []
+    for e in events:
+        p = e.payload
+        if e.kind not in (EventKind.CHECKPOINT, EventKind.NOTE):
+            continue
+        cp, ce = p.get("plasma_ug_per_ml"), p.get("effect_ug_per_ml")
+        if isinstance(cp, int | float) and isinstance(ce, int | float):
+            out.append((e.t_clock_s - t0, float(cp), float(ce)))
+    return tuple(out)
 
 
 def _phase_rows(plan: dict[str, Any], w: EventWalker) -> tuple[PhaseRow, ...]:

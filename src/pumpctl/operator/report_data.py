@@ -136,6 +136,10 @@ class ReportData:
     warnings: tuple[str, ...] = field(default=())
     stops: tuple[Stop, ...] = field(default=())
     container_changes: tuple[ContainerChange, ...] = field(default=())
+    #: (t, plasma, effect site) µg/mL as the supervisor predicted them from the pump's reported
+    #: volumes (population model, not measured); empty when the run had no PK model
+    predicted: tuple[tuple[float, float, float], ...] = field(default=())
+    pk_model: str | None = None
 
     @property
     def delivered_ml(self) -> float:
