@@ -416,3 +416,29 @@ def test_panel_journal_and_report_show_the_prediction_alongside_the_rate(tmp_pat
     import matplotlib.pyplot as plt
 
     plt.close(report_figure(data))
+
+
+def test_operator_pause_in_tci_then_resume_goes_back_to_the_controllers_rate(
+    tmp_path: Path,
+) -> None:
+    plan = compile_for(tmp_path, "ne1000")
+    assert plan.tci is not None
+    seen: list[Progress] = []
+
+    async def pause_resume(sup: Supervisor, clock: Clock) -> None:
+        await _wait_for(sup, clock, "tci")
+        await clock.sleep(120)
+        await sup.pause(reason="line check", who="nurse")
+        await clock.sleep(60)
+        await sup.resume(who="nurse")
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        return await run_on_simulator(plan, clock, operator=pause_resume, on_progress=seen.append)
+
+    result, truth = run_virtual(main)
+    assert result.outcome is Outcome.COMPLETED, result.alarm
+    assert any(p.phase == "paused" for p in seen)
+    cps = [p.plasma_ug_per_ml for p in seen if p.plasma_ug_per_ml is not None]
+    assert max(cps) <= plan.tci.max_plasma_ug_per_ml + 1e-6
+    assert held(seen) == pytest.approx(TARGET, rel=TOLERANCE)
+    assert truth.delivered_ml == pytest.approx(result.delivered_ml, abs=0.01)

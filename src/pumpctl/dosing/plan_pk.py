@@ -6,7 +6,10 @@ override with a reason, hard limits refuse) and quantized down with the target p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pumpctl.dosing.compiler import Compiler
+from pumpctl.dosing.pk.history import Infusion
 from pumpctl.dosing.pk.models import UnknownModel, default_model_name, get_model
 from pumpctl.dosing.pk.predict import predict_plan
 from pumpctl.dosing.pk.taper import TaperError, taper_segments
@@ -186,16 +189,23 @@ def tci_segment(c: Compiler, model: str | None, pump_max_ml_per_h: float | None 
         dose_rate_unit="ug/mL target",
         drug_mg=run.drug_mg,
     )
+    return segment, plan, _schedule(run.infusions, tci.duration, c.conc)
+
+
+def _schedule(
+    infusions: Sequence[Infusion], duration_s: float, conc: float
+) -> list[tuple[float, float]]:
+    """Consecutive (mL/h, s) pieces over `duration_s`, gaps at 0 mL/h."""
     pieces: list[tuple[float, float]] = []
     t = 0.0
-    for inf in run.infusions:
+    for inf in infusions:
         if inf.start_s > t + 1e-9:
             pieces.append((0.0, inf.start_s - t))
-        pieces.append((inf.rate_mg_per_h / c.conc, inf.duration_s))
+        pieces.append((inf.rate_mg_per_h / conc, inf.duration_s))
         t = inf.end_s
-    if tci.duration > t + 1e-9:
-        pieces.append((0.0, tci.duration - t))
-    return segment, plan, pieces
+    if duration_s > t + 1e-9:
+        pieces.append((0.0, duration_s - t))
+    return pieces
 
 
 def bolus_plan(c: Compiler, kvo: Segment | None) -> BolusPlan | None:
@@ -204,10 +214,10 @@ def bolus_plan(c: Compiler, kvo: Segment | None) -> BolusPlan | None:
         return None
     lim = c.entry.bolus if c.entry is not None else None
     if lim is not None:
-        c.limit(lim.dose, spec.dose, "bolus.dose", "SR39")
-        c.limit(lim.lockout, spec.lockout, "bolus.lockout", "SR39")
-        c.limit(lim.max_per_hour, float(spec.max_per_hour), "bolus.max_per_hour", "SR39", "")
-        c.limit(lim.per_4h, spec.max_per_4h, "bolus.max_per_4h", "SR39")
+        c.limit(lim.dose, spec.dose, "bolus.dose", "bolus")
+        c.limit(lim.lockout, spec.lockout, "bolus.lockout", "bolus")
+        c.limit(lim.max_per_hour, float(spec.max_per_hour), "bolus.max_per_hour", "bolus", "")
+        c.limit(lim.per_4h, spec.max_per_4h, "bolus.max_per_4h", "bolus")
     volume = c.volume(spec.dose * c.weight / c.conc, "bolus.dose")
     if volume is None:
         return None

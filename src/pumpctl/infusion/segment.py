@@ -212,6 +212,8 @@ class SegmentRunner:
             ledger.enter(LegState.AWAITING_CHANGE, now)
             self.legs.emptied(ledger)
         else:
+            if self.pk is not None:  # a TCI phase resumes at its controller's rate
+                self.pk.before_start(ledger)
             await self.start_leg(ledger, start=False)  # ready, but paused as it was
             ledger.enter(LegState.PAUSED, now)
         ledger.held_since_s = now - carry.held_for_s  # SR15 counts the pause from its start

@@ -72,6 +72,7 @@ class PkLeg:
         self.last: TciCommand | None = None
         self.lockout = self._lockout(now, carryover)
         self.bolus_until_s: float | None = None
+        self._bolus_ledger: SegmentLedger | None = None
         self._base_rate_ml_per_h = 0.0
 
     # -- set-up ------------------------------------------------------------------------------
@@ -156,6 +157,8 @@ class PkLeg:
     async def after_poll(self, ledger: SegmentLedger) -> Verdict:
         now = self.clock.now()
         seg = ledger.segment
+        if self._bolus_ledger is not ledger:  # a bolus never outlives its segment
+            self.bolus_until_s, self._bolus_ledger = None, None
         if self.bolus_until_s is not None and now >= self.bolus_until_s:
             await self._set_rate(ledger, self._base_rate_ml_per_h)
             self.bolus_until_s = None
@@ -165,6 +168,9 @@ class PkLeg:
             await self.cmds.call("stop", self.driver.stop)
             ledger.enter(LegState.STOPPED, now)
             return Verdict.DONE
+        last = self.last.rate_ml_per_h if self.last is not None else 0.0
+        if ledger.pump_running and ledger.rate_ml_per_h > last + 1e-9:
+            self.next_update_s = now  # running above the controller's rate (a resume): now
         if now + 1e-9 < self.next_update_s or self.bolus_until_s is not None:
             return Verdict.CONTINUE
         self.next_update_s = now + self.controller.interval_s
@@ -210,6 +216,7 @@ class PkLeg:
             if ledger.pump_running:
                 await self.cmds.call("pause", self.driver.pause)
                 ledger.enter(LegState.OFF, now)
+                self.log.info("tci.off", target_ug_per_ml=self.target)
             return
         if rate_ml_per_h != ledger.rate_ml_per_h:
             await self._set_rate(ledger, rate_ml_per_h)
@@ -251,12 +258,14 @@ class PkLeg:
             )
         )
         if error is not None:
+            self.log.warning("tci.target_refused", new_ug_per_ml=new, error=error, who=req.who)
             raise SupervisorError(error)
         self.target = new
         if new > old:
             self.last_target_increase_s = now
         self.next_update_s = now  # the next poll computes the rate for the new target
         self.machine.fire(Trigger.RETARGET, reason=req.reason, who=req.who, old=old, new=new)
+        self.log.info("tci.target", old_ug_per_ml=old, new_ug_per_ml=new, who=req.who)
 
     async def _bolus(self, ledger: SegmentLedger, req: BolusRequest) -> None:
         """Through the lockout, then given as a leg of its own: the segment grows by the bolus
@@ -277,10 +286,14 @@ class PkLeg:
         record = {k: v for k, v in decision.journal().items() if k != "event"}
         self.recorder.write(BolusGiven(**record))
         if not decision.accepted:
+            self.log.warning(
+                "bolus.refused", limit=decision.limit, who=req.who, dose_mg=req.dose_mg
+            )
             raise SupervisorError(decision.message)
+        self.log.info("bolus.given", dose_mg=volume * conc, who=req.who, over_s=round(duration, 1))
         self.machine.fire(Trigger.BOLUS, reason=req.reason, who=req.who, dose_mg=volume * conc)
         await self._bolus_leg(ledger, volume, b.rate_ml_per_h)
-        self.bolus_until_s = self.clock.now() + duration
+        self.bolus_until_s, self._bolus_ledger = self.clock.now() + duration, ledger
 
     async def _bolus_leg(self, ledger: SegmentLedger, volume_ml: float, rate: float) -> None:
         # stopped, not paused: the next leg starts like one after a container change (a paused
