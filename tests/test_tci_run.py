@@ -411,6 +411,8 @@ def test_panel_journal_and_report_show_the_prediction_alongside_the_rate(tmp_pat
     data = build_report(tmp_path / "run.sqlite")
     assert data.pk_model == "domino" and len(data.predicted) > 50
     assert max(cp for _, cp, _ in data.predicted) <= 0.3 + 1e-6
+    # the rate drawn is what the controller sent, not the phase's ceiling
+    assert len({r for _, r in data.rate_steps}) > 10
     # the prime reached no patient: nothing predicted before the TCI started
     assert data.predicted[0][1] == pytest.approx(0.0, abs=1e-9)
     import matplotlib.pyplot as plt

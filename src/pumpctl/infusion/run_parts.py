@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pumpctl.dosing.plan import SegmentPhase
 from pumpctl.drivers.base import PumpError
 from pumpctl.infusion.events import AlarmEvent
 from pumpctl.infusion.ledger import Alarm
@@ -28,7 +29,15 @@ def run_progress(sup: Supervisor) -> Progress:
     remaining_s: float | None = None
     dose_rate: float | None = None
     running = sup._started and ledger is not None and ledger.pump_running
-    if ledger is not None:
+    dose_unit = ledger.segment.dose_rate_unit if ledger else None
+    if ledger is not None and ledger.segment.phase is SegmentPhase.TCI:
+        # the controller sets the rate; the phase ends at its time, not at its volume ceiling
+        seg, conc = ledger.segment, sup.plan.concentration_mg_per_ml
+        if seg.duration_s is not None:
+            remaining_s = max(0.0, ledger.started_s + seg.duration_s - sup.clock.now())
+        dose_rate = ledger.rate_ml_per_h * conc if conc is not None else None
+        dose_unit = "mg/h" if conc is not None else None
+    elif ledger is not None:
         seg = ledger.segment
         if seg.volume_ml is not None and ledger.rate_ml_per_h > 0:
             left = max(0.0, seg.volume_ml - ledger.delivered_ml)
@@ -42,7 +51,7 @@ def run_progress(sup: Supervisor) -> Progress:
         segment=ledger.segment.phase if ledger else None,
         rate_ml_per_h=ledger.rate_ml_per_h if running and ledger is not None else 0.0,
         dose_rate=dose_rate,
-        dose_rate_unit=ledger.segment.dose_rate_unit if ledger else None,
+        dose_rate_unit=dose_unit,
         segment_delivered_ml=ledger.delivered_ml if ledger else 0.0,
         segment_planned_ml=ledger.planned_ml if ledger else None,
         total_delivered_ml=delivered,

@@ -240,6 +240,13 @@ def _describe_note(p: dict[str, Any]) -> str:
         return "infusion complete"
     if name == "power_up_reset_acknowledged":
         return "pump power-up reset acknowledged"
+    if name == "tci_rate":  # issue #13: one TCI interval (population prediction)
+        limit = f", limited by {p['limited_by']}" if p.get("limited_by") else ""
+        return (
+            f"TCI {_num(p.get('rate_ml_per_h'))} mL/h ({_num(p.get('rate_mg_per_h'))} mg/h): "
+            f"predicted Cp {_num(p.get('plasma_ug_per_ml'))} Ce {_num(p.get('effect_ug_per_ml'))}"
+            f" ug/mL, target {_num(p.get('target_ug_per_ml'))}{limit}"
+        )
     rest = {k: v for k, v in p.items() if k not in ("event", "note")}
     return f"{name or 'note'}" + (f": {_fields(rest)}" if rest else "")
 

@@ -119,7 +119,7 @@ def build_report_from_events(run: RunRecord, events: Sequence[JournalEvent]) -> 
         weight_kg=_float(plan.get("weight_kg")),
         dose_rate_unit=unit,
         dose_per_ml=dose_per_ml,
-        rate_steps=tuple(walker.rate_steps),
+        rate_steps=with_tci_rates(walker.rate_steps, events, t0),
         delivered=tuple(walker.delivered),
         planned=tuple(_planned_curve(plan, walker.first_segment_s, t_end)),
         phases=phases,
@@ -133,6 +133,30 @@ def build_report_from_events(run: RunRecord, events: Sequence[JournalEvent]) -> 
         predicted=predicted_series(events, t0),
         pk_model=plan.get("pk_model"),
     )
+
+
+def with_tci_rates(
+    steps: Sequence[tuple[float, float]], events: Sequence[JournalEvent], t0: float
+) -> tuple[tuple[float, float], ...]:
+    """The rate steps with a TCI phase's own rates (its `tci_rate` notes) in place of the
+    segment's ceiling, from its first note to the next step after the phase ended."""
+    notes = [
+        (e.t_clock_s - t0, float(e.payload["rate_ml_per_h"]))
+        for e in events
+        if e.kind is EventKind.NOTE and e.payload.get("event") == "tci_rate"
+    ]
+    if not notes:
+        return tuple(steps)
+    ends = [
+        e.t_clock_s - t0
+        for e in events
+        if e.kind is EventKind.SEGMENT_END and e.payload.get("phase") == "tci"
+    ]
+    first, end = notes[0][0], (ends[-1] if ends else math.inf)
+    before = [st for st in steps if st[0] < first]
+    after = [st for st in steps if st[0] >= end]
+    tail = [] if after or not math.isfinite(end) else [(end, 0.0)]
+    return tuple(sorted([*before, *notes, *after, *tail]))
 
 
 def predicted_series(
