@@ -96,8 +96,8 @@ def test_tci_reaches_the_target_and_never_the_ceiling_on_every_family(
     ]
     assert len(updates) >= 50  # every 10 s for 10 min
     assert all(u["plasma_ug_per_ml"] <= plan.tci.max_plasma_ug_per_ml + 1e-6 for u in updates)
-    # the pump's own ground truth is what the prediction was fed
-    assert truth.delivered_ml == pytest.approx(result.delivered_ml, abs=0.01)
+    # the books (and so the prediction) hold what the pump delivered, to its counter's step
+    assert truth.delivered_ml == pytest.approx(result.delivered_ml, abs=0.002)
     journal.close()
 
 

@@ -165,8 +165,7 @@ class PkLeg:
         if seg.phase is not SegmentPhase.TCI or self.controller is None:
             return Verdict.CONTINUE
         if seg.duration_s is not None and now >= ledger.started_s + seg.duration_s:
-            await self.cmds.call("stop", self.driver.stop)
-            ledger.enter(LegState.STOPPED, now)
+            await self._end_phase(ledger)
             return Verdict.DONE
         last = self.last.rate_ml_per_h if self.last is not None else 0.0
         if ledger.pump_running and ledger.rate_ml_per_h > last + 1e-9:
@@ -177,6 +176,17 @@ class PkLeg:
         cmd = self._command()
         await self._apply(ledger, cmd.rate_ml_per_h)
         return Verdict.CONTINUE
+
+    async def _end_phase(self, ledger: SegmentLedger) -> None:
+        """The phase's time is up: stop the pump and book its counter as it stopped (the next
+        segment clears it)."""
+        await self.cmds.call("stop", self.driver.stop)
+        ledger.enter(LegState.STOPPED, self.clock.now())
+        counter = await self.driver.read_delivered()
+        ledger.counter_reading(
+            counter.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
+        )
+        self.books.booked(ledger)
 
     def _allowance_mg(self) -> float | None:
         limits = self.plan.rolling_limits
