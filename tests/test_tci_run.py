@@ -444,3 +444,21 @@ def test_operator_pause_in_tci_then_resume_goes_back_to_the_controllers_rate(
     assert max(cps) <= plan.tci.max_plasma_ug_per_ml + 1e-6
     assert held(seen) == pytest.approx(TARGET, rel=TOLERANCE)
     assert truth.delivered_ml == pytest.approx(result.delivered_ml, abs=0.01)
+
+
+def test_ctl_cli_needs_a_quantity_for_target_and_bolus(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pumpctl.operator.cli import main
+
+    journal = str(tmp_path / "run.sqlite")
+    for op, example in (("target", "0.4ug/mL"), ("bolus", "0.1mg/kg")):
+        result = CliRunner().invoke(main, ["ctl", op, "--journal", journal, "--reason", "x"])
+        assert result.exit_code == 64 and example in result.output  # usage error
+    result = CliRunner().invoke(main, ["ctl", "pause", "0.4ug/mL", "--journal", journal])
+    assert result.exit_code == 64 and "takes no quantity" in result.output
+    # with a quantity and no run listening: the usual "no run" exit
+    result = CliRunner().invoke(
+        main, ["ctl", "target", "0.4ug/mL", "--journal", journal, "--reason", "pain"]
+    )
+    assert result.exit_code == 14

@@ -213,6 +213,14 @@ def _planned_curve(
             continue
         rate = float(seg.get("rate_ml_per_h") or 0.0)
         volume = _float(seg.get("volume_ml"))
+        conc = _float(plan.get("concentration_mg_per_ml"))
+        drug, duration = _float(seg.get("drug_mg")), _float(seg.get("duration_s"))
+        if seg.get("phase") == "tci" and drug is not None and conc and duration:
+            # its volume is a ceiling: draw what the controller was expected to give
+            t += duration
+            total += drug / conc
+            points.append((t, total))
+            continue
         if volume is None:
             if rate > 0 and t_end > t:
                 total += rate * (t_end - t) / 3600.0
