@@ -241,10 +241,13 @@ def check_predicted_peak(c: Compiler, plan: Plan) -> float | None:
     if plan.pk_model is None:
         return None
     try:
-        peak = predict_plan(plan, plan.pk_model).peak_plasma.value_ug_per_ml
+        prediction = predict_plan(plan, plan.pk_model)
     except (ValueError, NotRepresentable) as exc:
         c.warnings.append(f"predicted peak not computed: {exc}")
         return None
+    peak = prediction.peak_plasma.value_ug_per_ml
+    if plan.tci is not None:  # the rates themselves follow the model: say where it may not fit
+        c.warnings.extend(f"tci model: {w}" for w in prediction.warnings)
     if c.entry is not None:
         c.limit(c.entry.concentration, peak, "predicted.peak_plasma", "PK", "ug/mL")
     return peak
