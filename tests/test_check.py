@@ -325,9 +325,14 @@ def test_SR05_loading_hard_limits(
 
 def test_SR05_loading_at_exactly_the_limits_is_accepted(tmp_path: Path) -> None:
     # 0.5 mg/kg over 60 s = 0.5 mg/kg/min, exactly the hard maximum; soft limits overridden
+    # (its predicted plasma peak, ~2 ug/mL, is above the library's soft concentration limit too)
     result = check(
         tmp_path,
-        {"phases.loading.dose": "test", "phases.loading.over": "test"},
+        {
+            "phases.loading.dose": "test",
+            "phases.loading.over": "test",
+            "predicted.peak_plasma": "test",
+        },
         phases=phases(loading={"dose": "0.5 mg/kg", "over": "60 s"}),
     )
     assert by_field(result) == {}, result.violations
@@ -393,6 +398,7 @@ def test_SR08_rolling_totals_checked_and_given_in_ml(tmp_path: Path) -> None:
             "rolling.1h": "t",
             "rolling.4h": "t",
             "phases.loading.over": "t",
+            "predicted.peak_plasma": "t",
         },
         phases=phases(
             loading={"dose": "1 mg/kg", "over": "5 min"},

@@ -80,7 +80,8 @@ async def test_syringe_changed_reaches_the_supervisor_over_the_control_socket(
     tmp_path: Path,
 ) -> None:
     from pumpctl.infusion.supervisor import Progress
-    from pumpctl.operator.control import ControlServer, send_request
+    from pumpctl.operator.control import ControlServer
+    from pumpctl.operator.control_client import send_request
 
     class Sup:
         """Stands in for a running supervisor: records the confirmation it receives."""

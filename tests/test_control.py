@@ -34,9 +34,8 @@ from pumpctl.operator.control import (
     ControlError,
     ControlServer,
     control_socket_path,
-    ctl,
-    send_request,
 )
+from pumpctl.operator.control_client import ctl, send_request
 from pumpctl.runner import run_on_simulator
 from pumpctl.simulator.devices.base import PumpSnapshot
 from pumpctl.simulator.endpoints import InMemoryTransport

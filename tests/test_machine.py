@@ -23,7 +23,7 @@ from pumpctl.infusion.machine import (
 )
 
 P, T = Phase, Trigger
-PAUSABLE = (P.PRIMING, P.LOADING, P.MAINTENANCE, P.KVO)
+PAUSABLE = (P.PRIMING, P.LOADING, P.MAINTENANCE, P.TCI, P.KVO)
 REASON = {"reason": "operator"}
 
 # The specification, written out independently of the module: (phase, trigger) -> destination.
@@ -36,6 +36,11 @@ EXPECTED: dict[tuple[Phase, Trigger], Phase] = {
     (P.READY, T.START_MAINTENANCE): P.MAINTENANCE,
     (P.LOADING, T.START_MAINTENANCE): P.MAINTENANCE,
     (P.MAINTENANCE, T.START_KVO): P.KVO,
+    (P.READY, T.START_TCI): P.TCI,
+    (P.TCI, T.START_KVO): P.KVO,
+    (P.TCI, T.COMPLETE): P.COMPLETED,
+    (P.TCI, T.RETARGET): P.TCI,
+    (P.MAINTENANCE, T.BOLUS): P.MAINTENANCE,
     (P.LOADING, T.COMPLETE): P.COMPLETED,
     (P.MAINTENANCE, T.COMPLETE): P.COMPLETED,
     (P.KVO, T.COMPLETE): P.COMPLETED,
@@ -59,6 +64,7 @@ PATHS: dict[Phase, list[Step]] = {
     P.READY: TO_READY,
     P.LOADING: [*TO_READY, (T.START_LOADING, {})],
     P.MAINTENANCE: TO_MAINTENANCE,
+    P.TCI: [*TO_READY, (T.START_TCI, {})],
     P.KVO: [*TO_MAINTENANCE, (T.START_KVO, {})],
     P.STOPPED: [*TO_MAINTENANCE, (T.STOP, {})],
     P.COMPLETED: [*TO_MAINTENANCE, (T.COMPLETE, {})],
@@ -110,8 +116,9 @@ REFUSED_CASES = [
 
 def test_case_lists_cover_full_product() -> None:
     assert len(ALLOWED_CASES) + len(REFUSED_CASES) == len(SITUATIONS) * len(Trigger)
-    assert len(ALLOWED_CASES) == 48
-    assert len(REFUSED_CASES) == 121
+    # 48, plus tci: start, start_kvo, complete, retarget, pause, resume; bolus in maintenance
+    assert len(ALLOWED_CASES) == 59
+    assert len(REFUSED_CASES) == 181
 
 
 @pytest.mark.parametrize(("path", "phase", "resume", "trigger", "dest"), ALLOWED_CASES)
@@ -294,7 +301,7 @@ def test_resume_returns_to_the_paused_phase_only() -> None:
 
 
 def test_pump_may_run_set() -> None:
-    assert {P.PRIMING, P.LOADING, P.MAINTENANCE, P.KVO} == PUMP_MAY_RUN
+    assert {P.PRIMING, P.LOADING, P.MAINTENANCE, P.TCI, P.KVO} == PUMP_MAY_RUN
     assert [p for p in Phase if pump_may_run(p)] == list(PAUSABLE)
 
 
@@ -346,7 +353,8 @@ def test_transitions_are_logged_with_bound_context() -> None:
 
 # --- property-based: random trigger sequences against the reference ---------------------------
 
-RUN_STARTERS = {T.START_PRIMING, T.START_LOADING, T.START_MAINTENANCE, T.START_KVO, T.RESUME}
+RUN_STARTERS = {T.START_PRIMING, T.START_LOADING, T.START_MAINTENANCE, T.START_TCI, T.START_KVO}
+RUN_STARTERS |= {T.RESUME}
 
 
 @settings(max_examples=300)

@@ -87,14 +87,15 @@ def test_refused_program_exits_like_check_and_predicts_nothing() -> None:
 
 
 def test_soft_limit_needs_the_same_override_as_check(tmp_path: Path) -> None:
-    path = write(tmp_path, phases="  loading: {dose: 0.35 mg/kg, over: 5 min}")
+    # 0.2 mg/kg (not 0.35) so the predicted peak stays under the library's concentration limit
+    path = write(tmp_path, phases="  loading: {dose: 0.2 mg/kg, over: 5 min}")
     code, out, err = invoke(str(path), "--json")
     assert code == 2 and out == "" and "--override" in err
     code, out, _ = invoke(
         str(path), "--json", "--override", "phases.loading.over", "--reason", "monitored"
     )
     assert code == 0
-    assert json.loads(out)["infusions"][0]["rate_mg_per_h"] == pytest.approx(24.5 * 12)
+    assert json.loads(out)["infusions"][0]["rate_mg_per_h"] == pytest.approx(14 * 12)
 
 
 def test_pk_model_choice_and_children(tmp_path: Path) -> None:

@@ -142,7 +142,11 @@ def test_orchestrator_locks_runs_two_pumps_titrates_one_and_the_other_stalls(
     phases = [u.Phase for u in seen]
     assert "priming" in phases and "maintenance" in phases
     assert any(u.DoseRate == "0.25 mg/kg/h" and u.FlowRate == pytest.approx(8.75) for u in seen)
-    assert all(u.PredictedConcentration == [] for u in seen)  # no PK model yet
+    # [plasma, effect site] from the pump's reported volumes (ketamine, adult: Domino)
+    predicted = [u.PredictedConcentration for u in seen if u.Phase == "maintenance"]
+    # [plasma, effect site]: from zero at the start of maintenance (no loading dose), rising
+    assert predicted and all(len(c) == 2 and min(c) >= 0 for c in predicted)
+    assert predicted[-1][0] > predicted[0][0] and predicted[-1][1] > 0
     assert left_result.Outcome == "completed" and left_result.Alarm == ""
     assert right_result.Outcome == "alarm" and right_result.Alarm == "stall"
     assert right_result.DeliveredVolume < 0.4  # stalled during its prime

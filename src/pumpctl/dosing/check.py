@@ -82,6 +82,10 @@ class CheckResult:
                 else None
             ),
             "container": plan.container.model_dump(mode="json") if plan else None,
+            "tci": plan.tci.model_dump(mode="json") if plan and plan.tci else None,
+            "bolus": plan.bolus.model_dump(mode="json") if plan and plan.bolus else None,
+            "pk_model": plan.pk_model if plan else None,
+            "predicted_peak_ug_per_ml": plan.predicted_peak_ug_per_ml if plan else None,
             "warnings": list(self.warnings),
             "violations": [v.model_dump(mode="json") for v in self.violations],
             "overrides": [o.model_dump(mode="json") for o in self.overrides],
@@ -248,11 +252,9 @@ def _commands(result: CheckResult) -> dict[str, str]:
     out: dict[str, str] = {}
     for seg in result.plan.segments:
         try:
-            out[seg.phase.value] = (
-                f"{q.wire_rate(seg.rate_ml_per_h)}; {q.wire_volume(seg.volume_ml)}"
-            )
+            out[seg.key] = f"{q.wire_rate(seg.rate_ml_per_h)}; {q.wire_volume(seg.volume_ml)}"
         except ValueError:
-            out[seg.phase.value] = "(not representable)"
+            out[seg.key] = "(not representable)"
     return out
 
 
@@ -299,9 +301,10 @@ def _segment_rows(result: CheckResult, plan: Plan) -> list[str]:
             else ""
         )
         extra = f"  ({s.dose:.4g} {s.dose_unit})" if s.dose is not None else ""
-        sent = f"  {commands[s.phase.value]}" if s.phase.value in commands else ""
+        sent = f"  {commands[s.key]}" if s.key in commands else ""
+        name = s.phase.value if s.taper_step is None else f"taper {s.taper_step}"
         lines.append(
-            f"{s.phase.value:<12} {dose:>22} {_exact(s.rate_ml_per_h):>10} "
+            f"{name:<12} {dose:>22} {_exact(s.rate_ml_per_h):>10} "
             f"{_exact(s.volume_ml):>10} {_hms(s.duration_s):>14} {_num(s.drug_mg):>9}"
             f"{sent}{extra}"
         )
@@ -336,6 +339,34 @@ def _limit_rows(plan: Plan) -> list[str]:
         lines.append(
             f"rolling    hard maxima  1 h {_num(r.max_1h_ml, 'g')} mL, "
             f"4 h {_num(r.max_4h_ml, 'g')} mL, 24 h {_num(r.max_24h_ml, 'g')} mL"
+        )
+    return lines + _pk_rows(plan)
+
+
+def _pk_rows(plan: Plan) -> list[str]:
+    """TCI, bolus limits and the predicted peak (a population prediction, not a measurement)."""
+    lines: list[str] = []
+    tci = plan.tci
+    if tci is not None:
+        lines.append(
+            f"tci        {tci.site} target {tci.target_ug_per_ml:g} ug/mL ({tci.pk_model}), "
+            f"plasma never above {tci.max_plasma_ug_per_ml:g} ug/mL, rate <= "
+            f"{tci.max_rate_ml_per_h:g} mL/h; ctl target up to {tci.max_target_ug_per_ml:g} "
+            f"ug/mL in steps <= {tci.max_step_ug_per_ml:g}, every >= {tci.min_interval_s / 60:g}"
+            " min; the segment's volume is the pump's own hard stop"
+        )
+    b = plan.bolus
+    if b is not None:
+        fallback = f"KVO {b.kvo_ml_per_h:g} mL/h" if b.kvo_ml_per_h else "stop"
+        lines.append(
+            f"bolus      <= {b.max_dose_mg:g} mg over {b.over_s:g} s (+{b.rate_ml_per_h:g} mL/h), "
+            f"lockout {b.lockout_s / 60:g} min, <= {b.max_per_hour}/h, <= {b.max_mg_per_4h:g} mg"
+            f" per 4 h, then basal only (no basal: {fallback})"
+        )
+    if plan.predicted_peak_ug_per_ml is not None:
+        lines.append(
+            f"predicted  peak plasma {plan.predicted_peak_ug_per_ml:.3g} ug/mL ({plan.pk_model}; "
+            "population prediction, not a measured concentration; pumpctl predict for the curve)"
         )
     return lines
 

@@ -204,6 +204,21 @@ class VolumeRateLimit(Limit):
     KIND = Kind.VOLUME_RATE
 
 
+class PlasmaLimit(Limit):
+    """A predicted plasma concentration (µg/mL): TCI targets and every program's peak."""
+
+    KIND = Kind.PLASMA_CONCENTRATION
+
+
+class CountLimit(Limit):
+    """A plain count (boluses per hour): written without a unit."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        return data
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -238,6 +253,20 @@ class KvoLimits(_Strict):
     rate: VolumeRateLimit = VolumeRateLimit()
 
 
+class TciLimits(_Strict):
+    #: largest target change by `ctl target` (its interval is the titration interval)
+    max_step: PlasmaLimit = PlasmaLimit()
+
+
+class BolusLimits(_Strict):
+    """Clinician bolus (PCA-style): dose, lockout, count per hour, bolus drug per 4 h."""
+
+    dose: DoseLimit = DoseLimit()
+    lockout: DurationLimit = DurationLimit()
+    max_per_hour: CountLimit = CountLimit()
+    per_4h: DoseLimit = DoseLimit()
+
+
 class Entry(_Strict):
     drug: str = Field(min_length=1)
     care_area: CareArea
@@ -249,6 +278,10 @@ class Entry(_Strict):
     titration: TitrationSpec = TitrationSpec()
     rolling: RollingLimits = RollingLimits()
     kvo: KvoLimits = KvoLimits()
+    #: predicted plasma concentration: TCI target and ceiling, and every program's peak
+    concentration: PlasmaLimit = PlasmaLimit()
+    tci: TciLimits = TciLimits()
+    bolus: BolusLimits = BolusLimits()
 
     def matches(self, drug: str, care_area: str, route: str) -> bool:
         return (

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pumpctl.dosing import plan_pk
 from pumpctl.dosing.compiler import DEFAULT_PRIME_RATE_ML_PER_H, Compiler
 from pumpctl.dosing.library import DrugLibrary, Override, Violation
 from pumpctl.dosing.plan_limits import (
@@ -152,8 +153,12 @@ def compile_with_violations(
     maint, cap = c.maintenance()
     kvo = c.kvo()
     titration = titration_limits(c, maint, cap)
-    patient = [s for s in (loading, maint, kvo) if s is not None]
-    rolling = rolling_limits(c, patient)
+    pk_model = plan_pk.pk_model_name(c)
+    pump_min, pump_max = _pump_range(program, pump)
+    tci_seg, tci, tci_pieces = plan_pk.tci_segment(c, pk_model, pump_max)
+    tapered = plan_pk.taper(c, maint, pump_min)
+    patient = [s for s in (loading, *tapered, tci_seg, kvo) if s is not None]
+    rolling = rolling_limits(c, patient, _pieces(patient, tci_pieces))
     segments = [s for s in (prime, *patient) if s is not None]
     container = container_spec(c, segments)
     volume_step, rate_step = _resolutions(q, segments)
@@ -176,7 +181,12 @@ def compile_with_violations(
         rate_resolution_ml_per_h=rate_step,
         pump_model=pump.model if pump is not None else None,
         no_library=no_library,
+        tci=tci,
+        bolus=plan_pk.bolus_plan(c, kvo),
+        pk_model=pk_model,
     )
+    peak = plan_pk.check_predicted_peak(c, plan)
+    plan = plan.model_copy(update={"predicted_peak_ug_per_ml": peak})
     found = list(c.found)
     if pump is not None:
         found += pump_violations(pump, program, plan)
@@ -184,6 +194,36 @@ def compile_with_violations(
     warnings = [*c.warnings, *notes]
     plan = plan.model_copy(update={"warnings": tuple(warnings), "overrides": tuple(applied)})
     return Compilation(plan=plan, violations=remaining, overrides=applied, warnings=warnings)
+
+
+def _pieces(
+    patient: list[Segment], tci_pieces: list[tuple[float, float]]
+) -> list[tuple[float, float | None]] | None:
+    """The schedule the rolling windows check when a TCI phase is not its segment's ceiling:
+    the controller's rates on an exact pump (what `predict` shows)."""
+    if not tci_pieces:
+        return None
+    out: list[tuple[float, float | None]] = []
+    for s in patient:
+        if s.phase is SegmentPhase.TCI:
+            out += tci_pieces
+        else:
+            out.append((s.rate_ml_per_h, s.duration_s))
+    return out
+
+
+def _pump_range(program: Program, pump: FamilySpec | None) -> tuple[float, float | None]:
+    """The pump's (slowest, fastest) rate with the program's container ((0, None): no pump)."""
+    if pump is None:
+        return 0.0, None
+    syringe, tubing = program.pump.syringe, program.pump.tubing
+    try:
+        return pump.rate_range_ml_per_h(
+            inner_diameter_mm=syringe.inner_diameter if syringe else None,
+            ml_per_rev=tubing.ml_per_rev if tubing else None,
+        )
+    except (ValueError, TypeError):  # the wrong container for this pump: pumpfit says so
+        return 0.0, None
 
 
 def _quantizer_for(program: Program, pump: FamilySpec | None) -> Quantizer:

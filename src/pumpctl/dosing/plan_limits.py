@@ -3,6 +3,7 @@ totals, the container (capacity, and the syringe against the table of known syri
 
 from __future__ import annotations
 
+import bisect
 import math
 
 from pumpctl.dosing.compiler import Compiler
@@ -17,7 +18,13 @@ from pumpctl.dosing.segments import (
 from pumpctl.dosing.syringes import syringe_table
 from pumpctl.families.quantize import NotRepresentable, floor_to
 
-__all__ = ["container_spec", "max_window_volume", "rolling_limits", "titration_limits"]
+__all__ = [
+    "container_spec",
+    "max_pieces_volume",
+    "max_window_volume",
+    "rolling_limits",
+    "titration_limits",
+]
 
 #: titration steps and rolling maxima are differences and limits, never sent to a pump: they
 #: are floored to 1 µL(/h), like the plan's own numbers without a pump
@@ -99,15 +106,23 @@ def titration_ceiling(c: Compiler, start_ml_per_h: float, cap_ml_per_h: float | 
         return start_ml_per_h
 
 
-def rolling_limits(c: Compiler, patient_segments: list[Segment]) -> RollingLimits | None:
-    """Check the plan's own worst 1/4/24 h windows and give the supervisor the maxima in mL."""
+def rolling_limits(
+    c: Compiler,
+    patient_segments: list[Segment],
+    pieces: list[tuple[float, float | None]] | None = None,
+) -> RollingLimits | None:
+    """Check the plan's own worst 1/4/24 h windows and give the supervisor the maxima in mL.
+
+    `pieces`: (mL/h, s) of the schedule when it is not the segments' (a TCI phase)."""
     if c.entry is None:
         return None
     r = c.entry.rolling
     per_kg_ml = c.weight / c.conc  # mL per mg/kg
     limits = {"1h": r.per_1h, "4h": r.per_4h, "24h": r.per_24h}
+    if pieces is None:
+        pieces = [(s.rate_ml_per_h, s.duration_s) for s in patient_segments]
     for label, lim in limits.items():
-        worst_ml = max_window_volume(patient_segments, WINDOWS_S[label])
+        worst_ml = max_pieces_volume(pieces, WINDOWS_S[label])
         c.limit(lim, worst_ml / per_kg_ml, f"rolling.{label}", "SR08")
 
     def ml(lim: Limit) -> float | None:
@@ -190,29 +205,32 @@ def max_window_volume(segments: list[Segment], window_s: float) -> float:
     Rates are piecewise constant, so the maximum is reached with a window edge on a segment
     boundary; an open-ended segment (until stopped) is taken to run forever.
     """
+    return max_pieces_volume([(s.rate_ml_per_h, s.duration_s) for s in segments], window_s)
+
+
+def max_pieces_volume(pieces: list[tuple[float, float | None]], window_s: float) -> float:
+    """`max_window_volume` of consecutive (mL/h, s) pieces (None: runs forever)."""
     bounds = [0.0]
     rates: list[float] = []
-    for s in segments:
-        rates.append(s.rate_ml_per_h / 3600.0)
-        bounds.append(bounds[-1] + (s.duration_s if s.duration_s is not None else math.inf))
-        if s.duration_s is None:
+    for rate, duration in pieces:
+        rates.append(rate / 3600.0)
+        bounds.append(bounds[-1] + (duration if duration is not None else math.inf))
+        if duration is None:
             break
     if not rates:
         return 0.0
+    # volume delivered up to each finite bound, so one lookup gives the volume up to any t
+    cumulative = [0.0]
+    for i, rate in enumerate(rates):
+        width = bounds[i + 1] - bounds[i]
+        cumulative.append(cumulative[-1] + (rate * width if math.isfinite(width) else 0.0))
 
     def delivered(t: float) -> float:
-        total = 0.0
-        for i, rate in enumerate(rates):
-            lo, hi = bounds[i], bounds[i + 1]
-            if t <= lo:
-                break
-            total += rate * (min(t, hi) - lo)
-        return total
+        i = min(bisect.bisect_right(bounds, t) - 1, len(rates) - 1)
+        if i < 0:
+            return 0.0
+        return cumulative[i] + rates[i] * (min(t, bounds[i + 1]) - bounds[i])
 
-    starts = {b for b in bounds if math.isfinite(b)} | {
-        max(0.0, b - window_s) for b in bounds if math.isfinite(b)
-    }
-    best = 0.0
-    for t0 in starts:
-        best = max(best, delivered(t0 + window_s) - delivered(t0))
-    return best
+    finite = [b for b in bounds if math.isfinite(b)]
+    starts = set(finite) | {max(0.0, b - window_s) for b in finite}
+    return max((delivered(t0 + window_s) - delivered(t0) for t0 in starts), default=0.0)

@@ -36,6 +36,7 @@ from pumpctl.dosing.units import (
 )
 
 __all__ = [
+    "Bolus",
     "CareArea",
     "Drug",
     "Issue",
@@ -49,6 +50,8 @@ __all__ = [
     "ProgramError",
     "Pump",
     "Syringe",
+    "Taper",
+    "Tci",
     "Titration",
     "Tubing",
     "example_path",
@@ -109,6 +112,9 @@ Duration = Annotated[float, BeforeValidator(_quantity(Kind.TIME)), Field(gt=0)]
 Concentration = Annotated[float, BeforeValidator(_quantity(Kind.CONCENTRATION)), Field(gt=0)]
 DosePerWeight = Annotated[float, BeforeValidator(_quantity(Kind.DOSE_PER_WEIGHT)), Field(gt=0)]
 VolumeRate = Annotated[float, BeforeValidator(_quantity(Kind.VOLUME_RATE)), Field(gt=0)]
+PlasmaConcentration = Annotated[
+    float, BeforeValidator(_quantity(Kind.PLASMA_CONCENTRATION)), Field(gt=0)
+]
 AnyRate = Annotated[DoseRate, BeforeValidator(_rate(*RateKind)), AfterValidator(_positive_rate)]
 
 
@@ -185,6 +191,13 @@ class Loading(_Strict):
     over: Duration
 
 
+class Taper(_Strict):
+    """The maintenance ends by stepping down: `steps` equal steps over its last `over`."""
+
+    steps: int = Field(ge=1, le=20)
+    over: Duration
+
+
 class Maintenance(_Strict):
     rate: AnyRate
     duration: Duration | None = None
@@ -192,12 +205,42 @@ class Maintenance(_Strict):
     until_stopped: bool = False
     #: the prescriber's ceiling for this program (e.g. outpatient "cap 25 mg/h"); caps titration
     max_rate: AnyRate | None = None
+    taper: Taper | None = None
 
     @model_validator(mode="after")
     def _one_end(self) -> Maintenance:
         ends = [self.duration is not None, self.volume is not None, self.until_stopped]
         if sum(ends) != 1:
             raise ValueError("give exactly one of duration, volume or until_stopped: true")
+        if self.taper is not None and self.until_stopped:
+            raise ValueError("a maintenance that runs until stopped has no end to taper")
+        return self
+
+
+class Tci(_Strict):
+    """Target-controlled infusion: the supervisor computes the rate every 10 s from the volume
+    the pump reports delivered, so the predicted concentration at `site` reaches `target`."""
+
+    target: PlasmaConcentration
+    site: Literal["plasma", "effect"] = "plasma"
+    #: the PK model (`pumpctl models`); default: the care area's (domino for adults)
+    model: str | None = None
+    duration: Duration
+    #: the predicted plasma concentration the rate may never push above (default: the
+    #: library's concentration limit)
+    max_concentration: PlasmaConcentration | None = None
+    #: a rate ceiling of its own (default: the library's maintenance maximum)
+    max_rate: AnyRate | None = None
+    #: largest target change by `ctl target` (default: the library's)
+    max_step: PlasmaConcentration | None = None
+
+    @model_validator(mode="after")
+    def _target_below_ceiling(self) -> Tci:
+        if self.max_concentration is not None and self.target > self.max_concentration:
+            raise ValueError(
+                f"target {self.target:g} ug/mL is above max_concentration "
+                f"{self.max_concentration:g} ug/mL"
+            )
         return self
 
 
@@ -209,12 +252,39 @@ class Phases(_Strict):
     prime: Prime | None = None
     loading: Loading | None = None
     maintenance: Maintenance | None = None
+    tci: Tci | None = None
     kvo: Kvo | None = None
 
     @model_validator(mode="after")
     def _something_to_infuse(self) -> Phases:
+        if self.tci is not None:
+            if self.loading is not None or self.maintenance is not None:
+                raise ValueError("tci computes its own rates: give it without loading/maintenance")
+            return self
         if self.loading is None and self.maintenance is None:
-            raise ValueError("a program needs a loading or a maintenance phase")
+            raise ValueError("a program needs a loading, a maintenance or a tci phase")
+        return self
+
+
+class Bolus(_Strict):
+    """Clinician boluses on request (`pumpctl ctl bolus`), with a lockout (PCA-style)."""
+
+    #: the largest single bolus (the library limits it)
+    dose: DosePerWeight
+    #: time one full-dose bolus is given over (sets the bolus rate)
+    over: Duration = 60.0
+    #: minimum time from the end of one bolus to the next
+    lockout: Annotated[float, BeforeValidator(_quantity(Kind.TIME)), Field(ge=0)]
+    max_per_hour: int = Field(ge=1, le=60)
+    #: bolus drug allowed in any 4 h; once reached the infusion stays at its basal (or KVO)
+    max_per_4h: DosePerWeight
+
+    @model_validator(mode="after")
+    def _four_hours_hold_one(self) -> Bolus:
+        if self.max_per_4h < self.dose:
+            raise ValueError(
+                f"max_per_4h {self.max_per_4h:g} mg/kg is less than one bolus ({self.dose:g})"
+            )
         return self
 
 
@@ -231,6 +301,7 @@ class Program(_Strict):
     pump: Pump
     phases: Phases
     titration: Titration | None = None
+    bolus: Bolus | None = None
 
     _base_dir: Path | None = PrivateAttr(default=None)
 

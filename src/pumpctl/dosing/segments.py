@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,11 +18,13 @@ from pumpctl.dosing.program import Program
 
 __all__ = [
     "WINDOWS_S",
+    "BolusPlan",
     "ContainerSpec",
     "Plan",
     "RollingLimits",
     "Segment",
     "SegmentPhase",
+    "TciPlan",
     "TitrationLimits",
     "program_hash",
 ]
@@ -34,6 +37,9 @@ class SegmentPhase(StrEnum):
     PRIME = "prime"
     LOADING = "loading"
     MAINTENANCE = "maintenance"
+    #: target-controlled: the supervisor sets the rate every interval; the segment's rate is
+    #: its ceiling, its volume the pump's own hard stop, its duration how long TCI runs
+    TCI = "tci"
     KVO = "kvo"
 
 
@@ -57,6 +63,15 @@ class Segment(_Frozen):
     drug_mg: float | None = Field(default=None, ge=0, description="drug in this segment, mg")
     dose: float | None = Field(default=None, description="dose delivered by the segment")
     dose_unit: str | None = Field(default=None, examples=["mg/kg"])
+    #: the step (1, 2, ...) of a maintenance's taper (`taper_segments`); None: not a taper step
+    taper_step: int | None = Field(default=None, ge=1)
+
+    @property
+    def key(self) -> str:
+        """Names the segment in the books and the journal: its phase, or its taper step."""
+        if self.taper_step is None:
+            return self.phase.value
+        return f"{self.phase.value}:taper{self.taper_step}"
 
 
 class TitrationLimits(_Frozen):
@@ -89,6 +104,39 @@ class RollingLimits(_Frozen):
             (WINDOWS_S["24h"], self.max_24h_ml),
         ]
         return {w: v for w, v in pairs if v is not None}
+
+
+class TciPlan(_Frozen):
+    """A TCI phase, compiled: the model, the target and the ceilings, in µg/mL and mL/h."""
+
+    target_ug_per_ml: float = Field(gt=0)
+    site: Literal["plasma", "effect"]
+    pk_model: str
+    duration_s: float = Field(gt=0)
+    #: the predicted plasma concentration the rate may never push above
+    max_plasma_ug_per_ml: float = Field(gt=0)
+    #: the rate ceiling (program, library, pump), as the pump is sent it
+    max_rate_ml_per_h: float = Field(gt=0)
+    #: highest target `ctl target` may set without an override (library's soft ceiling)
+    max_target_ug_per_ml: float = Field(gt=0)
+    #: largest target change and the interval between increases (titration's, SR09)
+    max_step_ug_per_ml: float = Field(gt=0)
+    min_interval_s: float = Field(ge=0)
+    interval_s: float = Field(default=10.0, gt=0)
+
+
+class BolusPlan(_Frozen):
+    """Clinician bolus limits, compiled into mg, s and the pump's mL/h."""
+
+    max_dose_mg: float = Field(gt=0)
+    #: extra rate on top of the basal while a bolus runs (full dose in `over_s`)
+    rate_ml_per_h: float = Field(gt=0)
+    over_s: float = Field(gt=0)
+    lockout_s: float = Field(ge=0)
+    max_per_hour: int = Field(ge=1)
+    max_mg_per_4h: float = Field(gt=0)
+    #: the rate once the 4-h limit is reached and there is no basal: KVO (None: stop)
+    kvo_ml_per_h: float | None = None
 
 
 class ContainerSpec(_Frozen):
@@ -129,6 +177,12 @@ class Plan(_Frozen):
     pump_model: str | None = None
     #: compiled in no-library mode (`--no-library`): no dose limit was checked (show it in red)
     no_library: bool = False
+    tci: TciPlan | None = None
+    bolus: BolusPlan | None = None
+    #: the PK model whose predictions the supervisor shows (None: none for this patient)
+    pk_model: str | None = None
+    #: the plan's predicted plasma peak with that model (population prediction), µg/mL
+    predicted_peak_ug_per_ml: float | None = None
 
     @property
     def total_volume_ml(self) -> float | None:
@@ -148,6 +202,9 @@ class Plan(_Frozen):
 
     def segment(self, phase: SegmentPhase) -> Segment | None:
         return next((s for s in self.segments if s.phase is phase), None)
+
+    def segment_by_key(self, key: str) -> Segment | None:
+        return next((s for s in self.segments if s.key == key), None)
 
 
 def program_hash(program: Program) -> str:

@@ -114,6 +114,8 @@ class Kind(StrEnum):
     DOSE_RATE = "mg/h"
     VOLUME_RATE = "mL/h"
     DOSE_RATE_PER_WEIGHT_PER_MIN = "mg/kg/min"
+    #: a predicted (plasma or effect-site) concentration: µg/mL = mg/L, as PK models report it
+    PLASMA_CONCENTRATION = "ug/mL"
 
 
 _MASSES = "mg, mcg (µg) or g"
@@ -131,6 +133,14 @@ _SPECS: dict[Kind, _KindSpec] = {
     ),
     Kind.CONCENTRATION: _KindSpec(
         _MASS, _VOLUME, "mg/mL", "a concentration such as '1 mg/mL'", "mg/mL or mcg/mL", 1000.0
+    ),
+    Kind.PLASMA_CONCENTRATION: _KindSpec(
+        _MASS,
+        _VOLUME,
+        "ug/mL",
+        "a plasma concentration such as '0.3 ug/mL'",
+        "ug/mL (mcg/mL, µg/mL) or mg/L",
+        1000.0,
     ),
     Kind.DOSE_PER_WEIGHT: _KindSpec(
         _MASS,

@@ -19,6 +19,7 @@ from pumpctl.infusion.journal import EventKind, JournalEvent
 
 __all__ = [
     "AlarmEvent",
+    "BolusGiven",
     "CheckpointEvent",
     "CommandEvent",
     "ContainerChangeNeeded",
@@ -40,6 +41,8 @@ __all__ = [
     "SegmentStart",
     "StopConfirmed",
     "StopRequested",
+    "TargetChanged",
+    "TciRateUpdate",
     "TitrationEvent",
     "TransitionEvent",
     "delivered_by_phase",
@@ -125,6 +128,9 @@ class CheckpointEvent(Record):
     estimated_ml: float = 0.0
     #: of which booked for a gap whose counter was lost (a reset): never measurable again
     lost_ml: float = 0.0
+    #: predicted from the volumes the pump reported (population model), µg/mL
+    plasma_ug_per_ml: float | None = None
+    effect_ug_per_ml: float | None = None
 
 
 class TitrationEvent(Record):
@@ -161,6 +167,12 @@ class SegmentStart(Record):
     #: the dose rate the segment delivers, in the program's own unit (`mg/kg/h`...)
     dose_rate: float | None = None
     dose_rate_unit: str | None = None
+    #: a taper step (the segment's key is then `maintenance:taper<n>`)
+    taper_step: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.phase if self.taper_step is None else f"{self.phase}:taper{self.taper_step}"
 
 
 class SegmentEnd(Record):
@@ -262,6 +274,50 @@ class NewRunStarted(NoteEvent):
     who: str = ""
 
 
+class TciRateUpdate(NoteEvent):
+    """A TCI interval: the rate sent (mL/h, mg/h), why, and the prediction it came from."""
+
+    event: Literal["tci_rate"] = "tci_rate"
+    rate_ml_per_h: float
+    rate_mg_per_h: float
+    wanted_mg_per_h: float
+    limited_by: str | None = None
+    mode: str
+    target_ug_per_ml: float
+    plasma_ug_per_ml: float
+    effect_ug_per_ml: float
+    #: volume the prediction was fed (the pump's reported total, all runs)
+    delivered_ml: float
+
+
+class TargetChanged(NoteEvent):
+    """`ctl target`: accepted or refused, with who and why (journaled before it applies)."""
+
+    event: Literal["tci_target"] = "tci_target"
+    accepted: bool
+    old_ug_per_ml: float
+    new_ug_per_ml: float
+    reason: str = ""
+    who: str = ""
+    error: str | None = None
+
+
+class BolusGiven(NoteEvent):
+    """`ctl bolus`: the lockout's decision (`BolusDecision.journal()`), who and why."""
+
+    event: Literal["bolus"] = "bolus"
+    accepted: bool
+    t_s: float
+    dose_mg: float
+    duration_s: float = 0.0
+    who: str = ""
+    reason: str = ""
+    limit: str | None = None
+    message: str = ""
+    next_allowed_s: float | None = None
+    four_hour_limit_reached: bool = False
+
+
 _NOTES: tuple[type[NoteEvent], ...] = (
     RunStarted,
     PlanAccepted,
@@ -276,6 +332,9 @@ _NOTES: tuple[type[NoteEvent], ...] = (
     RunEnded,
     ResumedElsewhere,
     NewRunStarted,
+    TciRateUpdate,
+    TargetChanged,
+    BolusGiven,
 )
 _NOTE_BY_NAME: dict[str, type[NoteEvent]] = {n.model_fields["event"].default: n for n in _NOTES}
 _BY_KIND: dict[EventKind, type[Record]] = {

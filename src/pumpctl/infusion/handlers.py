@@ -83,6 +83,8 @@ class RequestHandlers:
                 "titration is only allowed in maintenance, "
                 f"not in {self.machine.phase.value} (SR09)"
             )
+        if ledger.segment.taper_step is not None:
+            raise SupervisorError("the taper sets the rate: titration ends with the maintenance")
         limits = self.plan.titration
         now = self.clock.now()
         old_rate = ledger.rate_ml_per_h

@@ -42,6 +42,7 @@ class LegState(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"  # paused by the operator
     AWAITING_CHANGE = "awaiting_change"  # stopped at the end of its container
+    OFF = "off"  # paused by the TCI controller (rate 0): not an operator pause, no SR15 timer
     STOPPED = "stopped"  # stopped at its own target: the leg is over
 
 
@@ -253,6 +254,8 @@ class SegmentLedger:
                 raise Alarm("paused_too_long", f"paused for {held:.0f} s")
             if self.state is LegState.AWAITING_CHANGE and held >= max_pause_s:
                 raise Alarm("paused_too_long", f"waiting for a container change for {held:.0f} s")
+            return Verdict.CONTINUE
+        if self.state is LegState.OFF and status.state is not PumpState.RUNNING:
             return Verdict.CONTINUE
         if status.state is PumpState.RUNNING:
             if self.state is LegState.STARTING:

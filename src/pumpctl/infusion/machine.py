@@ -41,6 +41,7 @@ class Phase(StrEnum):
     READY = "ready"
     LOADING = "loading"
     MAINTENANCE = "maintenance"
+    TCI = "tci"
     KVO = "kvo"
     PAUSED = "paused"
     STOPPED = "stopped"
@@ -54,11 +55,14 @@ class Trigger(StrEnum):
     PRIMING_DONE = "priming_done"
     START_LOADING = "start_loading"
     START_MAINTENANCE = "start_maintenance"
+    START_TCI = "start_tci"
     START_KVO = "start_kvo"
     COMPLETE = "complete"
     PAUSE = "pause"
     RESUME = "resume"
     TITRATE = "titrate"
+    RETARGET = "retarget"
+    BOLUS = "bolus"
     STOP = "stop"
     ALARM = "alarm"
     RESET = "reset"
@@ -66,11 +70,17 @@ class Trigger(StrEnum):
 
 #: Phases in which the pump motor may legitimately be running; everywhere else it must be stopped.
 PUMP_MAY_RUN: frozenset[Phase] = frozenset(
-    {Phase.PRIMING, Phase.LOADING, Phase.MAINTENANCE, Phase.KVO}
+    {Phase.PRIMING, Phase.LOADING, Phase.MAINTENANCE, Phase.TCI, Phase.KVO}
 )
 
 #: Phases that `pause` leaves and `resume` returns to.
-_PAUSABLE: tuple[Phase, ...] = (Phase.PRIMING, Phase.LOADING, Phase.MAINTENANCE, Phase.KVO)
+_PAUSABLE: tuple[Phase, ...] = (
+    Phase.PRIMING,
+    Phase.LOADING,
+    Phase.MAINTENANCE,
+    Phase.TCI,
+    Phase.KVO,
+)
 
 
 def pump_may_run(phase: Phase) -> bool:
@@ -165,10 +175,11 @@ TRANSITIONS: tuple[TransitionConfigDict, ...] = (
         "source": [Phase.READY, Phase.LOADING],
         "dest": Phase.MAINTENANCE,
     },
-    {"trigger": Trigger.START_KVO, "source": Phase.MAINTENANCE, "dest": Phase.KVO},
+    {"trigger": Trigger.START_TCI, "source": Phase.READY, "dest": Phase.TCI},
+    {"trigger": Trigger.START_KVO, "source": [Phase.MAINTENANCE, Phase.TCI], "dest": Phase.KVO},
     {
         "trigger": Trigger.COMPLETE,
-        "source": [Phase.LOADING, Phase.MAINTENANCE, Phase.KVO],
+        "source": [Phase.LOADING, Phase.MAINTENANCE, Phase.TCI, Phase.KVO],
         "dest": Phase.COMPLETED,
     },
     {
@@ -180,6 +191,10 @@ TRANSITIONS: tuple[TransitionConfigDict, ...] = (
     *(_resume_row(phase) for phase in _PAUSABLE),
     # SR09: titration is a maintenance-only internal transition.
     {"trigger": Trigger.TITRATE, "source": Phase.MAINTENANCE, "dest": None},
+    # issue #13: a TCI target change; a clinician bolus on top of the basal (in TCI the target
+    # is raised instead: a bolus could cross the plasma ceiling the controller keeps)
+    {"trigger": Trigger.RETARGET, "source": Phase.TCI, "dest": None},
+    {"trigger": Trigger.BOLUS, "source": Phase.MAINTENANCE, "dest": None},
     # SR13: stop from every phase; from stopped it is accepted and changes nothing.
     {"trigger": Trigger.STOP, "source": _every_phase_but(Phase.STOPPED), "dest": Phase.STOPPED},
     {"trigger": Trigger.STOP, "source": Phase.STOPPED, "dest": None},

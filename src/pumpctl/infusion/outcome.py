@@ -30,6 +30,15 @@ class PhaseResult(BaseModel):
     rate_ml_per_h: float
     started_s: float | None = None
     ended_s: float | None = None
+    #: the taper step this segment is (None: not a taper step)
+    taper_step: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The segment's key, as in the plan and the journal."""
+        if self.taper_step is None:
+            return self.phase.value
+        return f"{self.phase.value}:taper{self.taper_step}"
 
 
 class RunResult(BaseModel):
@@ -63,3 +72,10 @@ class Progress(BaseModel):
     alarms: list[str]
     #: things the operator must know or do that are not alarms (syringe nearly empty, change it)
     notices: list[str] = Field(default_factory=list)
+    #: predicted from the volume the pump reported delivered (population model, µg/mL)
+    plasma_ug_per_ml: float | None = None
+    effect_ug_per_ml: float | None = None
+    #: the TCI target in force (None: not a TCI run)
+    tci_target_ug_per_ml: float | None = None
+    #: the running segment's key (its phase, or "maintenance:taper2")
+    segment_key: str | None = None

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pumpctl.dosing.plan import Plan
 from pumpctl.infusion.events import (
+    BolusGiven,
     CheckpointEvent,
     ContainerChanged,
     ContainerChangeNeeded,
@@ -27,6 +28,7 @@ from pumpctl.infusion.events import (
     RunEnded,
     SegmentEnd,
     SegmentStart,
+    TargetChanged,
     TitrationEvent,
     TransitionEvent,
     parse_event,
@@ -73,6 +75,12 @@ class RunFacts:
     #: (wall time, mL delivered by this run so far), for rolling-window limits
     deliveries: list[tuple[float, float]] = field(default_factory=list)
     scale: float = 1.0
+    #: segment key -> when it started (a TCI phase ends at its planned time, crash or not)
+    started_wall: dict[str, float] = field(default_factory=dict)
+    #: the TCI target last accepted by `ctl target` (None: the plan's)
+    tci_target_ug_per_ml: float | None = None
+    #: accepted clinician boluses (wall time, event): the lockout survives a crash
+    boluses: list[tuple[float, BolusGiven]] = field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -109,9 +117,10 @@ def replay_run(journal: Journal, run: RunRecord) -> RunFacts:
 def _apply(facts: RunFacts, event: JournalEvent) -> None:
     rec = parse_event(event)
     if isinstance(rec, SegmentStart):
-        facts.active = rec.phase
-        facts.max_rate_ml_per_h[rec.phase] = rec.rate_ml_per_h
-        facts.confirmed_rate_ml_per_h[rec.phase] = rec.rate_ml_per_h
+        facts.active = rec.key
+        facts.started_wall[rec.key] = event.t_wall
+        facts.max_rate_ml_per_h[rec.key] = rec.rate_ml_per_h
+        facts.confirmed_rate_ml_per_h[rec.key] = rec.rate_ml_per_h
     elif isinstance(rec, SegmentEnd):
         facts.ended[rec.phase] = rec.delivered_ml
         if facts.active == rec.phase:
@@ -140,6 +149,12 @@ def _apply(facts: RunFacts, event: JournalEvent) -> None:
         facts.outcome = str(outcome) if outcome is not None else None
     elif isinstance(rec, ResumedElsewhere | NewRunStarted):
         facts.superseded = True
+    elif isinstance(rec, TargetChanged) and rec.accepted:
+        facts.tci_target_ug_per_ml = rec.new_ug_per_ml
+        if rec.new_ug_per_ml > rec.old_ug_per_ml:
+            facts.last_increase_wall = event.t_wall
+    elif isinstance(rec, BolusGiven) and rec.accepted:
+        facts.boluses.append((event.t_wall, rec))
 
 
 def _transition(facts: RunFacts, rec: TransitionEvent, t_wall: float) -> None:

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 __all__ = [
+    "BolusRequest",
     "ContainerChangedRequest",
     "PauseRequest",
     "Queued",
@@ -18,6 +19,7 @@ __all__ = [
     "ResumeRequest",
     "StopRequest",
     "SupervisorError",
+    "TargetRequest",
     "TitrateRequest",
 ]
 
@@ -60,7 +62,33 @@ class ContainerChangedRequest:
     who: str = "operator"
 
 
-Request = PauseRequest | ResumeRequest | StopRequest | TitrateRequest | ContainerChangedRequest
+@dataclass(frozen=True)
+class TargetRequest:
+    """A new TCI target in µg/mL (SR09's step and interval limits apply)."""
+
+    target_ug_per_ml: float
+    reason: str
+    who: str = "operator"
+
+
+@dataclass(frozen=True)
+class BolusRequest:
+    """A clinician bolus in mg (the control socket converts mg/kg first)."""
+
+    dose_mg: float
+    reason: str
+    who: str = "operator"
+
+
+Request = (
+    PauseRequest
+    | ResumeRequest
+    | StopRequest
+    | TitrateRequest
+    | ContainerChangedRequest
+    | TargetRequest
+    | BolusRequest
+)
 
 
 @dataclass

@@ -74,6 +74,13 @@ class Carryover(BaseModel):
     #: (seconds ago, mL delivered by earlier runs up to then), oldest first
     prior_deliveries: tuple[tuple[float, float], ...] = ()
     prior_total_ml: float = 0.0
+    #: delivered after the interrupted run's last checkpoint (its pump's counter, or the worst
+    #: case): the prediction counts it, as given just before this run
+    unjournaled_ml: float = 0.0
+    #: the TCI target last set by `ctl target` (None: the plan's)
+    tci_target_ug_per_ml: float | None = None
+    #: accepted boluses: (seconds ago, mg, delivery s, who, why), for the lockout
+    boluses: tuple[tuple[float, float, float, str, str], ...] = ()
 
 
 class ResumeDecision(BaseModel):
@@ -140,18 +147,27 @@ def plan_resume(
     delivered = dict(facts.ended)
     assumed = 0.0
     container_left = facts.container_left_ml
+    unjournaled = 0.0
     if facts.active is not None:
         measured, assumed, note = _active_delivered(facts, reading, now_wall)
         delivered[facts.active] = measured
+        ck_now = facts.checkpoints.get(facts.active)
+        unjournaled = max(0.0, measured - (ck_now.delivered_ml if ck_now else 0.0))
         if container_left is not None:
             ck = facts.checkpoints.get(facts.active)
             container_left -= measured - (ck.delivered_ml if ck else 0.0)
         notes.append(note)
-    remaining = _remaining(facts, delivered, notes)
+    remaining = _remaining(facts, delivered, notes, now_wall)
     held_for = (
         0.0 if facts.held_since_wall is None else facts.age_s(facts.held_since_wall, now_wall)
     )
     carry = Carryover(
+        unjournaled_ml=unjournaled,
+        tci_target_ug_per_ml=facts.tci_target_ug_per_ml,
+        boluses=tuple(
+            (facts.age_s(t_wall, now_wall), b.dose_mg, b.duration_s, b.who, b.reason)
+            for t_wall, b in facts.boluses
+        ),
         held=facts.held if facts.outcome is None else None,
         held_for_s=held_for,
         last_increase_ago_s=(
@@ -179,7 +195,7 @@ def _active_delivered(
     """(delivered, of which assumed, note) for the segment that was running."""
     active = facts.active
     assert active is not None
-    seg = facts.plan.segment(SegmentPhase(active))
+    seg = facts.plan.segment_by_key(active)
     planned = seg.volume_ml if seg is not None else None
     ck = facts.checkpoints.get(active)
     journaled = ck.delivered_ml if ck else 0.0
@@ -208,15 +224,18 @@ def _active_delivered(
     return worst, worst - journaled, note
 
 
-def _remaining(facts: RunFacts, delivered: dict[str, float], notes: list[str]) -> Plan | None:
+def _remaining(
+    facts: RunFacts, delivered: dict[str, float], notes: list[str], now_wall: float
+) -> Plan | None:
     """The interrupted run's own plan less what it delivered: finished segments dropped, the
-    running one shortened (at the rate last confirmed), later ones unchanged."""
+    running one shortened (at the rate last confirmed), later ones unchanged. A TCI phase
+    keeps its planned end (the time it was down counts) and its ceiling less what went in."""
     plan = facts.plan
     resolution = plan.volume_resolution_ml or 0.001
     quantizer = _quantizer(plan)
     segments: list[Segment] = []
     for seg in plan.segments:
-        phase = seg.phase.value
+        phase = seg.key
         if phase in facts.ended:
             continue
         rate = facts.confirmed_rate_ml_per_h.get(phase, seg.rate_ml_per_h)
@@ -239,6 +258,14 @@ def _remaining(facts: RunFacts, delivered: dict[str, float], notes: list[str]) -
                 continue
             updates["volume_ml"] = left
             updates["duration_s"] = left / rate * 3600.0
+        if seg.phase is SegmentPhase.TCI and seg.duration_s is not None:
+            began = facts.started_wall.get(phase)
+            ran = 0.0 if began is None else facts.age_s(began, now_wall)
+            if seg.duration_s - ran <= 1.0:
+                notes.append(f"{phase}: its {seg.duration_s:g} s are over")
+                continue
+            updates["duration_s"] = seg.duration_s - ran
+            updates["rate_ml_per_h"] = seg.rate_ml_per_h  # the ceiling, not the last TCI rate
         segments.append(seg.model_copy(update=updates) if updates else seg)
     return plan.model_copy(update={"segments": tuple(segments)}) if segments else None
 

@@ -15,7 +15,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import Segment, SegmentPhase
@@ -37,14 +37,19 @@ from pumpctl.infusion.machine import InfusionMachine, Trigger
 from pumpctl.infusion.outcome import PhaseResult
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.infusion.requests import (
+    BolusRequest,
     PauseRequest,
     Queued,
     ResumeRequest,
     StopRequest,
     SupervisorError,
+    TargetRequest,
     TitrateRequest,
 )
 from pumpctl.infusion.resume import Carryover
+
+if TYPE_CHECKING:
+    from pumpctl.infusion.tci_leg import PkLeg
 
 __all__ = ["OperatorStop", "PollSettings", "RunBooks", "SegmentRunner"]
 
@@ -52,6 +57,7 @@ _START = {
     SegmentPhase.PRIME: Trigger.START_PRIMING,
     SegmentPhase.LOADING: Trigger.START_LOADING,
     SegmentPhase.MAINTENANCE: Trigger.START_MAINTENANCE,
+    SegmentPhase.TCI: Trigger.START_TCI,
     SegmentPhase.KVO: Trigger.START_KVO,
 }
 
@@ -77,7 +83,8 @@ class PollSettings:
 class RunBooks:
     """What the whole run has delivered, for results, rolling limits and checkpoints."""
 
-    results: dict[SegmentPhase, PhaseResult]
+    #: by segment key (its phase, or its taper step)
+    results: dict[str, PhaseResult]
     rolling: RollingTotals
     tolerances: Tolerances
     done_ml: float = 0.0  # delivered by segments already finished
@@ -93,7 +100,7 @@ class RunBooks:
 
     def booked(self, ledger: SegmentLedger) -> None:
         """The segment's latest delivered volume into its phase result."""
-        self.results[ledger.segment.phase].delivered_ml = ledger.delivered_ml
+        self.results[ledger.segment.key].delivered_ml = ledger.delivered_ml
 
     def check_rolling(self, now_s: float, total_ml: float) -> None:
         """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
@@ -135,6 +142,8 @@ class SegmentRunner:
         self.emit_progress = emit_progress
         self.log = log
         self.handlers: RequestHandlers | None = None  # set by the supervisor (they start legs)
+        #: predictions, TCI and boluses (issue #13), set by the supervisor
+        self.pk: PkLeg | None = None
         self._missed_polls = 0
         self.following: tuple[Segment, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
@@ -149,14 +158,19 @@ class SegmentRunner:
         pause, a pending container change and the titration interval of the run before."""
         now = self.clock.now()
         self.following = following  # the plan after this segment (near-empty look-ahead)
-        self.machine.fire(
-            _START[segment.phase], rate_ml_per_h=segment.rate_ml_per_h, volume_ml=segment.volume_ml
-        )
+        start = _START[segment.phase]
+        # a taper step goes on in the maintenance phase (a resumed one starts it)
+        if segment.taper_step is None or self.machine.may(start):
+            self.machine.fire(
+                start,
+                rate_ml_per_h=segment.rate_ml_per_h,
+                volume_ml=segment.volume_ml,
+            )
         ledger = SegmentLedger(
             segment=segment, rate_ml_per_h=segment.rate_ml_per_h, started_s=now, last_accrual_s=now
         )
         self.books.ledger = ledger
-        self.books.results[segment.phase].started_s = now
+        self.books.results[segment.key].started_s = now
         self.recorder.write(SegmentStart(**segment.model_dump(mode="json")))
         await self._begin(ledger, carry)
         next_poll = self.clock.now() + self.settings.interval_s
@@ -167,6 +181,8 @@ class SegmentRunner:
                 continue
             next_poll = self.clock.now() + self.settings.interval_s
             verdict = await self._poll(ledger)
+            if self.pk is not None and verdict is Verdict.CONTINUE:
+                verdict = await self.pk.after_poll(ledger)
             if verdict is Verdict.DONE:
                 break
             if verdict is Verdict.CONTAINER_EMPTY:
@@ -184,7 +200,11 @@ class SegmentRunner:
             ledger.last_increase_s = now - carry.last_increase_ago_s
         held = carry.held if carry is not None else None
         if held is None:
-            await self.start_leg(ledger)
+            # a TCI phase starts at the controller's first rate (or off, when that is 0)
+            start = self.pk.before_start(ledger) if self.pk is not None else True
+            await self.start_leg(ledger, start=start)
+            if not start:
+                ledger.enter(LegState.OFF, now)
             return
         assert carry is not None
         if held == "awaiting_change":
@@ -192,6 +212,8 @@ class SegmentRunner:
             ledger.enter(LegState.AWAITING_CHANGE, now)
             self.legs.emptied(ledger)
         else:
+            if self.pk is not None:  # a TCI phase resumes at its controller's rate
+                self.pk.before_start(ledger)
             await self.start_leg(ledger, start=False)  # ready, but paused as it was
             ledger.enter(LegState.PAUSED, now)
         ledger.held_since_s = now - carry.held_for_s  # SR15 counts the pause from its start
@@ -200,12 +222,12 @@ class SegmentRunner:
     def _end(self, ledger: SegmentLedger) -> None:
         ledger.ended_s = self.clock.now()
         segment = ledger.segment
-        self.books.results[segment.phase].ended_s = ledger.ended_s
+        self.books.results[segment.key].ended_s = ledger.ended_s
         self.books.done_ml += ledger.delivered_ml
         self.checkpoint(ledger, force=True)
         self.recorder.write(
             SegmentEnd(
-                phase=segment.phase.value,
+                phase=segment.key,
                 planned_ml=segment.volume_ml,
                 delivered_ml=ledger.delivered_ml,
             )
@@ -291,6 +313,8 @@ class SegmentRunner:
         books.booked(ledger)
         total = books.done_ml + ledger.delivered_ml
         books.check_rolling(replied, total)
+        if self.pk is not None:
+            self.pk.observe(total)
         self.legs.check_level(total, mean_rate_ahead(ledger, self.following))
         self.checkpoint(ledger)
         self.emit_progress()
@@ -331,7 +355,10 @@ class SegmentRunner:
                 await handlers.resume(ledger, req)
             elif isinstance(req, TitrateRequest):
                 await handlers.titrate(ledger, req)
-                self.books.results[ledger.segment.phase].rate_ml_per_h = ledger.rate_ml_per_h
+                self.books.results[ledger.segment.key].rate_ml_per_h = ledger.rate_ml_per_h
+            elif isinstance(req, TargetRequest | BolusRequest):
+                assert self.pk is not None
+                await self.pk.handle(ledger, req)
             else:
                 await handlers.container_changed(ledger, req)
         except SupervisorError as exc:
@@ -357,7 +384,7 @@ class SegmentRunner:
         books.last_checkpoint_s = now
         self.recorder.write(
             CheckpointEvent(
-                phase=ledger.segment.phase.value,
+                phase=ledger.segment.key,
                 delivered_ml=ledger.delivered_ml,
                 pump_counter_ml=ledger.counter_ml,
                 estimated_ml=ledger.estimated_ml,
@@ -365,5 +392,7 @@ class SegmentRunner:
                 container_left_ml=self.legs.left_ml(books.done_ml + ledger.delivered_ml),
                 expected_ml=ledger.expected_ml,
                 rate_ml_per_h=ledger.rate_ml_per_h,
+                plasma_ug_per_ml=self.pk.plasma_ug_per_ml if self.pk else None,
+                effect_ug_per_ml=self.pk.effect_ug_per_ml if self.pk else None,
             )
         )

@@ -30,7 +30,6 @@ from pumpctl.dosing.plan import Plan, SegmentPhase
 from pumpctl.dosing.rolling import RollingTotals
 from pumpctl.drivers.base import (
     PumpDriver,
-    PumpError,
 )
 from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.config import SupervisorConfig
@@ -53,6 +52,7 @@ from pumpctl.infusion.outcome import Outcome, PhaseResult, Progress, RunResult
 from pumpctl.infusion.preparation import prepare_pump
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.infusion.requests import (
+    BolusRequest,
     ContainerChangedRequest,
     PauseRequest,
     Queued,
@@ -60,11 +60,13 @@ from pumpctl.infusion.requests import (
     ResumeRequest,
     StopRequest,
     SupervisorError,
+    TargetRequest,
     TitrateRequest,
 )
 from pumpctl.infusion.resume import Carryover
-from pumpctl.infusion.safe_stop import confirm_stop
+from pumpctl.infusion.run_parts import raise_alarm, run_progress, safe_stop
 from pumpctl.infusion.segment import OperatorStop, PollSettings, RunBooks, SegmentRunner
+from pumpctl.infusion.tci_leg import PkLeg
 from pumpctl.log import get_logger
 
 __all__ = [
@@ -124,11 +126,12 @@ class Supervisor:
         self._watchdog_s: float | None = None
         self.books = RunBooks(
             results={
-                s.phase: PhaseResult(
+                s.key: PhaseResult(
                     phase=s.phase,
                     planned_ml=s.volume_ml,
                     delivered_ml=0.0,
                     rate_ml_per_h=s.rate_ml_per_h,
+                    taper_step=s.taper_step,
                 )
                 for s in plan.segments
             },
@@ -182,6 +185,19 @@ class Supervisor:
             start_leg=self._segments.start_leg,
             done_ml=lambda: self.books.done_ml,
         )
+        self.pk = PkLeg(
+            plan=plan,
+            driver=driver,
+            clock=clock,
+            cmds=self.cmds,
+            recorder=self.recorder,
+            machine=self.machine,
+            books=self.books,
+            carryover=carryover,
+            start_leg=self._segments.start_leg,
+            log=self.log,
+        )
+        self._segments.pk = self.pk
         self._take_capabilities()
 
     @property
@@ -223,6 +239,16 @@ class Supervisor:
         """Change the maintenance rate (SR09-SR11); raises SupervisorError when refused."""
         await self._request(TitrateRequest(rate_ml_per_h=rate_ml_per_h, reason=reason, who=who))
 
+    async def set_target(
+        self, target_ug_per_ml: float, *, reason: str, who: str = "operator"
+    ) -> None:
+        """A new TCI target (SR09's step and interval); raises SupervisorError when refused."""
+        await self._request(TargetRequest(target_ug_per_ml, reason=reason, who=who))
+
+    async def bolus(self, dose_mg: float, *, reason: str, who: str = "operator") -> None:
+        """A clinician bolus through the lockout; raises SupervisorError when refused."""
+        await self._request(BolusRequest(dose_mg, reason=reason, who=who))
+
     async def container_changed(
         self, *, volume_ml: float | None = None, who: str = "operator"
     ) -> None:
@@ -239,34 +265,7 @@ class Supervisor:
         return self.books.ledger is not None and self.books.ledger.awaiting_change
 
     def progress(self) -> Progress:
-        ledger = self.books.ledger
-        delivered = self.books.delivered_ml
-        remaining_s: float | None = None
-        dose_rate: float | None = None
-        running = self._started and ledger is not None and ledger.pump_running
-        if ledger is not None:
-            seg = ledger.segment
-            if seg.volume_ml is not None and ledger.rate_ml_per_h > 0:
-                left = max(0.0, seg.volume_ml - ledger.delivered_ml)
-                remaining_s = left / ledger.rate_ml_per_h * 3600.0
-            if seg.dose_rate is not None:
-                dose_rate = seg.dose_rate * ledger.rate_ml_per_h / seg.rate_ml_per_h
-        # built on every poll: skip re-validating what this code assembled itself
-        return Progress.model_construct(
-            clock_s=self.clock.now(),
-            phase=self.machine.phase.value,
-            segment=ledger.segment.phase if ledger else None,
-            rate_ml_per_h=ledger.rate_ml_per_h if running and ledger is not None else 0.0,
-            dose_rate=dose_rate,
-            dose_rate_unit=ledger.segment.dose_rate_unit if ledger else None,
-            segment_delivered_ml=ledger.delivered_ml if ledger else 0.0,
-            segment_planned_ml=ledger.planned_ml if ledger else None,
-            total_delivered_ml=delivered,
-            total_planned_ml=self.plan.total_volume_ml,
-            segment_remaining_s=remaining_s,
-            alarms=list(self.books.alarms),
-            notices=list(self.legs.notices),
-        )
+        return run_progress(self)
 
     async def _request(self, request: Request) -> None:
         if not self._started:
@@ -431,57 +430,10 @@ class Supervisor:
     # ------------------------------------------------------------------ alarms and stop
 
     def _raise_alarm(self, exc: Alarm) -> None:
-        self.books.alarms.append(exc.reason)
-        self.log.error(
-            "alarm", reason=exc.reason, detail=exc.detail, phase=self.machine.phase.value
-        )
-        ledger = self.books.ledger
-        if ledger is not None:
-            # the pump may have run since its last reading: book the worst case (marked as an
-            # estimate) and journal it before anything else can fail (SR21, SR29)
-            ledger.book_worst_case(self.clock.now(), for_s=0.0)
-            self.books.booked(ledger)
-            self._segments.checkpoint(ledger, force=True)
-        self.recorder.write(AlarmEvent(reason=exc.reason, detail=exc.detail))
-        if self.machine.may(Trigger.ALARM):
-            self.machine.fire(Trigger.ALARM, reason=exc.reason, detail=exc.detail)
+        raise_alarm(self, exc)
 
     async def _safe_stop(self, why: str) -> bool:
-        """Stop the pump and confirm it (SR18), then take a last counter reading."""
-        confirmed = await confirm_stop(
-            self.driver,
-            self.clock,
-            self.recorder,
-            why=why,
-            deadline_s=self.config.stop_confirm_deadline_s,
-            retry_interval_s=self.config.stop_retry_interval_s,
-        )
-        if confirmed:
-            await self._final_reading()
-        elif (ledger := self.books.ledger) is not None:
-            # unreachable and maybe still running: until its own target stops it, or its link
-            # watchdog (SR19) a watchdog period after the last packet it heard
-            ledger.book_worst_case(self.clock.now(), for_s=self._watchdog_s)
-            self.books.booked(ledger)
-            self._segments.checkpoint(ledger, force=True)
-        return confirmed
-
-    async def _final_reading(self) -> None:
-        ledger = self.books.ledger
-        if ledger is None:
-            return
-        try:
-            delivered = await self.driver.read_delivered()
-        except PumpError as exc:
-            self.log.warning("pump.final_reading_failed", error=str(exc))
-            return
-        # readable again: the counter replaces any estimate, unless it went backwards (lost)
-        ledger.counter_reading(
-            delivered.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
-        )
-        self.books.booked(ledger)
-        self.books.results[ledger.segment.phase].ended_s = self.clock.now()
-        self._segments.checkpoint(ledger, force=True)
+        return await safe_stop(self, why)
 
     # ------------------------------------------------------------------ helpers
 

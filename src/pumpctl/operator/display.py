@@ -65,8 +65,16 @@ class ProgressPrinter:
         alarms += f"  NOTE: {'; '.join(p.notices)}" if p.notices else ""
         return (
             f"[{t}] {p.phase:<11} {p.rate_ml_per_h:8.3f} mL/h{dose}  {seg}"
-            f"  total {p.total_delivered_ml:.3f} mL{left}{alarms}"
+            f"  total {p.total_delivered_ml:.3f} mL{predicted_text(p)}{left}{alarms}"
         )
+
+
+def predicted_text(p: Progress) -> str:
+    """'  Cp 0.25 Ce 0.24 ug/mL (target 0.25)': population prediction, not a measurement."""
+    if p.plasma_ug_per_ml is None or p.effect_ug_per_ml is None:
+        return ""
+    target = f" (target {p.tci_target_ug_per_ml:.3g})" if p.tci_target_ug_per_ml is not None else ""
+    return f"  Cp {p.plasma_ug_per_ml:.3g} Ce {p.effect_ug_per_ml:.3g} ug/mL{target}"
 
 
 class PhaseTiming:
@@ -107,7 +115,7 @@ def _why_longer(plan: Plan, result: RunResult, timing: PhaseTiming | None) -> li
     """A note for each phase that ended later than its nominal duration, saying why."""
     notes = []
     for ph in result.phases:
-        seg = plan.segment(ph.phase)
+        seg = plan.segment_by_key(ph.key)
         if seg is None or seg.duration_s is None or ph.started_s is None or ph.ended_s is None:
             continue
         ran_s = ph.ended_s - ph.started_s
@@ -128,7 +136,7 @@ def _why_longer(plan: Plan, result: RunResult, timing: PhaseTiming | None) -> li
         if not why:
             why.append("no pause, titration or rate step explains it (late polls or a slow pump?)")
         notes.append(
-            f"note: {ph.phase.value} ran {format_duration(ran_s)}, "
+            f"note: {ph.key} ran {format_duration(ran_s)}, "
             f"planned {format_duration(seg.duration_s)}: {'; '.join(why)}"
         )
     return notes
@@ -148,8 +156,10 @@ def summary_lines(plan: Plan, result: RunResult, timing: PhaseTiming | None = No
         diff = ph.delivered_ml - planned if planned is not None else None
         ok = diff is not None and abs(diff) <= resolution_ml + 1e-9
         mark = "ok" if ok else ("open-ended" if planned is None else "DIFFERS")
+        if ph.phase.value == "tci":  # its volume is a ceiling (the pump's hard stop)
+            mark = "ceiling" if planned is None or ph.delivered_ml <= planned + 1e-9 else "OVER"
         lines.append(
-            f"{ph.phase.value:<12}"
+            f"{ph.key:<12}"
             f"{(f'{planned:.3f}' if planned is not None else '-'):>12}"
             f"{ph.delivered_ml:>14.3f}"
             f"{(signed(diff) if diff is not None else '-'):>10}  {mark}"
@@ -214,7 +224,7 @@ class LiveView:
         if self._t0 is None:
             self._t0, self._wall0 = p.clock_s, wall_monotonic()
         if p.segment is not None:
-            self._delivered[p.segment.value] = p.segment_delivered_ml
+            self._delivered[p.segment_key or p.segment.value] = p.segment_delivered_ml
         now = wall_monotonic()
         # a virtual clock polls thousands of times a wall second: render ~10 times a second,
         # but at once on a phase change or an alarm
@@ -255,15 +265,20 @@ class LiveView:
         )
         bars = Table.grid(padding=(0, 1))
         for seg in self.plan.segments:
-            done = self._delivered.get(seg.phase.value, 0.0)
+            done = self._delivered.get(seg.key, 0.0)
             planned = seg.volume_ml
             width = planned if planned is not None else max(done, 1.0)
             bars.add_row(
-                f"{seg.phase.value:<12}",
+                f"{seg.key:<12}",
                 ProgressBar(total=width, completed=min(done, width), width=40),
                 f"{done:8.3f} / {planned:.3f} mL" if planned is not None else f"{done:8.3f} mL",
             )
-        parts: list[RenderableType] = [head, times, total, bars]
+        parts: list[RenderableType] = [head, times, total]
+        if predicted := predicted_text(p):
+            parts.append(
+                f"predicted{predicted}  [dim](population model, not a measured concentration)[/]"
+            )
+        parts.append(bars)
         parts.extend(f"[bold yellow]{notice}[/]" for notice in p.notices)
         if alarm:
             parts.append(f"[bold white on red] ALARM: {', '.join(p.alarms)} [/]")

@@ -35,6 +35,7 @@ from pumpctl.infusion.events import (
     SegmentStart,
     StopConfirmed,
     StopRequested,
+    TciRateUpdate,
     TitrationEvent,
     TransitionEvent,
     delivered_by_phase,
@@ -265,6 +266,13 @@ def _describe_note(rec: NoteEvent) -> str:
         return "infusion complete"
     if isinstance(rec, PowerUpResetAcknowledged):
         return "pump power-up reset acknowledged"
+    if isinstance(rec, TciRateUpdate):  # issue #13: one TCI interval (population prediction)
+        limit = f", limited by {rec.limited_by}" if rec.limited_by else ""
+        return (
+            f"TCI {_num(rec.rate_ml_per_h)} mL/h ({_num(rec.rate_mg_per_h)} mg/h): "
+            f"predicted Cp {_num(rec.plasma_ug_per_ml)} Ce {_num(rec.effect_ug_per_ml)}"
+            f" ug/mL, target {_num(rec.target_ug_per_ml)}{limit}"
+        )
     rest = {k: v for k, v in rec.payload().items() if k != "event"}
     return rec.event + (f": {_fields(rest)}" if rest else "")
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pumpctl.infusion.journal import JournalError, JournalEvent, RunRecord
+from pumpctl.infusion.journal import EventKind, JournalError, JournalEvent, RunRecord
 from pumpctl.operator.journalfile import open_journal_for_reading
 from pumpctl.operator.numbers import signed
 from pumpctl.operator.report_data import (
@@ -119,7 +119,7 @@ def build_report_from_events(run: RunRecord, events: Sequence[JournalEvent]) -> 
         weight_kg=_float(plan.get("weight_kg")),
         dose_rate_unit=unit,
         dose_per_ml=dose_per_ml,
-        rate_steps=tuple(walker.rate_steps),
+        rate_steps=with_tci_rates(walker.rate_steps, events, t0),
         delivered=tuple(walker.delivered),
         planned=tuple(_planned_curve(plan, walker.first_segment_s, t_end)),
         phases=phases,
@@ -131,7 +131,48 @@ def build_report_from_events(run: RunRecord, events: Sequence[JournalEvent]) -> 
         stops=tuple(walker.stops),
         container_changes=tuple(walker.changes),
         skipped_events=tuple(walker.unreadable),
+        predicted=predicted_series(events, t0),
+        pk_model=plan.get("pk_model"),
     )
+
+
+def with_tci_rates(
+    steps: Sequence[tuple[float, float]], events: Sequence[JournalEvent], t0: float
+) -> tuple[tuple[float, float], ...]:
+    """The rate steps with a TCI phase's own rates (its `tci_rate` notes) in place of the
+    segment's ceiling, from its first note to the next step after the phase ended."""
+    notes = [
+        (e.t_clock_s - t0, float(e.payload["rate_ml_per_h"]))
+        for e in events
+        if e.kind is EventKind.NOTE and e.payload.get("event") == "tci_rate"
+    ]
+    if not notes:
+        return tuple(steps)
+    ends = [
+        e.t_clock_s - t0
+        for e in events
+        if e.kind is EventKind.SEGMENT_END and e.payload.get("phase") == "tci"
+    ]
+    first, end = notes[0][0], (ends[-1] if ends else math.inf)
+    before = [st for st in steps if st[0] < first]
+    after = [st for st in steps if st[0] >= end]
+    tail = [] if after or not math.isfinite(end) else [(end, 0.0)]
+    return tuple(sorted([*before, *notes, *after, *tail]))
+
+
+def predicted_series(
+    events: Sequence[JournalEvent], t0: float
+) -> tuple[tuple[float, float, float], ...]:
+    """(t, Cp, Ce) journaled with checkpoints and TCI intervals, in time order."""
+    out: list[tuple[float, float, float]] = []
+    for e in events:
+        p = e.payload
+        if e.kind not in (EventKind.CHECKPOINT, EventKind.NOTE):
+            continue
+        cp, ce = p.get("plasma_ug_per_ml"), p.get("effect_ug_per_ml")
+        if isinstance(cp, int | float) and isinstance(ce, int | float):
+            out.append((e.t_clock_s - t0, float(cp), float(ce)))
+    return tuple(out)
 
 
 def _phase_rows(plan: dict[str, Any], w: EventWalker) -> tuple[PhaseRow, ...]:
@@ -173,6 +214,14 @@ def _planned_curve(
             continue
         rate = float(seg.get("rate_ml_per_h") or 0.0)
         volume = _float(seg.get("volume_ml"))
+        conc = _float(plan.get("concentration_mg_per_ml"))
+        drug, duration = _float(seg.get("drug_mg")), _float(seg.get("duration_s"))
+        if seg.get("phase") == "tci" and drug is not None and conc and duration:
+            # its volume is a ceiling: draw what the controller was expected to give
+            t += duration
+            total += drug / conc
+            points.append((t, total))
+            continue
         if volume is None:
             if rate > 0 and t_end > t:
                 total += rate * (t_end - t) / 3600.0

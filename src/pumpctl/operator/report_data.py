@@ -138,6 +138,10 @@ class ReportData:
     container_changes: tuple[ContainerChange, ...] = field(default=())
     #: journal events that match no model of this version, left out of the series (why, each)
     skipped_events: tuple[str, ...] = field(default=())
+    #: (t, plasma, effect site) µg/mL as the supervisor predicted them from the pump's reported
+    #: volumes (population model, not measured); empty when the run had no PK model
+    predicted: tuple[tuple[float, float, float], ...] = field(default=())
+    pk_model: str | None = None
 
     @property
     def delivered_ml(self) -> float:

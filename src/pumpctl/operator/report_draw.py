@@ -85,19 +85,25 @@ def report_figure(data: ReportData, *, tables: bool = True) -> Any:
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.hashsalt"] = "pumpctl"
-    heights = [3.0, 2.6] + ([2.6] if tables else [])
+    pk = bool(data.predicted)
+    heights = [3.0, 2.6] + ([2.2] if pk else []) + ([2.6] if tables else [])
     fig = plt.figure(figsize=(12, sum(heights) + 0.9))
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, hspace=0.45)
     ax_rate = fig.add_subplot(grid[0])
     ax_vol = fig.add_subplot(grid[1], sharex=ax_rate)
+    axes = [ax_rate, ax_vol]
+    if pk:
+        axes.append(fig.add_subplot(grid[2], sharex=ax_rate))
     fig.suptitle(_title(data), fontsize=11)
-    for ax in (ax_rate, ax_vol):
+    for ax in axes:
         _shade(ax, data)
         _mark_events(ax, data, labelled=ax is ax_rate)
     _draw_rate(ax_rate, data)
     _draw_volume(ax_vol, data)
+    if pk:
+        _draw_predicted(axes[2], data)
     if tables:
-        _draw_tables(fig.add_subplot(grid[2]), data)
+        _draw_tables(fig.add_subplot(grid[len(axes)]), data)
     # room on the right for the dose axis and, beyond it, the legends
     fig.subplots_adjust(left=0.07, right=0.76, top=0.91, bottom=0.05)
     return fig
@@ -227,6 +233,24 @@ def _draw_volume(ax: Any, data: ReportData) -> None:
     ax.grid(alpha=0.3)
     _time_axis(ax, data)
     ax.set_xlabel("clock time since start (h:mm)")
+    _legend(ax)
+
+
+def _draw_predicted(ax: Any, data: ReportData) -> None:
+    """Predicted plasma and effect-site concentration, as the supervisor computed them from the
+    pump's reported volumes: a population model, not the patient's measured concentration."""
+    ts = [_hours(t) for t, _, _ in data.predicted]
+    ax.plot(ts, [cp for _, cp, _ in data.predicted], color="#a50f15", lw=1.6, label="plasma")
+    ax.plot(ts, [ce for _, _, ce in data.predicted], color="#fd8d3c", lw=1.4, label="effect site")
+    ax.set_ylabel("predicted (ug/mL)")
+    ax.set_title(
+        f"predicted concentration ({data.pk_model or 'model'}; population model, not measured)",
+        fontsize=9,
+        loc="left",
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    _time_axis(ax, data)
     _legend(ax)
 
 

@@ -24,7 +24,8 @@ from pumpctl.dosing.pk.models import (
     population_warnings,
 )
 from pumpctl.dosing.pk.solver import Kinetics, Matrix, PkState, Propagator
-from pumpctl.dosing.plan import Plan, SegmentPhase
+from pumpctl.dosing.pk.tci_sim import simulate_tci
+from pumpctl.dosing.segments import Plan, SegmentPhase
 
 __all__ = [
     "OPEN_ENDED_S",
@@ -194,12 +195,13 @@ def predict_infusions(
 
 
 def infusions_from_plan(
-    plan: Plan, *, open_ended_s: float = OPEN_ENDED_S
+    plan: Plan, *, open_ended_s: float = OPEN_ENDED_S, kinetics: Kinetics | None = None
 ) -> tuple[list[Infusion], float, list[str]]:
     """(drug schedule to the patient, end of the plan in s, notes) for a compiled plan.
 
     Rates are the segments' mL/h times the concentration; the prime takes time but gives no
     drug. A segment that runs until stopped is predicted for `open_ended_s` and ends the plan.
+    A TCI phase is the controller run on an exact pump (`simulate_tci`, needs `kinetics`).
     """
     conc = plan.concentration_mg_per_ml
     if conc is None:
@@ -215,7 +217,9 @@ def infusions_from_plan(
                 f"{seg.phase.value} runs until stopped: predicted for its first "
                 f"{open_ended_s / 3600:g} h"
             )
-        if seg.phase is not SegmentPhase.PRIME:
+        if seg.phase is SegmentPhase.TCI and plan.tci is not None and kinetics is not None:
+            pieces += _tci_pieces(plan, kinetics, pieces, t)
+        elif seg.phase is not SegmentPhase.PRIME:
             pieces.append(Infusion(t, duration, seg.rate_ml_per_h * conc))
         t += duration
         if seg.duration_s is None:
@@ -223,12 +227,35 @@ def infusions_from_plan(
     return pieces, t, notes
 
 
+def _tci_pieces(
+    plan: Plan, kinetics: Kinetics, before: list[Infusion], t0_s: float
+) -> list[Infusion]:
+    tci, conc = plan.tci, plan.concentration_mg_per_ml
+    assert tci is not None and conc is not None
+    prop = Propagator(kinetics)
+    state = PkState.from_array(states_at(prop, before, [t0_s])[0]) if before else None
+    return list(
+        simulate_tci(
+            kinetics,
+            concentration_mg_per_ml=conc,
+            target_ug_per_ml=tci.target_ug_per_ml,
+            site=tci.site,
+            duration_s=tci.duration_s,
+            max_plasma_ug_per_ml=tci.max_plasma_ug_per_ml,
+            max_rate_ml_per_h=tci.max_rate_ml_per_h,
+            interval_s=tci.interval_s,
+            t0_s=t0_s,
+            state=state,
+        ).infusions
+    )
+
+
 def model_for_plan(plan: Plan, model_name: str | None = None) -> ModelSpec:
     """The named model, or the default for the plan's care area and weight."""
     if plan.weight_kg is None:
         raise ValueError(f"plan {plan.program}: no patient weight, nothing to predict")
     drug = plan.drug or "ketamine"
-    name = model_name or default_model_name(plan.care_area, plan.weight_kg)
+    name = model_name or plan.pk_model or default_model_name(plan.care_area, plan.weight_kg)
     return get_model(name, drug)
 
 
@@ -250,7 +277,7 @@ def predict_plan(
     spec = model_for_plan(plan, model_name)
     assert plan.weight_kg is not None  # checked by model_for_plan
     kinetics = spec.kinetics(plan.weight_kg, t_peak_s=t_peak_s)
-    pieces, t_end, notes = infusions_from_plan(plan, open_ended_s=open_ended_s)
+    pieces, t_end, notes = infusions_from_plan(plan, open_ended_s=open_ended_s, kinetics=kinetics)
     warnings = population_warnings(spec, weight_kg=plan.weight_kg, care_area=plan.care_area)
     notes.append(spec.effect_site_note(kinetics))
     return predict_infusions(

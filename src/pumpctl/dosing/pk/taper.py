@@ -13,7 +13,7 @@ step-down is a policy, not a clinical recommendation.
 
 from __future__ import annotations
 
-from pumpctl.dosing.plan import Segment, SegmentPhase
+from pumpctl.dosing.segments import Segment, SegmentPhase
 from pumpctl.families.quantize import NotRepresentable, Quantizer
 
 __all__ = ["TaperError", "taper_segments"]
@@ -23,7 +23,9 @@ class TaperError(ValueError):
     """The taper cannot be applied to this segment (message says why)."""
 
 
-def _segment(base: Segment, rate_ml_per_h: float, duration_s: float, q: Quantizer) -> Segment:
+def _segment(
+    base: Segment, rate_ml_per_h: float, duration_s: float, q: Quantizer, step: int | None = None
+) -> Segment:
     volume = q.floor_volume_ml(rate_ml_per_h * duration_s / 3600.0)
     share = rate_ml_per_h / base.rate_ml_per_h
     conc = base.drug_mg / base.volume_ml if base.drug_mg is not None and base.volume_ml else None
@@ -34,6 +36,7 @@ def _segment(base: Segment, rate_ml_per_h: float, duration_s: float, q: Quantize
             "duration_s": volume / rate_ml_per_h * 3600.0,
             "dose_rate": None if base.dose_rate is None else base.dose_rate * share,
             "drug_mg": None if conc is None else volume * conc,
+            "taper_step": step,
         }
     )
 
@@ -73,9 +76,9 @@ def taper_segments(
             planned[-1] = (r, planned[-1][1] + step_s)
         else:
             planned.append((r, step_s))
-    for r, duration in planned:
+    for step, (r, duration) in enumerate(planned, start=1):
         try:
-            out.append(_segment(maintenance, r, duration, quantizer))
+            out.append(_segment(maintenance, r, duration, quantizer, step))
         except NotRepresentable:
             break
     return tuple(out)

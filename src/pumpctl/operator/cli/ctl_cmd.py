@@ -17,10 +17,14 @@ import click
 )
 @click.argument(
     "op",
-    type=click.Choice(["status", "titrate", "pause", "resume", "stop", "syringe-changed"]),
+    type=click.Choice(
+        ["status", "titrate", "pause", "resume", "stop", "syringe-changed", "target", "bolus"]
+    ),
 )
-@click.argument("rate", required=False)
-@click.option("--reason", default="", help="why (required for titrate; journaled with who)")
+@click.argument("rate", metavar="[QUANTITY]", required=False)
+@click.option(
+    "--reason", default="", help="why (required for titrate, target, bolus; journaled with who)"
+)
 @click.option("--who", default=None, help="who asks (default: your user name)")
 @click.option(
     "--timeout",
@@ -34,13 +38,15 @@ def ctl(
     journal: Path, op: str, rate: str | None, reason: str, who: str | None, timeout_s: float
 ) -> None:
     """Control a running `pumpctl run` from another terminal: status, titrate RATE (e.g.
-    0.3mg/kg/h, with --reason), pause, resume, stop. Exit 1: refused; 3: no run listening."""
-    from pumpctl.operator.control import ctl as send_ctl
+    0.3mg/kg/h), target CONC (a TCI target, e.g. 0.4ug/mL), bolus DOSE (e.g. 0.1mg/kg), each
+    with --reason; pause, resume, stop. Exit 1: refused; 14: no run listening."""
+    from pumpctl.operator.control_client import ctl as send_ctl
 
-    if op == "titrate" and not rate:
-        raise click.UsageError("titrate needs a RATE with units, e.g. 0.3mg/kg/h")
-    if op != "titrate" and rate:
-        raise click.UsageError(f"{op} takes no RATE")
+    example = {"titrate": "0.3mg/kg/h", "target": "0.4ug/mL", "bolus": "0.1mg/kg"}
+    if op in example and not rate:
+        raise click.UsageError(f"{op} needs a quantity with units, e.g. {example[op]}")
+    if op not in example and rate:
+        raise click.UsageError(f"{op} takes no quantity")
     code, text = send_ctl(journal, op, rate=rate, reason=reason, who=who, timeout_s=timeout_s)
     click.echo(text, err=code != 0)
     sys.exit(code)

@@ -50,7 +50,13 @@ def _intermediate(progress: Progress) -> dict[str, Any]:
         "DoseRate": dose,
         "DeliveredVolume": progress.total_delivered_ml,
         "PlannedVolume": progress.total_planned_ml or 0.0,
-        "PredictedConcentration": [],  # no pharmacokinetic model yet
+        # [plasma, effect site] µg/mL, predicted from the pump's reported volumes (population
+        # model, not measured); empty when no model applies to the patient
+        "PredictedConcentration": (
+            [progress.plasma_ug_per_ml, progress.effect_ug_per_ml]
+            if progress.plasma_ug_per_ml is not None and progress.effect_ug_per_ml is not None
+            else []
+        ),
         "Alarms": list(progress.alarms),
     }
 
