@@ -20,17 +20,16 @@ an alarm or stop (SR16, SR26).
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 
 import structlog
 
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import Plan, SegmentPhase
-from pumpctl.dosing.rolling import RollingTotals
 from pumpctl.drivers.base import (
     PumpDriver,
 )
+from pumpctl.infusion.assembly import books_for, poll_settings, tolerances_for
 from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.config import SupervisorConfig
 from pumpctl.infusion.container import ContainerLevel
@@ -45,7 +44,7 @@ from pumpctl.infusion.events import (
 )
 from pumpctl.infusion.handlers import RequestHandlers
 from pumpctl.infusion.journal import Journal, RunStatus
-from pumpctl.infusion.ledger import Alarm, LegState, Tolerances
+from pumpctl.infusion.ledger import Alarm, LegState
 from pumpctl.infusion.legs import ContainerLegs
 from pumpctl.infusion.machine import InfusionMachine, Phase, TransitionRecord, Trigger
 from pumpctl.infusion.outcome import Outcome, PhaseResult, Progress, RunResult
@@ -65,7 +64,7 @@ from pumpctl.infusion.requests import (
 )
 from pumpctl.infusion.resume import Carryover
 from pumpctl.infusion.run_parts import raise_alarm, run_progress, safe_stop
-from pumpctl.infusion.segment import OperatorStop, PollSettings, RunBooks, SegmentRunner
+from pumpctl.infusion.segment import OperatorStop, SegmentRunner
 from pumpctl.infusion.tci_leg import PkLeg
 from pumpctl.log import get_logger
 
@@ -124,29 +123,9 @@ class Supervisor:
         #: the pump's link watchdog once enabled (SR19): it stops the pump this long after the
         #: last packet it heard
         self._watchdog_s: float | None = None
-        self.books = RunBooks(
-            results={
-                s.key: PhaseResult(
-                    phase=s.phase,
-                    planned_ml=s.volume_ml,
-                    delivered_ml=0.0,
-                    rate_ml_per_h=s.rate_ml_per_h,
-                    taper_step=s.taper_step,
-                )
-                for s in plan.segments
-            },
-            # SR08: (clock s, total mL delivered so far) samples for the rolling-window totals
-            rolling=RollingTotals(
-                plan.rolling_limits.by_window() if plan.rolling_limits else {}, tolerance_ml=0.0
-            ),
-            tolerances=self._tolerances(),
+        self.books = books_for(
+            plan, tolerances_for(driver.capabilities, self.config, clock), carryover, clock.now()
         )
-        if carryover is not None:
-            self.books.prior_ml = carryover.prior_total_ml
-            start = clock.now()
-            self.books.rolling.seed(
-                [(start - ago_s, total) for ago_s, total in carryover.prior_deliveries]
-            )
         kind = "syringe" if plan.container.inner_diameter_mm is not None else "reservoir"
         self.legs = ContainerLegs(
             ContainerLevel(plan.container.capacity_ml, kind, container_contents_ml),
@@ -154,74 +133,60 @@ class Supervisor:
             changes_allowed=plan.container.changes_allowed,
             planned_total_ml=plan.total_volume_ml,
         )
-        cfg = self.config
-        self._segments = SegmentRunner(
-            driver=driver,
-            clock=clock,
+        self._segments = self._segment_runner()
+        self.pk = self._pk_leg()
+        self._segments.pk = self.pk
+        self._take_capabilities()
+
+    def _segment_runner(self) -> SegmentRunner:
+        """The segment loop and the operator-request handlers it serves between polls."""
+        runner = SegmentRunner(
+            driver=self.driver,
+            clock=self.clock,
             cmds=self.cmds,
             recorder=self.recorder,
             machine=self.machine,
             legs=self.legs,
             books=self.books,
-            settings=PollSettings(
-                interval_s=cfg.poll_interval_s,
-                max_missed=cfg.max_missed_polls,
-                max_silence_s=cfg.max_silence_s,
-                max_pause_s=cfg.max_pause_s,
-                checkpoint_interval_s=cfg.checkpoint_interval_s,
-            ),
+            settings=poll_settings(self.config),
             requests=self._requests,
             emit_progress=self._emit_progress,
             log=self.log,
         )
-        self._segments.handlers = RequestHandlers(
-            plan=plan,
-            driver=driver,
-            clock=clock,
+        runner.handlers = RequestHandlers(
+            plan=self.plan,
+            driver=self.driver,
+            clock=self.clock,
             machine=self.machine,
             cmds=self.cmds,
             recorder=self.recorder,
             legs=self.legs,
-            start_leg=self._segments.start_leg,
+            start_leg=runner.start_leg,
             done_ml=lambda: self.books.done_ml,
         )
-        self.pk = PkLeg(
-            plan=plan,
-            driver=driver,
-            clock=clock,
+        return runner
+
+    def _pk_leg(self) -> PkLeg:
+        """Predictions from the volumes the pump reports, TCI, taper and boluses (issue #13)."""
+        return PkLeg(
+            plan=self.plan,
+            driver=self.driver,
+            clock=self.clock,
             cmds=self.cmds,
             recorder=self.recorder,
             machine=self.machine,
             books=self.books,
-            carryover=carryover,
+            carryover=self.carryover,
             start_leg=self._segments.start_leg,
             log=self.log,
         )
-        self._segments.pk = self.pk
-        self._take_capabilities()
 
     @property
     def run_id(self) -> str | None:
         return self.recorder.run_id
 
-    def _tolerances(self) -> Tolerances:
-        """Resolution, accuracy and rate step the checks allow for, from the pump as configured."""
-        caps = self.driver.capabilities
-        return Tolerances(
-            floor_ml=self.config.deviation_floor_ml,
-            accuracy=caps.accuracy_percent / 100.0,
-            resolution_ml=caps.volume_resolution_ml,
-            rate_step_ml_per_h=caps.rate_resolution_ml_per_h,
-            poll_interval_s=self.config.poll_interval_s,
-            clock_jitter_s=(
-                self.config.wall_jitter_s * self.clock.time_scale
-                if math.isfinite(self.clock.time_scale) and self.clock.time_scale > 1
-                else 0.0
-            ),
-        )
-
     def _take_capabilities(self) -> None:
-        self.books.tolerances = self._tolerances()
+        self.books.tolerances = tolerances_for(self.driver.capabilities, self.config, self.clock)
         self.books.rolling.tolerance_ml = self.books.tolerances.resolution_ml
 
     # ------------------------------------------------------------------ operator API
