@@ -131,18 +131,7 @@ def plan_resume(
 ) -> ResumeDecision:
     """Work out what was delivered and what remains; never more than the plan (SR30)."""
     run = facts.run
-    if run.program_hash != plan.program_hash:
-        raise ResumeRefused(
-            f"the journal's interrupted run {run.run_id[:8]} is of another program "
-            f"({run.program}, hash {run.program_hash[:12]}): resume it with that program, or "
-            "start this one with --new-run --reason TEXT"
-        )
-    age_s = now_wall - facts.last_wall
-    if age_s > max_age_s and not allow_stale:
-        raise ResumeRefused(
-            f"run {run.run_id[:8]} was interrupted {age_s / 60:.0f} min ago (limit "
-            f"{max_age_s / 60:.0f} min): confirm with --resume-stale to resume it"
-        )
+    age_s = _resumable_age_s(facts, plan, now_wall, max_age_s, allow_stale)
     notes: list[str] = []
     delivered = dict(facts.ended)
     assumed = 0.0
@@ -158,11 +147,47 @@ def plan_resume(
             container_left -= measured - (ck.delivered_ml if ck else 0.0)
         notes.append(note)
     remaining = _remaining(facts, delivered, notes, now_wall)
+    carry = _carryover(facts, unjournaled, now_wall)
+    return ResumeDecision(
+        previous_run_id=run.run_id,
+        delivered_ml=delivered,
+        assumed_ml=assumed,
+        interrupted_phase=facts.active,
+        remaining=remaining,
+        container_left_ml=container_left,
+        age_s=age_s,
+        notes=tuple(notes),
+        carryover=carry,
+    )
+
+
+def _resumable_age_s(
+    facts: RunFacts, plan: Plan, now_wall: float, max_age_s: float, allow_stale: bool
+) -> float:
+    """How long ago the run was interrupted; refused if it is another program or too old."""
+    run = facts.run
+    if run.program_hash != plan.program_hash:
+        raise ResumeRefused(
+            f"the journal's interrupted run {run.run_id[:8]} is of another program "
+            f"({run.program}, hash {run.program_hash[:12]}): resume it with that program, or "
+            "start this one with --new-run --reason TEXT"
+        )
+    age_s = now_wall - facts.last_wall
+    if age_s > max_age_s and not allow_stale:
+        raise ResumeRefused(
+            f"run {run.run_id[:8]} was interrupted {age_s / 60:.0f} min ago (limit "
+            f"{max_age_s / 60:.0f} min): confirm with --resume-stale to resume it"
+        )
+    return age_s
+
+
+def _carryover(facts: RunFacts, unjournaled_ml: float, now_wall: float) -> Carryover:
+    """What the resumed run inherits: limits' clocks, TCI target, boluses, a hold (#17)."""
     held_for = (
         0.0 if facts.held_since_wall is None else facts.age_s(facts.held_since_wall, now_wall)
     )
-    carry = Carryover(
-        unjournaled_ml=unjournaled,
+    return Carryover(
+        unjournaled_ml=unjournaled_ml,
         tci_target_ug_per_ml=facts.tci_target_ug_per_ml,
         boluses=tuple(
             (facts.age_s(t_wall, now_wall), b.dose_mg, b.duration_s, b.who, b.reason)
@@ -175,17 +200,6 @@ def plan_resume(
             if facts.last_increase_wall is None
             else facts.age_s(facts.last_increase_wall, now_wall)
         ),
-    )
-    return ResumeDecision(
-        previous_run_id=run.run_id,
-        delivered_ml=delivered,
-        assumed_ml=assumed,
-        interrupted_phase=facts.active,
-        remaining=remaining,
-        container_left_ml=container_left,
-        age_s=age_s,
-        notes=tuple(notes),
-        carryover=carry,
     )
 
 
