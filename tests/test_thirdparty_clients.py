@@ -151,17 +151,20 @@ class Client:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Callable[..., tuple[Simulator, Client]]]:
-    started: list[tuple[Simulator, Client]] = []
+    sims: list[Simulator] = []
+    clients: list[Client] = []
 
     def start(script: str, *args: str) -> tuple[Simulator, Client]:
         sim = Simulator(tmp_path, *args)
+        sims.append(sim)  # before the client: a client that cannot start leaves no simulator
         client = Client(script, sim.path)
-        started.append((sim, client))
+        clients.append(client)
         return sim, client
 
     yield start
-    for sim, client in started:
+    for client in clients:
         client.close()
+    for sim in sims:
         assert "Traceback" not in sim.close()
 
 
