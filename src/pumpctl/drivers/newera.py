@@ -26,6 +26,7 @@ from pumpctl.drivers.base import (
     CommandRejected,
     DeliveredVolume,
     Direction,
+    FrameLength,
     ProtocolError,
     PumpAlarm,
     PumpDriver,
@@ -85,6 +86,7 @@ ALARMS: dict[str, AlarmReason] = {
 ERRORS = frozenset({"?", "?NA", "?OOR", "?COM", "?IGN"})
 #: a basic reply longer than this without ETX is garbage, not a slow reply
 _MAX_BASIC_REPLY = 128
+_PRINTABLE = bytes(range(0x20, 0x7F))
 
 # --------------------------------------------------------------------------- framing
 
@@ -204,7 +206,7 @@ def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NERepl
             raise ProtocolError("safe reply CRC mismatch", raw)
     else:
         body = raw[1:-1]
-    if not all(0x20 <= b <= 0x7E for b in body):
+    if body.translate(None, _PRINTABLE):  # anything left is not printable ASCII
         raise ProtocolError("reply holds non-printable bytes", raw)
     text = body.decode("ascii")
     if len(text) < 3 or not text[:2].isdigit():
@@ -283,6 +285,9 @@ ACCURACY_PERCENT = SPEC.accuracy_percent
 # --------------------------------------------------------------------------- driver
 
 _Framing = Literal["basic", "safe", "auto"]
+_FRAMERS: dict[str, FrameLength] = {"basic": basic_frame_length, "safe": safe_frame_length}
+#: distinct requests a driver keeps encoded (rates and volumes vary; polls do not)
+_MAX_CACHED_FRAMES = 64
 
 
 class NE1000Driver(PumpDriver):
@@ -313,6 +318,8 @@ class NE1000Driver(PumpDriver):
         self._rate_unit: RateUnit | None = None
         self._direction: Direction | None = None
         self._status: str | None = None
+        #: encoded requests by (address, safe, command): a poll sends the same bytes each time
+        self._frames: dict[tuple[int, bool, str], bytes] = {}
 
     # -- wire ----------------------------------------------------------------------------------
 
@@ -328,11 +335,16 @@ class NE1000Driver(PumpDriver):
     ) -> NEReply:
         """One exchange in the framing in force (or the one given); returns the checked reply."""
         safe = self.safe_mode if send_safe is None else send_safe
-        frame = encode_safe(self.address, command) if safe else encode_basic(self.address, command)
+        key = (self.address, safe, command)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = (
+                encode_safe(self.address, command) if safe else encode_basic(self.address, command)
+            )
+            if len(self._frames) < _MAX_CACHED_FRAMES:
+                self._frames[key] = frame
         framing = framing or ("safe" if self.safe_mode else "basic")
-        framer = {"basic": basic_frame_length, "safe": safe_frame_length}.get(
-            framing, any_frame_length
-        )
+        framer = _FRAMERS.get(framing, any_frame_length)
 
         def parse(raw: bytes) -> NEReply:
             is_safe = framing == "safe" or (framing == "auto" and not _looks_basic(raw))
