@@ -176,8 +176,10 @@ class _Link:
 
     def read(self, client: LineSettings | None) -> bytes:
         data = self.emulation.read()
+        if not data:
+            return data
         pump = self.emulation.uart_settings()
-        if not data or not _mismatched(pump, client):
+        if not _mismatched(pump, client):
             return data
         if self.mismatch == "silence":
             return b""
@@ -267,21 +269,41 @@ class InMemoryTransport(Transport):
     async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
         if not self._open:
             raise PumpConnectionError(f"{self.name} is not open")
-        async with self._lock:
-            return await self._exchange(request, frame_length, timeout_s)
+        lock = self._lock
+        if lock.locked() or lock._waiters:
+            async with lock:
+                return await self._exchange(request, frame_length, timeout_s)
+        # the line is free and nothing below awaits until the reply is known to be late: the
+        # usual exchange (the reply is due at once) needs no lock to keep others off the line
+        buf = self._request(request)
+        n = frame_length(buf) if buf else None
+        if n is not None:
+            return buf[:n]  # fast path: the reply was due at once
+        async with lock:  # free: taken without waiting
+            return await self._await_reply(buf, frame_length, timeout_s)
 
-    async def _exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
+    def _request(self, request: bytes) -> bytes:
+        """Bring the pump up to now, drop what it said unasked, send `request`; what it has
+        answered at once."""
         link = self._link
-        self._sync()
+        link.sync()
         stale = link.read(self.line)
         if stale:
             self.log.debug("transport.discarded", rx=stale.hex(" "))
         link.feed(request, self.line)
-        buf = link.read(self.line)
+        return link.read(self.line)
+
+    async def _exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
+        buf = self._request(request)
         if buf:
             n = frame_length(buf)
             if n is not None:
                 return buf[:n]  # fast path: the reply was due at once
+        return await self._await_reply(buf, frame_length, timeout_s)
+
+    async def _await_reply(self, buf: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
+        """Poll the pump every few ms of clock time until `buf` holds a whole reply."""
+        link = self._link
         clock = self.clock
         deadline = clock.now() + timeout_s
         while clock.now() < deadline:
