@@ -42,6 +42,7 @@ RATE_UNITS_ML_PER_H = {
     "MH": Decimal("1"),
 }
 VOLUME_UNITS_ML = {"UL": Decimal("0.001"), "ML": Decimal("1")}
+_VOLUME_UNITS_FLOAT = {k: float(v) for k, v in VOLUME_UNITS_ML.items()}  # DIS, every poll
 # BD plastic syringes (inner diameter mm -> nominal capacity mL): DIA picks the loaded syringe.
 SYRINGES = (
     (Decimal("4.699"), 1.0),
@@ -490,16 +491,16 @@ class NE1000Emulation(BufferedEmulation):
         self._on_text(data.decode("latin-1"), safe=True)
 
     def _on_text(self, raw: str, *, safe: bool) -> None:
-        for addr_text, rest, name, args in _parse_line(raw):
-            self._dispatch(addr_text, rest, name, args, safe=safe)
+        for address, rest, name, args in _parse_line(raw):
+            self._dispatch(address, rest, name, args, safe=safe)
 
     def _dispatch(
-        self, addr_text: str | None, rest: str, name: str | None, args: str, *, safe: bool
+        self, address: int | None, rest: str, name: str | None, args: str, *, safe: bool
     ) -> None:
-        if addr_text is None or rest.startswith("*"):  # *system commands: whatever the address
+        if address is None or rest.startswith("*"):  # *system commands: whatever the address
             targets = list(self._pumps.values())
         else:
-            pump = self._pumps.get(int(addr_text))
+            pump = self._pumps.get(address)
             targets = [pump] if pump is not None else []
         for pump in targets:
             if not safe and pump.safe:
@@ -533,9 +534,9 @@ class NE1000Emulation(BufferedEmulation):
         if name == "VER":
             return VERSION
         if name == "DIS":
-            unit = VOLUME_UNITS_ML[p.volume_units]
-            inf = (p.physics.infused_ml - p.inf_base_ml) / float(unit)
-            wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / float(unit)
+            unit = _VOLUME_UNITS_FLOAT[p.volume_units]
+            inf = (p.physics.infused_ml - p.inf_base_ml) / unit
+            wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / unit
             return f"I{format_number(inf)}W{format_number(wdr)}{p.volume_units}"
         if name == "DIA":
             return self._dia(p, args)
@@ -739,7 +740,7 @@ def _split_command(text: str) -> tuple[str | None, str]:
     return None, ""
 
 
-_Part = tuple[str | None, str, str | None, str]
+_Part = tuple[int | None, str, str | None, str]
 _PARSED: dict[str, tuple[_Part, ...]] = {}
 #: distinct lines whose parse is kept (a host polls with the same few lines for days)
 _MAX_PARSED = 1024
@@ -747,7 +748,7 @@ _MAX_PARSED = 1024
 
 def _parse_line(raw: str) -> tuple[_Part, ...]:
     """One received line or packet text, as the pump parses it: normalised, split at `*` burst
-    separators, each part as (address digits or None, text after them, command, arguments).
+    separators, each part as (address or None, the text after it, command, arguments).
     Pure, so kept per distinct line."""
     parts = _PARSED.get(raw)
     if parts is not None:
@@ -758,8 +759,8 @@ def _parse_line(raw: str) -> tuple[_Part, ...]:
         if part or text == "":
             m = _ADDRESS.match(part)
             assert m is not None
-            rest = m.group(2)
-            found.append((m.group(1), rest, *_split_command(rest)))
+            digits, rest = m.group(1), m.group(2)
+            found.append((int(digits) if digits else None, rest, *_split_command(rest)))
     parts = tuple(found)
     if len(_PARSED) < _MAX_PARSED:
         _PARSED[raw] = parts
