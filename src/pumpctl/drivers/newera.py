@@ -17,8 +17,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
-from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 from pumpctl.drivers.base import (
     AlarmReason,
@@ -175,9 +174,9 @@ def any_frame_length(buf: bytes) -> int | None:
 # --------------------------------------------------------------------------- replies
 
 
-@dataclass(frozen=True)
-class NEReply:
-    """One decoded reply. `status` is the prompt character (`A` for an alarm)."""
+class NEReply(NamedTuple):
+    """One decoded reply. `status` is the prompt character (`A` for an alarm). Immutable; a
+    tuple rather than a frozen dataclass because one is built per poll (a third of the cost)."""
 
     address: int
     status: str
