@@ -2,8 +2,8 @@
 
 A peristaltic drive counts motor revolutions, not millilitres: this driver converts mL and mL/h
 through the tubing calibration (mL per revolution) and says how good that conversion is in
-`Capabilities`. Module-level pure functions build and parse frames; `MasterflexDriver` only
-sequences commands through `PumpDriver._exchange`.
+`Capabilities`. Pure functions build and parse frames (`masterflex_codec`, re-exported here);
+`MasterflexDriver` only sequences commands through `PumpDriver._exchange`.
 
 Wire format (drive manual, "Computer control", command and response table):
 - link 4800 baud, 7 data bits, odd parity, 1 stop bit; drives are daisy-chained, pump numbers
