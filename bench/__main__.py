@@ -21,6 +21,7 @@ from pumpctl.clock import wall_monotonic, wall_time
 BENCHMARKS = (
     "time_acceleration",
     "dose_accuracy",
+    "demo_5day",
     "wire_floor",
     "pumps_per_process",
     "peer_nesp_lib",

@@ -1,11 +1,15 @@
-"""Benchmark 4, peer side by side: pumpctl's NE-1000 driver vs the third-party nesp-lib client.
+"""Benchmark 4, the peer ratio: pumpctl's NE-1000 driver vs a bare blocking client, same exchanges.
 
-Both drive the same `pumpctl simulate ne1000` process over its pty, in basic mode, one after the
-other in alternating order (A B B A ...), with the same operations: configure (syringe diameter,
-direction), set the rate, 1000 status polls, read the dispensed volume. Connecting (nesp-lib's
-SAF0 + VER, pumpctl's probe) is outside the timed part. Judged by the ratio of median times per
-operation, pumpctl / nesp-lib, measured in the same run; target <= 0.5. A bare client (write,
-blocking `os.read` until ETX) gives the floor both wait on: the simulator's round trip.
+Both drive the same unpaced `pumpctl simulate ne1000` process over its pty, in basic mode, one
+after the other in alternating order (A B B A ...), with the same exchanges: configure (syringe
+diameter, direction), set the rate, 1000 status polls, read the dispensed volume. pumpctl runs
+its `NE1000Driver` on `SerialTransport` (asyncio); the bare client is what any client costs at
+least: pyserial opens the port, then it sends the very request bytes pumpctl sent (recorded on
+an untimed run) with `os.write` and blocks in `os.read` until ETX. Connecting (pumpctl's probe)
+is outside the timed part. Judged by the ratio of the minimum times per sequence, pumpctl /
+bare (other processes only ever add time), measured in the same run; target <= 1.05. The
+third-party nesp-lib client doing the same operations is shown beside it when installed (the
+old target, 0.5x nesp-lib, was below the floor: the bare client itself needs about 0.55x).
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ from typing import Any
 
 from bench import Row, median
 from bench._pty_sim import spawned
-from pumpctl.clock import RealClock, wall_monotonic
-from pumpctl.drivers.base import Direction
-from pumpctl.drivers.newera import NE1000Driver, encode_basic
+from pumpctl.clock import Clock, RealClock, wall_monotonic
+from pumpctl.drivers.base import Direction, FrameLength
+from pumpctl.drivers.newera import NE1000Driver
 from pumpctl.drivers.transport import SerialTransport
 from pumpctl.log import configure_logging
 
 NAME = "peer_nesp_lib"
-TARGET_RATIO = 0.5
+TARGET_RATIO = 1.05
 BAUD = 19200
 DIAMETER_MM = 26.59
 RATE_ML_PER_MIN = 0.25  # 15 mL/h
@@ -50,18 +54,16 @@ def _nesp_lib(path: str, polls: int) -> float:
         return wall_monotonic() - t0
 
 
-def _raw_floor(path: str, polls: int) -> float:
-    """The same number of exchanges with no client library: write a status query, block in
-    `os.read` until ETX. Both clients wait for the same simulator; this is what any client
-    costs at least, so `raw / nesp-lib` is the best ratio any driver could reach here."""
+def _bare(path: str, requests: list[bytes]) -> float:
+    """The same exchanges with no client library: write each request, block in `os.read`
+    until ETX. Both clients wait for the same simulator; this is the floor any client meets."""
     import serial
 
-    request = encode_basic(0, "")
     with serial.Serial(path, BAUD) as ser:
         fd = ser.fileno()
         os.set_blocking(fd, True)
         t0 = wall_monotonic()
-        for _ in range(_operations(polls)):
+        for request in requests:
             os.write(fd, request)
             reply = b""
             while not reply.endswith(b"\x03"):
@@ -71,71 +73,109 @@ def _raw_floor(path: str, polls: int) -> float:
         return elapsed
 
 
+class _Recording(SerialTransport):
+    """Keeps every request sent, for the bare client to send the same bytes."""
+
+    def __init__(self, port: str, *, baudrate: int, clock: Clock) -> None:
+        super().__init__(port, baudrate=baudrate, clock=clock)
+        self.requests: list[bytes] = []
+
+    async def exchange(self, request: bytes, frame_length: FrameLength, timeout_s: float) -> bytes:
+        self.requests.append(request)
+        return await super().exchange(request, frame_length, timeout_s)
+
+
+async def _sequence(driver: NE1000Driver, polls: int) -> None:
+    await driver.configure_syringe(DIAMETER_MM)
+    await driver.set_rate(RATE_ML_PER_MIN * 60.0, Direction.INFUSE)  # DIR + RAT
+    for _ in range(polls):
+        await driver.read_status()
+    await driver.read_delivered()
+
+
+async def _record(path: str, polls: int) -> list[bytes]:
+    transport = _Recording(path, baudrate=BAUD, clock=RealClock())
+    async with NE1000Driver(transport, address=0) as driver:
+        transport.requests.clear()  # the probe on open is not part of the sequence
+        await _sequence(driver, polls)
+    return transport.requests
+
+
 async def _pumpctl(path: str, polls: int) -> float:
     clock = RealClock()
     driver = NE1000Driver(SerialTransport(path, baudrate=BAUD, clock=clock), address=0)
     async with driver:
         t0 = wall_monotonic()
-        await driver.configure_syringe(DIAMETER_MM)
-        await driver.set_rate(RATE_ML_PER_MIN * 60.0, Direction.INFUSE)  # DIR + RAT
-        for _ in range(polls):
-            await driver.read_status()
-        await driver.read_delivered()
+        await _sequence(driver, polls)
         return wall_monotonic() - t0
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+def _has_nesp_lib() -> bool:
     try:
         import nesp_lib  # noqa: F401
     except ImportError:
-        return {"skipped": "nesp-lib is not installed (dev extra)", "ratio": None, "met": None}
+        return False
+    return True
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
     configure_logging(console=False, level=logging.INFO)
     polls, rounds = (20, 2) if quick else (1000, 6)
     ops = _operations(polls)
-    times: dict[str, list[float]] = {"pumpctl": [], "nesp_lib": [], "raw_floor": []}
-    argv = [sys.executable, "-m", "pumpctl", "simulate", "ne1000"]
+    clients = ["pumpctl", "bare"] + (["nesp_lib"] if _has_nesp_lib() else [])
+    times: dict[str, list[float]] = {who: [] for who in clients}
+    # unpaced: the pump answers at once, so the clients' own costs are all that differ
+    argv = [sys.executable, "-m", "pumpctl", "simulate", "ne1000", "--no-pace"]
     with spawned(argv) as (path, _):
-        # the first client of a fresh simulator meets its power-up alarm: do that untimed
-        _nesp_lib(path, 1)
+        # the first client of a fresh simulator meets its power-up alarm: record untimed
+        requests = asyncio.run(_record(path, polls))
+        if len(requests) != ops:
+            raise RuntimeError(f"pumpctl sent {len(requests)} requests, expected {ops}")
         for i in range(rounds):
-            order = ("pumpctl", "nesp_lib") if i % 2 == 0 else ("nesp_lib", "pumpctl")
-            for who in order:
+            for who in clients if i % 2 == 0 else clients[::-1]:
                 if who == "pumpctl":
                     times[who].append(asyncio.run(_pumpctl(path, polls)))
+                elif who == "bare":
+                    times[who].append(_bare(path, requests))
                 else:
                     times[who].append(_nesp_lib(path, polls))
-            times["raw_floor"].append(_raw_floor(path, polls))
-    per_op_us = {k: median(v) / ops * 1e6 for k, v in times.items()}
-    ratio = per_op_us["pumpctl"] / per_op_us["nesp_lib"]
+    best_us = {k: min(v) / ops * 1e6 for k, v in times.items()}
+    median_us = {k: median(v) / ops * 1e6 for k, v in times.items()}
+    ratio = best_us["pumpctl"] / best_us["bare"]
+    nesp = best_us.get("nesp_lib")
     return {
         "what": "configure (DIA, DIR), set rate, "
-        f"{polls} status polls, read dispensed; pumpctl NE1000Driver + SerialTransport vs "
-        "nesp-lib Pump, same `pumpctl simulate ne1000` pty, basic mode, alternated",
-        "judged_by": "median time per operation, pumpctl / nesp-lib",
+        f"{polls} status polls, read dispensed; pumpctl NE1000Driver + SerialTransport vs a "
+        "bare blocking client sending the same bytes (os.write, os.read until ETX) and "
+        "nesp-lib Pump, same unpaced `pumpctl simulate ne1000` pty, basic mode, alternated",
+        "judged_by": "minimum time per operation, pumpctl / bare blocking client",
         "quick": quick,
         "operations_per_sequence": ops,
         "rounds": rounds,
         "seconds_each": times,
-        "pumpctl_us_per_op": per_op_us["pumpctl"],
-        "nesp_lib_us_per_op": per_op_us["nesp_lib"],
-        "raw_floor_us_per_op": per_op_us["raw_floor"],
-        "best_possible_ratio": per_op_us["raw_floor"] / per_op_us["nesp_lib"],
+        "pumpctl_us_per_op": best_us["pumpctl"],
+        "bare_us_per_op": best_us["bare"],
+        "nesp_lib_us_per_op": nesp,
+        "median_us_per_op": median_us,
         "ratio": ratio,
+        "ratio_vs_nesp_lib": best_us["pumpctl"] / nesp if nesp else None,
+        "bare_vs_nesp_lib": best_us["bare"] / nesp if nesp else None,
         "target_ratio": TARGET_RATIO,
         "met": ratio <= TARGET_RATIO,
     }
 
 
 def rows(res: dict[str, Any]) -> list[Row]:
-    if res.get("ratio") is None:
-        return [Row(NAME, "pumpctl / nesp-lib time per op", "skipped", "<= 0.5", None)]
+    nesp = res.get("nesp_lib_us_per_op")
+    beside = (
+        f"; nesp-lib {nesp:.0f} µs, pumpctl = {res['ratio_vs_nesp_lib']:.2f}x it" if nesp else ""
+    )
     return [
         Row(
             NAME,
-            "pumpctl / nesp-lib time per op",
-            f"{res['ratio']:.2f} ({res['pumpctl_us_per_op']:.0f} vs "
-            f"{res['nesp_lib_us_per_op']:.0f} µs; bare os.read client "
-            f"{res['raw_floor_us_per_op']:.0f} µs = {res['best_possible_ratio']:.2f})",
+            "pumpctl / bare blocking client, time per op",
+            f"{res['ratio']:.3f} ({res['pumpctl_us_per_op']:.0f} vs "
+            f"{res['bare_us_per_op']:.0f} µs{beside})",
             f"<= {TARGET_RATIO}",
             res["met"],
         )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_DOWN, Decimal
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pumpctl.simulator.devices.base import PumpSnapshot
 from pumpctl.simulator.devices.newera import (
@@ -68,6 +72,24 @@ def test_counters_are_truncated_and_float_noise_ignored() -> None:
     assert format_number(0.2083333) == "0.208"
     assert format_number(3.4999999999999996) == "3.500"
     assert format_number(12345.6) == "12345."
+
+
+def _decimal_format(value: float) -> str:
+    """`format_number` of a float the long way: the pump's rule written in Decimal."""
+    d = max(Decimal(round(value, 9)).quantize(Decimal("1e-9")), Decimal(0))
+    decimals = 0 if d >= 1000 else 1 if d >= 100 else 2 if d >= 10 else 3
+    text = format(d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN), "f")
+    return text if decimals else text + "."
+
+
+@given(
+    st.floats(min_value=0.0, max_value=1e16, allow_nan=False)
+    | st.integers(0, 10**8).map(lambda n: n / 1000)
+    | st.integers(0, 10**12).map(lambda n: n * 5e-10)
+)
+def test_float_counters_format_as_the_decimal_rule_does(value: float) -> None:
+    # every poll formats two counters: the float path in integers must be the Decimal rule
+    assert format_number(value) == _decimal_format(value)
 
 
 @pytest.mark.parametrize("text", ["14.567", "12345", "0.0001", "", ".", "1.2.3", "abc"])
@@ -583,3 +605,31 @@ def test_invalid_addresses_are_refused() -> None:
         NE1000Emulation((0, 0))
     with pytest.raises(ValueError):
         NE1000Emulation((100,))
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1000])
+def test_input_split_anywhere_gives_the_same_replies(chunk: int) -> None:
+    # whole packets and runs of line bytes are taken in one piece: the outcome must be the
+    # byte-by-byte one, whatever the reads split (junk, a short LEN, a line cut by STX)
+    stream = b"".join(
+        [
+            b"0DIA26.59\r",
+            frame_safe(b"0DIS"),
+            b"\x02\x01junk0VER\r",
+            b"0RAT\x021",
+            frame_safe(b"0RAT14MH"),
+            b"0 dis\r\r",
+            frame_safe(b"0DIS*0VER"),
+            b"x" * 300 + b"\r",
+        ]
+    )
+    whole, split = ready(0), ready(0)
+    whole.feed(stream)
+    for i in range(0, len(stream), chunk):
+        split.feed(stream[i : i + chunk])
+    assert split.read() == whole.read()
+    assert split.commands_seen == whole.commands_seen
+    one = ready(0)
+    for b in stream:
+        one.feed(bytes([b]))
+    assert one.read() == talk(ready(0), stream)

@@ -13,9 +13,12 @@ in-process endpoints (no real file descriptors whose data arrives in wall time).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import selectors
 import time
 from abc import ABC, abstractmethod
+from asyncio.base_events import MAXIMUM_SELECT_TIMEOUT  # type: ignore[attr-defined]
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
@@ -139,8 +142,16 @@ class VirtualClock(Clock):
         return loop.time() if loop is not None else self._current_loop().time()
 
     async def sleep(self, seconds: float) -> None:
-        self._current_loop()
+        loop = self._current_loop()
+        if seconds > 0 and loop.skip_ahead(seconds):
+            return
         await asyncio.sleep(max(0.0, seconds))
+
+    async def wait(self, waiter: asyncio.Future[Any], seconds: float) -> bool:
+        # nothing can complete a pending waiter while no other callback may run first
+        if not waiter.done() and seconds > 0 and self._current_loop().skip_ahead(seconds):
+            return False
+        return await super().wait(waiter, seconds)
 
     def timeout(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         self._current_loop()
@@ -168,6 +179,10 @@ class _FastForwardSelector(selectors.BaseSelector):
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.modify(fileobj, events, data)
 
+    def any_ready(self) -> bool:
+        """Whether a registered descriptor has an event now (one poll, no wait)."""
+        return bool(self._inner.select(0))
+
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = self._inner.select(0)
         if ready or timeout == 0:
@@ -186,14 +201,51 @@ class _FastForwardSelector(selectors.BaseSelector):
 
 
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
-    """Event loop on simulated time: idle periods are skipped, not waited."""
+    """Event loop on simulated time: idle periods are skipped, not waited.
+
+    A task that waits while nothing else could run before its deadline does not even go round
+    the loop (`skip_ahead`): a supervisor polling once a simulated second for days spends no
+    loop iterations, timer handles or futures on its waits.
+    """
 
     def __init__(self, start: float = 0.0) -> None:
         self._virtual_now = start
-        super().__init__(_FastForwardSelector(selectors.DefaultSelector(), self._advance))
+        self._ff_selector = _FastForwardSelector(selectors.DefaultSelector(), self._advance)
+        super().__init__(self._ff_selector)
+        # the base loop's own queues, read by skip_ahead (the same objects for the loop's life)
+        self._ready_handles: deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
 
     def time(self) -> float:
         return self._virtual_now
+
+    def skip_ahead(self, delay: float) -> bool:
+        """Jump the clock `delay` seconds ahead at once, if the loop would do nothing else
+        first: not stopping, no callback ready, no timer due by then, no descriptor ready
+        (`loop.stop()` ends the loop at its next iteration; one that never comes would leave
+        the task running on past it). True if it did;
+        the caller then returns as a `sleep(delay)` would, at the same simulated time.
+
+        The clock ends exactly where one loop iteration would put it (`now + (when - now)`,
+        the timeout the loop computes), so skipping changes no timestamp.
+        """
+        if self._ready_handles or self._stopping or not 0 < delay <= MAXIMUM_SELECT_TIMEOUT:  # type: ignore[attr-defined]
+            return False
+        now = self._virtual_now
+        when = now + delay
+        scheduled: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]
+        while scheduled and scheduled[0].cancelled():  # as the loop drops them, from the head
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
+        end = now + (when - now)
+        if scheduled and scheduled[0].when() < end + self._clock_resolution:  # type: ignore[attr-defined]
+            return False
+        # the loop's self-pipe alone needs no poll: a thread's call_soon_threadsafe lands in
+        # the ready queue first; other descriptors (and signal wake-ups) are polled
+        others = len(self._ff_selector.get_map()) > 1 or self._signal_handlers  # type: ignore[attr-defined]
+        if others and self._ff_selector.any_ready():
+            return False
+        self._virtual_now = end
+        return True
 
     def _advance(self, seconds: float) -> None:
         self._virtual_now += seconds

@@ -28,6 +28,7 @@ __all__ = [
     "LOGGER_NAME",
     "LogSinks",
     "configure_logging",
+    "debug_enabled",
     "event_of",
     "get_logger",
     "level_number",
@@ -88,6 +89,25 @@ if not structlog.is_configured():
 def get_logger(name: str, **context: Any) -> Any:
     """A structlog logger for stdlib logger `name` (under `pumpctl`), with context bound."""
     return structlog.get_logger(name).bind(logger=name, **context)
+
+
+def debug_enabled(bound: Any) -> bool:
+    """Whether `bound` (a logger from `get_logger`) would emit a debug event: a check cheap
+    enough for a path taken on every poll, so that a caller skips building an event nobody
+    sees (the hex dumps of each wire exchange). Asked at each call, not once: levels change,
+    and `structlog.testing.capture_logs` swaps the chain in place.
+
+    Exact for pumpctl's own wiring: its chain drops below the stdlib level first (the stdlib
+    logger answers, from its own cache) or discards everything. Under any other structlog
+    configuration the answer is True and structlog decides, as it would without the check.
+    """
+    chain = getattr(bound, "_processors", None)
+    if not chain:
+        return True
+    if chain[0] is structlog.stdlib.filter_by_level:
+        logger = getattr(bound, "_logger", None)
+        return not isinstance(logger, logging.Logger) or logger.isEnabledFor(logging.DEBUG)
+    return chain[-1] is not _drop
 
 
 def level_number(level: int | str) -> int:

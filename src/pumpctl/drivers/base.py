@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from pumpctl.families.quantize import FixedStepQuantizer, Quantizer
-from pumpctl.log import get_logger
+from pumpctl.log import debug_enabled, get_logger
 
 if TYPE_CHECKING:
     from pumpctl.drivers.transport import Transport
@@ -340,13 +340,14 @@ class PumpDriver(ABC):
                     "pump.no_reply", command=command, tx=frame.hex(" "), attempt=attempt
                 )
                 continue
-            self.log.debug(
-                "pump.exchange",
-                command=command,
-                tx=frame.hex(" "),
-                rx=reply.hex(" "),
-                rx_text=reply.decode("latin-1"),
-            )
+            if debug_enabled(self.log):  # every poll: no hex dumps for a log that drops them
+                self.log.debug(
+                    "pump.exchange",
+                    command=command,
+                    tx=frame.hex(" "),
+                    rx=reply.hex(" "),
+                    rx_text=reply.decode("latin-1"),
+                )
             try:
                 return parse(reply)
             except ProtocolError as exc:

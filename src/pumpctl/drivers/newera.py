@@ -1,7 +1,8 @@
 """New Era NE-1000 family (NE-500/501, NE-1000, NE-1002X, NE-1600, NE-4000, NE-8000, Aladdin).
 
-Module-level pure functions build and parse frames (tested on their own, golden bytes from the
-manual); `NE1000Driver` only sequences commands through `PumpDriver._exchange`.
+Pure functions build and parse frames (`pumpctl.drivers.newera_codec`, re-exported here; tested
+on their own, golden bytes from the manual); `NE1000Driver` only sequences commands through
+`PumpDriver._exchange`.
 
 Wire format (NE-1000 user manual, "RS-232 protocol"):
 - basic mode: host sends `[address]COMMAND[params]` CR; the pump replies STX `AA` status [data]
@@ -14,20 +15,17 @@ trigger, X purging; `A?x` alarms replace the status; `?`, `?NA`, `?OOR`, `?COM`,
 
 from __future__ import annotations
 
-import binascii
 import math
 import re
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pumpctl.drivers.base import (
     AlarmReason,
     Capabilities,
-    CommandRejected,
     DeliveredVolume,
     Direction,
+    FrameLength,
     ProtocolError,
-    PumpAlarm,
     PumpDriver,
     PumpError,
     PumpIdentity,
@@ -35,6 +33,23 @@ from pumpctl.drivers.base import (
     PumpStatus,
     PumpTimeout,
     UnsupportedError,
+)
+from pumpctl.drivers.newera_codec import (
+    MAX_ADDRESS,
+    NUMBER,
+    RATE,
+    VERSION,
+    NEReply,
+    any_frame_length,
+    basic_frame_length,
+    check_reply,
+    crc16_xmodem,
+    encode_basic,
+    encode_safe,
+    looks_basic,
+    parse_dispensed,
+    parse_reply,
+    safe_frame_length,
 )
 from pumpctl.drivers.transport import Transport
 from pumpctl.families.newera import (
@@ -72,191 +87,6 @@ __all__ = [
     "volume_unit_for_diameter",
 ]
 
-STX, ETX, CR = 0x02, 0x03, 0x0D
-MAX_ADDRESS = 99
-STATUS_CHARS = frozenset("IWSPTUX")
-ALARMS: dict[str, AlarmReason] = {
-    "R": AlarmReason.RESET,
-    "S": AlarmReason.STALL,
-    "T": AlarmReason.LINK_TIMEOUT,
-    "E": AlarmReason.PROGRAM_ERROR,
-    "O": AlarmReason.OUT_OF_RANGE,
-}
-ERRORS = frozenset({"?", "?NA", "?OOR", "?COM", "?IGN"})
-#: a basic reply longer than this without ETX is garbage, not a slow reply
-_MAX_BASIC_REPLY = 128
-
-# --------------------------------------------------------------------------- framing
-
-
-def crc16_xmodem(data: bytes) -> int:
-    """CRC-16/XMODEM: poly 0x1021, init 0, no reflection (the manual's "CCITT" CRC).
-
-    `binascii.crc_hqx` is exactly this CRC, in C: every safe-mode exchange computes two of them,
-    so it sits on the polling hot path. The manual's SAF0 packet pins it in the tests.
-    """
-    return binascii.crc_hqx(data, 0)
-
-
-def _payload(address: int | None, command: str) -> bytes:
-    """`[address]COMMAND` with spaces and control characters removed, upper-cased, as the pump
-    itself normalises input; `address=None` talks to whichever pump listens (one-pump lines)."""
-    if address is not None and not 0 <= address <= MAX_ADDRESS:
-        raise ValueError(f"NE address must be 0..{MAX_ADDRESS}, got {address}")
-    if not command.isascii():
-        raise ValueError(f"NE commands are ASCII, got {command!r}")
-    text = "".join(ch for ch in command if " " < ch <= "~").upper()
-    return (("" if address is None else str(address)) + text).encode("ascii")
-
-
-def encode_basic(address: int | None, command: str) -> bytes:
-    """Basic-mode request: `[address]COMMAND` CR."""
-    return _payload(address, command) + bytes([CR])
-
-
-def encode_safe(address: int | None, command: str) -> bytes:
-    """Safe-mode packet: STX, LEN (= data + 4), data, CRC-16/XMODEM big-endian, ETX."""
-    data = _payload(address, command)
-    if len(data) + 4 > 0xFF:
-        raise ValueError(f"safe packet too long: {command!r}")
-    return bytes([STX, len(data) + 4]) + data + crc16_xmodem(data).to_bytes(2, "big") + bytes([ETX])
-
-
-def _garbage_length(buf: bytes) -> int:
-    """Bytes before the next STX (or all of them): handed to the parser, which rejects them."""
-    nxt = buf.find(STX, 1)
-    return nxt if nxt > 0 else len(buf)
-
-
-def basic_frame_length(buf: bytes) -> int | None:
-    """Framer for basic replies: STX ... ETX."""
-    if not buf:
-        return None
-    if buf[0] != STX:
-        return _garbage_length(buf)
-    end = buf.find(ETX)
-    if end >= 0:
-        return end + 1
-    return len(buf) if len(buf) > _MAX_BASIC_REPLY else None
-
-
-def safe_frame_length(buf: bytes) -> int | None:
-    """Framer for safe replies: STX LEN ... ETX, LEN bytes after STX (LEN itself included)."""
-    if not buf:
-        return None
-    if buf[0] != STX:
-        return _garbage_length(buf)
-    if len(buf) < 2:
-        return None
-    if buf[1] < 4:
-        return 2
-    need = 1 + buf[1]
-    return need if len(buf) >= need else None
-
-
-def _looks_basic(buf: bytes) -> bool:
-    # A basic reply starts STX + address digit; a safe reply's LEN byte is a digit (48..57) only
-    # for 44..53-byte payloads, which no NE reply reaches.
-    return len(buf) >= 2 and 0x30 <= buf[1] <= 0x39
-
-
-def any_frame_length(buf: bytes) -> int | None:
-    """Framer that accepts either framing: for probing and for `SAF`, whose reply comes in the
-    framing of the mode in force *after* the command."""
-    if buf and buf[0] != STX:
-        return _garbage_length(buf)
-    if len(buf) < 2:
-        return None
-    return basic_frame_length(buf) if _looks_basic(buf) else safe_frame_length(buf)
-
-
-# --------------------------------------------------------------------------- replies
-
-
-@dataclass(frozen=True)
-class NEReply:
-    """One decoded reply. `status` is the prompt character (`A` for an alarm)."""
-
-    address: int
-    status: str
-    alarm: AlarmReason | None = None
-    error: str | None = None
-    data: str = ""
-    safe: bool = False
-    text: str = ""
-
-
-def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NEReply:
-    """Decode one framed reply; `ProtocolError` on anything malformed (never guessed at).
-
-    With `address`, a reply from another pump is malformed too. Alarms and error codes are decoded
-    into the result; `check_reply` turns them into exceptions.
-    """
-    if len(raw) < 2 or raw[0] != STX or raw[-1] != ETX:
-        raise ProtocolError("reply not framed by STX ... ETX", raw)
-    if safe:
-        if raw[1] != len(raw) - 1:
-            raise ProtocolError(f"safe reply LEN {raw[1]} but {len(raw) - 1} bytes follow STX", raw)
-        if len(raw) < 6:
-            raise ProtocolError("safe reply too short", raw)
-        body = raw[2:-3]
-        if crc16_xmodem(body) != int.from_bytes(raw[-3:-1], "big"):
-            raise ProtocolError("safe reply CRC mismatch", raw)
-    else:
-        body = raw[1:-1]
-    if not all(0x20 <= b <= 0x7E for b in body):
-        raise ProtocolError("reply holds non-printable bytes", raw)
-    text = body.decode("ascii")
-    if len(text) < 3 or not text[:2].isdigit():
-        raise ProtocolError("reply lacks a 2-digit address and a status", raw)
-    reply_address, status, rest = int(text[:2]), text[2], text[3:]
-    if address is not None and reply_address != address:
-        raise ProtocolError(f"reply from address {reply_address}, expected {address}", raw)
-    if status == "A":
-        if len(rest) != 2 or rest[0] != "?" or rest[1] not in ALARMS:
-            raise ProtocolError(f"unknown alarm {rest!r}", raw)
-        return NEReply(reply_address, status, alarm=ALARMS[rest[1]], safe=safe, text=text)
-    if status not in STATUS_CHARS:
-        raise ProtocolError(f"unknown status character {status!r}", raw)
-    if rest.startswith("?"):
-        if rest not in ERRORS:
-            raise ProtocolError(f"unknown error reply {rest!r}", raw)
-        return NEReply(reply_address, status, error=rest, safe=safe, text=text)
-    return NEReply(reply_address, status, data=rest, safe=safe, text=text)
-
-
-def check_reply(
-    reply: NEReply, *, command: str = "", alarms: bool = True, errors: bool = True
-) -> NEReply:
-    """Raise what a reply means: `PumpAlarm` (the command was not executed; the reply
-    acknowledged the alarm), `CommandRejected(code)`, or `ProtocolError` for `?COM` in safe mode
-    (the request was corrupted in transit: a garbled exchange, never executed)."""
-    if reply.error == "?COM" and reply.safe:
-        raise ProtocolError(f"pump reports ?COM (request {command!r} corrupted in transit)")
-    if alarms and reply.alarm is not None:
-        raise PumpAlarm(reply.alarm, f"pump alarm {reply.alarm.value} in reply to {command!r}")
-    if errors and reply.error is not None:
-        raise CommandRejected(
-            f"pump rejected {command!r} with {reply.error}", code=reply.error, command=command
-        )
-    return reply
-
-
-_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
-_DISPENSED = re.compile(rf"I{_NUMBER}W{_NUMBER}(UL|ML)")
-_RATE = re.compile(rf"{_NUMBER}(UM|MM|UH|MH)")
-_VERSION = re.compile(r"([A-Z]+\d+(?:X\d*)?)V(\d+\.\d+)")
-
-
-def parse_dispensed(data: str) -> DeliveredVolume:
-    """`DIS` reply data `I<infused>W<withdrawn><UL|ML>` -> mL."""
-    m = _DISPENSED.fullmatch(data)
-    if m is None:
-        raise ProtocolError(f"unexpected DIS reply {data!r}")
-    scale = 1e-3 if m[3] == "UL" else 1.0
-    return DeliveredVolume(infused_ml=float(m[1]) * scale, withdrawn_ml=float(m[2]) * scale)
-
-
 # --------------------------------------------------------------------------- numbers
 # The number format, rate units and volume units are the family's (`pumpctl.families.newera`,
 # which `check` and the plan use too): one owner of "what number is this pump sent".
@@ -283,6 +113,9 @@ ACCURACY_PERCENT = SPEC.accuracy_percent
 # --------------------------------------------------------------------------- driver
 
 _Framing = Literal["basic", "safe", "auto"]
+_FRAMERS: dict[str, FrameLength] = {"basic": basic_frame_length, "safe": safe_frame_length}
+#: distinct requests a driver keeps encoded (rates and volumes vary; polls do not)
+_MAX_CACHED_FRAMES = 64
 
 
 class NE1000Driver(PumpDriver):
@@ -313,6 +146,8 @@ class NE1000Driver(PumpDriver):
         self._rate_unit: RateUnit | None = None
         self._direction: Direction | None = None
         self._status: str | None = None
+        #: encoded requests by (address, safe, command): a poll sends the same bytes each time
+        self._frames: dict[tuple[int, bool, str], bytes] = {}
 
     # -- wire ----------------------------------------------------------------------------------
 
@@ -328,14 +163,19 @@ class NE1000Driver(PumpDriver):
     ) -> NEReply:
         """One exchange in the framing in force (or the one given); returns the checked reply."""
         safe = self.safe_mode if send_safe is None else send_safe
-        frame = encode_safe(self.address, command) if safe else encode_basic(self.address, command)
+        key = (self.address, safe, command)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = (
+                encode_safe(self.address, command) if safe else encode_basic(self.address, command)
+            )
+            if len(self._frames) < _MAX_CACHED_FRAMES:
+                self._frames[key] = frame
         framing = framing or ("safe" if self.safe_mode else "basic")
-        framer = {"basic": basic_frame_length, "safe": safe_frame_length}.get(
-            framing, any_frame_length
-        )
+        framer = _FRAMERS.get(framing, any_frame_length)
 
         def parse(raw: bytes) -> NEReply:
-            is_safe = framing == "safe" or (framing == "auto" and not _looks_basic(raw))
+            is_safe = framing == "safe" or (framing == "auto" and not looks_basic(raw))
             reply = parse_reply(raw, is_safe, address=self.address)
             self._status = None if reply.alarm else reply.status
             if reply.alarm is not None:
@@ -412,7 +252,7 @@ class NE1000Driver(PumpDriver):
     async def identify(self) -> PumpIdentity:
         """`VER` -> e.g. `NE1000V3.928` (model, firmware)."""
         data = (await self._send("VER", query=True)).data
-        m = _VERSION.fullmatch(data)
+        m = VERSION.fullmatch(data)
         model, firmware = (m[1], m[2]) if m else (data, "")
         return PumpIdentity(model=model, firmware=firmware, address=self.address)
 
@@ -462,7 +302,7 @@ class NE1000Driver(PumpDriver):
 
     async def _query_rate_unit(self) -> RateUnit:
         data = (await self._send("RAT", query=True)).data
-        m = _RATE.fullmatch(data)
+        m = RATE.fullmatch(data)
         if m is None:
             raise ProtocolError(f"unexpected RAT reply {data!r}")
         self._rate_unit = RateUnit(m[2])
@@ -478,7 +318,7 @@ class NE1000Driver(PumpDriver):
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
         if self._diameter_mm is None:
             data = (await self._send("DIA", query=True)).data
-            if re.fullmatch(_NUMBER, data) is None or float(data) <= 0:
+            if re.fullmatch(NUMBER, data) is None or float(data) <= 0:
                 raise ProtocolError(f"unexpected DIA reply {data!r}")
             self._diameter_mm = float(data)
         try:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
+import os
 import threading
 from abc import ABC, abstractmethod
 from typing import Any
@@ -35,6 +37,10 @@ _THREAD_POLL_S = 0.05
 #: a write that cannot drain in this long means the line is dead, seconds
 _WRITE_TIMEOUT_S = 2.0
 _READ_CHUNK = 4096
+#: read() errors pyserial treats as "no data yet"
+_NO_DATA_YET = frozenset(
+    {errno.EAGAIN, errno.EALREADY, errno.EWOULDBLOCK, errno.EINPROGRESS, errno.EINTR}
+)
 
 
 class Transport(ABC):
@@ -118,6 +124,8 @@ class SerialTransport(Transport):
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd: int | None = None
+        #: the descriptor of a plain POSIX port, read and written with os.read/os.write
+        self._os_fd: int | None = None
         self._thread: threading.Thread | None = None
         self._stop_thread = threading.Event()
 
@@ -158,6 +166,7 @@ class SerialTransport(Transport):
         fd = _real_fileno(ser)
         if fd is not None:
             self._fd = fd
+            self._os_fd = fd if type(ser) is serial.Serial and os.name == "posix" else None
             self._loop.add_reader(fd, self._on_readable)
             mode = "fd"
         else:
@@ -176,7 +185,7 @@ class SerialTransport(Transport):
             return
         if self._fd is not None and self._loop is not None:
             self._loop.remove_reader(self._fd)
-            self._fd = None
+            self._fd = self._os_fd = None
         if self._thread is not None:
             self._stop_thread.set()
             with contextlib.suppress(Exception):
@@ -240,7 +249,7 @@ class SerialTransport(Transport):
         a few character times at most, and dropped whole: dropping only the bytes already here
         would leave its tail to be read as the reply to the next command."""
         if self._fd is not None:
-            self._on_readable()  # drain what the OS holds but the loop has not delivered yet
+            self._take()  # drain what the OS holds but the loop has not delivered yet
             self._raise_if_failed()
         if not self._buffer:
             return
@@ -271,6 +280,14 @@ class SerialTransport(Transport):
 
     def _write(self, ser: Any, data: bytes) -> None:
         try:
+            fd = self._os_fd
+            if fd is not None:
+                # pyserial's write is this write() then a select() until the port is writable
+                # again; a short or failed write is left to pyserial (its waits, its errors)
+                with contextlib.suppress(OSError):
+                    data = data[os.write(fd, data) :]
+                if not data:
+                    return
             ser.write(data)
         except (serial.SerialException, OSError) as exc:
             self._error = exc
@@ -280,11 +297,20 @@ class SerialTransport(Transport):
 
     def _on_readable(self) -> None:
         """Event-loop reader callback (fd mode): take whatever is there without blocking."""
+        self._take(at_once=True)
+
+    def _take(self, *, at_once: bool = False) -> None:
+        """Read what the port holds. `at_once` (the port reported data): a POSIX port is read
+        straight away, without the select() pyserial makes first; an empty read there is
+        handed to pyserial, whose select() tells no data yet from a closed port."""
         ser = self._serial
         if ser is None or self._error is not None:
             return
         try:
-            data = ser.read(_READ_CHUNK)
+            fd = self._os_fd
+            data = _read_now(fd) if at_once and fd is not None else b""
+            if not data:
+                data = ser.read(_READ_CHUNK)
         except (serial.SerialException, OSError) as exc:
             self._fail(exc)
             return
@@ -320,9 +346,20 @@ class SerialTransport(Transport):
         self._error = exc
         if self._fd is not None and self._loop is not None:
             self._loop.remove_reader(self._fd)
-            self._fd = None
+            self._fd = self._os_fd = None
         self.log.error("transport.failed", error=str(exc))
         self._data_event.set()
+
+
+def _read_now(fd: int) -> bytes:
+    """One read() of a POSIX port reported readable, failing as pyserial's read would; empty
+    for no data (a tty in raw mode reads 0 bytes then, as it does at a hang-up)."""
+    try:
+        return os.read(fd, _READ_CHUNK)
+    except OSError as exc:
+        if exc.errno in _NO_DATA_YET:
+            return b""
+        raise serial.SerialException(f"read failed: {exc}") from exc
 
 
 def _real_fileno(ser: Any) -> int | None:

@@ -44,8 +44,8 @@ def run_progress(sup: Supervisor) -> Progress:
             remaining_s = left / ledger.rate_ml_per_h * 3600.0
         if seg.dose_rate is not None:
             dose_rate = seg.dose_rate * ledger.rate_ml_per_h / seg.rate_ml_per_h
-    # built on every poll: skip re-validating what this code assembled itself
-    return Progress.model_construct(
+    # built on every poll; plain validated construction measured cheaper than model_construct
+    return Progress(
         clock_s=sup.clock.now(),
         phase=sup.machine.phase.value,
         segment=ledger.segment.phase if ledger else None,

@@ -10,6 +10,7 @@ open is decided here and documented next to the code (look for "Emulation choice
 from __future__ import annotations
 
 import binascii
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ RATE_UNITS_ML_PER_H = {
     "MH": Decimal("1"),
 }
 VOLUME_UNITS_ML = {"UL": Decimal("0.001"), "ML": Decimal("1")}
+_VOLUME_UNITS_FLOAT = {k: float(v) for k, v in VOLUME_UNITS_ML.items()}  # DIS, every poll
 # BD plastic syringes (inner diameter mm -> nominal capacity mL): DIA picks the loaded syringe.
 SYRINGES = (
     (Decimal("4.699"), 1.0),
@@ -109,11 +111,42 @@ def format_number(value: Decimal | float) -> str:
     `14.5 -> "14.50"`, `3000 -> "3000."`, `0.5 -> "0.500"`. Counters are truncated (the pump never
     reports more than it moved); values of 10000 and above keep every integer digit.
     """
-    d = value if isinstance(value, Decimal) else Decimal(round(value, 9)).quantize(Decimal("1e-9"))
+    if isinstance(value, float) and 0.0 <= value < _FAST_FLOAT_MAX:
+        if value:
+            return _format_float(value)
+        if math.copysign(1.0, value) > 0:  # 0.0 (-0.0 keeps its sign below)
+            return "0.000"
+    d = value if isinstance(value, Decimal) else Decimal(round(value, 9)).quantize(_NANO)
     d = max(d, Decimal(0))
     decimals = 0 if d >= 1000 else 1 if d >= 100 else 2 if d >= 10 else 3
-    text = format(d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_DOWN), "f")
+    text = format(d.quantize(_STEPS[decimals], rounding=ROUND_DOWN), "f")
     return text if decimals else text + "."
+
+
+_NANO = Decimal("1e-9")
+_STEPS = {n: Decimal(1).scaleb(-n) for n in range(4)}
+#: floats below this take `_format_float`: far from the Decimal context's 28-digit precision
+_FAST_FLOAT_MAX = 1e15
+
+
+def _format_float(value: float) -> str:
+    """`format_number` of a float in (0, `_FAST_FLOAT_MAX`), in integers: the counters of
+    every poll.
+
+    The same steps exactly: round to 9 decimals (as `round` does), then the exact binary value
+    of that float to a whole number of nanolitres, half to even (`Decimal.quantize`), then
+    truncated to the decimals shown (`ROUND_DOWN`).
+    """
+    num, den = round(value, 9).as_integer_ratio()
+    nano, rest = divmod(num * 1_000_000_000, den)
+    if 2 * rest > den or (2 * rest == den and nano & 1):
+        nano += 1
+    if nano >= 1_000_000_000_000:
+        return f"{nano // 1_000_000_000}."
+    decimals = 1 if nano >= 100_000_000_000 else 2 if nano >= 10_000_000_000 else 3
+    shown = nano // 10 ** (9 - decimals)
+    whole, frac = divmod(shown, 10**decimals)
+    return f"{whole}.{frac:0{decimals}d}"
 
 
 def parse_number(text: str) -> Decimal | None:
@@ -278,13 +311,21 @@ class NE1000Emulation(BufferedEmulation):
         pump.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
     def _receive(self, data: bytes) -> None:
+        """Bytes as the pump's UART hands them over, one at a time in effect: a safe packet
+        starts at STX and ends after LEN bytes, a basic line ends at CR, an STX drops a partly
+        received line. Whole packets and runs of line bytes are taken in one piece (the
+        outcome is the byte-by-byte one); only a packet split across reads goes byte by byte."""
         gap_s = SAFE_INTER_BYTE_GAP_S * self.wire_time_scale
         if self._packet is not None and self._now - self._last_byte_s > gap_s:
             self._packet = None
         self._last_byte_s = self._now
-        for b in data:
+        i, n = 0, len(data)
+        line = self._line
+        while i < n:
             pkt = self._packet
             if pkt is not None:
+                b = data[i]
+                i += 1
                 pkt.append(b)
                 if len(pkt) == 2 and b < 4:
                     self._packet = None  # a LEN below 4 cannot frame anything
@@ -292,16 +333,32 @@ class NE1000Emulation(BufferedEmulation):
                     self._packet = None
                     self.commands_seen += 1
                     self._on_packet(bytes(pkt))
-            elif b == STX:
-                self._packet = bytearray((b,))
-                self._line.clear()
-            elif b == CR:
-                line = self._line.decode("latin-1")
-                self._line.clear()
+                continue
+            if data[i] == STX:
+                line.clear()
+                end = i + 1 + data[i + 1] if i + 1 < n and data[i + 1] >= 4 else n + 1
+                if end <= n:  # the whole packet is here
+                    self.commands_seen += 1
+                    self._on_packet(bytes(data[i:end]))
+                    i = end
+                else:
+                    self._packet = bytearray((STX,))
+                    i += 1
+                continue
+            stop = data.find(CR, i)  # the line's bytes run to the next CR or STX
+            stop = n if stop < 0 else stop
+            stx = data.find(STX, i, stop)
+            stop = stx if stx >= 0 else stop
+            room = MAX_LINE_BYTES - len(line)
+            if room > 0:
+                line += data[i : min(stop, i + room)]
+            i = stop
+            if stop < n and data[stop] == CR:
+                i += 1
+                text = line.decode("latin-1")
+                line.clear()
                 self.commands_seen += 1
-                self._on_text(line, safe=False)
-            elif len(self._line) < MAX_LINE_BYTES:
-                self._line.append(b)
+                self._on_text(text, safe=False)
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -434,38 +491,36 @@ class NE1000Emulation(BufferedEmulation):
         self._on_text(data.decode("latin-1"), safe=True)
 
     def _on_text(self, raw: str, *, safe: bool) -> None:
-        text = _normalise(raw)
-        for part in _BURST_SPLIT.split(text) if "*" in text else [text]:
-            if part or text == "":
-                self._dispatch(part, safe=safe)
+        for address, rest, name, args in _parse_line(raw):
+            self._dispatch(address, rest, name, args, safe=safe)
 
-    def _dispatch(self, text: str, *, safe: bool) -> None:
-        m = _ADDRESS.match(text)
-        assert m is not None
-        addr_text, rest = m.group(1), m.group(2)
-        if addr_text is None or rest.startswith("*"):  # *system commands: whatever the address
+    def _dispatch(
+        self, address: int | None, rest: str, name: str | None, args: str, *, safe: bool
+    ) -> None:
+        if address is None or rest.startswith("*"):  # *system commands: whatever the address
             targets = list(self._pumps.values())
         else:
-            pump = self._pumps.get(int(addr_text))
+            pump = self._pumps.get(address)
             targets = [pump] if pump is not None else []
         for pump in targets:
             if not safe and pump.safe:
                 continue  # Emulation choice: in safe mode, basic lines are ignored
             if safe and pump.safe_timeout_s:
                 pump.watchdog_deadline_s = self._now + pump.safe_timeout_s
-            body = self._command(pump, rest, safe=safe, several=len(targets) > 1)
+            body = self._command(pump, rest, name, args, safe=safe, several=len(targets) > 1)
             self._reply(pump, body)
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _command(self, p: _Pump, text: str, *, safe: bool, several: bool) -> str:
-        name = next((c for c in COMMANDS if text.startswith(c)), None)
+    def _command(
+        self, p: _Pump, text: str, name: str | None, args: str, *, safe: bool, several: bool
+    ) -> str:
+        """`text` split by `_split_command` into the command `name` and its `args`."""
         if name is None and text:
             return p.status + "?"
         if p.alarm_pending is not None:  # report = acknowledge; the command is not executed
             code, p.alarm_pending = p.alarm_pending, None
             return "A?" + code
-        args = text[len(name) :] if name else ""
         try:
             data = self._execute(p, name or "", args, safe=safe, several=several)
         except _Error as exc:
@@ -479,9 +534,9 @@ class NE1000Emulation(BufferedEmulation):
         if name == "VER":
             return VERSION
         if name == "DIS":
-            unit = VOLUME_UNITS_ML[p.volume_units]
-            inf = (p.physics.infused_ml - p.inf_base_ml) / float(unit)
-            wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / float(unit)
+            unit = _VOLUME_UNITS_FLOAT[p.volume_units]
+            inf = (p.physics.infused_ml - p.inf_base_ml) / unit
+            wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / unit
             return f"I{format_number(inf)}W{format_number(wdr)}{p.volume_units}"
         if name == "DIA":
             return self._dia(p, args)
@@ -667,4 +722,46 @@ class NE1000Emulation(BufferedEmulation):
 
 def _normalise(text: str) -> str:
     """The pump drops spaces and control characters and upper-cases before parsing."""
-    return "".join(ch for ch in text if ch > " " and ch != "\x7f").upper()
+    return text.translate(_DROPPED).upper()
+
+
+#: what `_normalise` drops: space, the control characters below it, and DEL
+_DROPPED = dict.fromkeys([*range(0x21), 0x7F])
+_COMMAND_LENGTHS = sorted({len(c) for c in COMMANDS}, reverse=True)
+_COMMAND_SET = frozenset(COMMANDS)
+
+
+def _split_command(text: str) -> tuple[str | None, str]:
+    """The command `text` starts with (the longest name that fits, so `RATC5MH` is RAT and
+    `*RESET` is not `*R...`) and its arguments; (None, "") for no known command."""
+    for n in _COMMAND_LENGTHS:
+        if text[:n] in _COMMAND_SET and len(text) >= n:
+            return text[:n], text[n:]
+    return None, ""
+
+
+_Part = tuple[int | None, str, str | None, str]
+_PARSED: dict[str, tuple[_Part, ...]] = {}
+#: distinct lines whose parse is kept (a host polls with the same few lines for days)
+_MAX_PARSED = 1024
+
+
+def _parse_line(raw: str) -> tuple[_Part, ...]:
+    """One received line or packet text, as the pump parses it: normalised, split at `*` burst
+    separators, each part as (address or None, the text after it, command, arguments).
+    Pure, so kept per distinct line."""
+    parts = _PARSED.get(raw)
+    if parts is not None:
+        return parts
+    text = _normalise(raw)
+    found = []
+    for part in _BURST_SPLIT.split(text) if "*" in text else [text]:
+        if part or text == "":
+            m = _ADDRESS.match(part)
+            assert m is not None
+            digits, rest = m.group(1), m.group(2)
+            found.append((int(digits) if digits else None, rest, *_split_command(rest)))
+    parts = tuple(found)
+    if len(_PARSED) < _MAX_PARSED:
+        _PARSED[raw] = parts
+    return parts

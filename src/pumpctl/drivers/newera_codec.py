@@ -1,0 +1,229 @@
+"""New Era NE-1000 family, the codec: frames (basic and safe mode), framers, reply decoding.
+
+Pure functions on bytes and text, tested on their own with golden bytes from the manual; the
+driver (`pumpctl.drivers.newera`, which re-exports every name here) only sequences commands.
+The wire format is described there.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from typing import NamedTuple
+
+from pumpctl.drivers.base import (
+    AlarmReason,
+    CommandRejected,
+    DeliveredVolume,
+    ProtocolError,
+    PumpAlarm,
+)
+
+__all__ = [
+    "ALARMS",
+    "CR",
+    "ERRORS",
+    "ETX",
+    "MAX_ADDRESS",
+    "NUMBER",
+    "RATE",
+    "STATUS_CHARS",
+    "STX",
+    "VERSION",
+    "NEReply",
+    "any_frame_length",
+    "basic_frame_length",
+    "check_reply",
+    "crc16_xmodem",
+    "encode_basic",
+    "encode_safe",
+    "looks_basic",
+    "parse_dispensed",
+    "parse_reply",
+    "safe_frame_length",
+]
+
+STX, ETX, CR = 0x02, 0x03, 0x0D
+MAX_ADDRESS = 99
+STATUS_CHARS = frozenset("IWSPTUX")
+ALARMS: dict[str, AlarmReason] = {
+    "R": AlarmReason.RESET,
+    "S": AlarmReason.STALL,
+    "T": AlarmReason.LINK_TIMEOUT,
+    "E": AlarmReason.PROGRAM_ERROR,
+    "O": AlarmReason.OUT_OF_RANGE,
+}
+ERRORS = frozenset({"?", "?NA", "?OOR", "?COM", "?IGN"})
+#: a basic reply longer than this without ETX is garbage, not a slow reply
+_MAX_BASIC_REPLY = 128
+_PRINTABLE = bytes(range(0x20, 0x7F))
+
+# --------------------------------------------------------------------------- framing
+
+
+def crc16_xmodem(data: bytes) -> int:
+    """CRC-16/XMODEM: poly 0x1021, init 0, no reflection (the manual's "CCITT" CRC).
+
+    `binascii.crc_hqx` is exactly this CRC, in C: every safe-mode exchange computes two of them,
+    so it sits on the polling hot path. The manual's SAF0 packet pins it in the tests.
+    """
+    return binascii.crc_hqx(data, 0)
+
+
+def _payload(address: int | None, command: str) -> bytes:
+    """`[address]COMMAND` with spaces and control characters removed, upper-cased, as the pump
+    itself normalises input; `address=None` talks to whichever pump listens (one-pump lines)."""
+    if address is not None and not 0 <= address <= MAX_ADDRESS:
+        raise ValueError(f"NE address must be 0..{MAX_ADDRESS}, got {address}")
+    if not command.isascii():
+        raise ValueError(f"NE commands are ASCII, got {command!r}")
+    text = "".join(ch for ch in command if " " < ch <= "~").upper()
+    return (("" if address is None else str(address)) + text).encode("ascii")
+
+
+def encode_basic(address: int | None, command: str) -> bytes:
+    """Basic-mode request: `[address]COMMAND` CR."""
+    return _payload(address, command) + bytes([CR])
+
+
+def encode_safe(address: int | None, command: str) -> bytes:
+    """Safe-mode packet: STX, LEN (= data + 4), data, CRC-16/XMODEM big-endian, ETX."""
+    data = _payload(address, command)
+    if len(data) + 4 > 0xFF:
+        raise ValueError(f"safe packet too long: {command!r}")
+    return bytes([STX, len(data) + 4]) + data + crc16_xmodem(data).to_bytes(2, "big") + bytes([ETX])
+
+
+def _garbage_length(buf: bytes) -> int:
+    """Bytes before the next STX (or all of them): handed to the parser, which rejects them."""
+    nxt = buf.find(STX, 1)
+    return nxt if nxt > 0 else len(buf)
+
+
+def basic_frame_length(buf: bytes) -> int | None:
+    """Framer for basic replies: STX ... ETX."""
+    if not buf:
+        return None
+    if buf[0] != STX:
+        return _garbage_length(buf)
+    end = buf.find(ETX)
+    if end >= 0:
+        return end + 1
+    return len(buf) if len(buf) > _MAX_BASIC_REPLY else None
+
+
+def safe_frame_length(buf: bytes) -> int | None:
+    """Framer for safe replies: STX LEN ... ETX, LEN bytes after STX (LEN itself included)."""
+    if not buf:
+        return None
+    if buf[0] != STX:
+        return _garbage_length(buf)
+    if len(buf) < 2:
+        return None
+    if buf[1] < 4:
+        return 2
+    need = 1 + buf[1]
+    return need if len(buf) >= need else None
+
+
+def looks_basic(buf: bytes) -> bool:
+    # A basic reply starts STX + address digit; a safe reply's LEN byte is a digit (48..57) only
+    # for 44..53-byte payloads, which no NE reply reaches.
+    return len(buf) >= 2 and 0x30 <= buf[1] <= 0x39
+
+
+def any_frame_length(buf: bytes) -> int | None:
+    """Framer that accepts either framing: for probing and for `SAF`, whose reply comes in the
+    framing of the mode in force *after* the command."""
+    if buf and buf[0] != STX:
+        return _garbage_length(buf)
+    if len(buf) < 2:
+        return None
+    return basic_frame_length(buf) if looks_basic(buf) else safe_frame_length(buf)
+
+
+# --------------------------------------------------------------------------- replies
+
+
+class NEReply(NamedTuple):
+    """One decoded reply. `status` is the prompt character (`A` for an alarm). Immutable; a
+    tuple rather than a frozen dataclass because one is built per poll (a third of the cost)."""
+
+    address: int
+    status: str
+    alarm: AlarmReason | None = None
+    error: str | None = None
+    data: str = ""
+    safe: bool = False
+    text: str = ""
+
+
+def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NEReply:
+    """Decode one framed reply; `ProtocolError` on anything malformed (never guessed at).
+
+    With `address`, a reply from another pump is malformed too. Alarms and error codes are decoded
+    into the result; `check_reply` turns them into exceptions.
+    """
+    if len(raw) < 2 or raw[0] != STX or raw[-1] != ETX:
+        raise ProtocolError("reply not framed by STX ... ETX", raw)
+    if safe:
+        if raw[1] != len(raw) - 1:
+            raise ProtocolError(f"safe reply LEN {raw[1]} but {len(raw) - 1} bytes follow STX", raw)
+        if len(raw) < 6:
+            raise ProtocolError("safe reply too short", raw)
+        body = raw[2:-3]
+        if crc16_xmodem(body) != int.from_bytes(raw[-3:-1], "big"):
+            raise ProtocolError("safe reply CRC mismatch", raw)
+    else:
+        body = raw[1:-1]
+    if body.translate(None, _PRINTABLE):  # anything left is not printable ASCII
+        raise ProtocolError("reply holds non-printable bytes", raw)
+    text = body.decode("ascii")
+    if len(text) < 3 or not text[:2].isdigit():
+        raise ProtocolError("reply lacks a 2-digit address and a status", raw)
+    reply_address, status, rest = int(text[:2]), text[2], text[3:]
+    if address is not None and reply_address != address:
+        raise ProtocolError(f"reply from address {reply_address}, expected {address}", raw)
+    if status == "A":
+        if len(rest) != 2 or rest[0] != "?" or rest[1] not in ALARMS:
+            raise ProtocolError(f"unknown alarm {rest!r}", raw)
+        return NEReply(reply_address, status, alarm=ALARMS[rest[1]], safe=safe, text=text)
+    if status not in STATUS_CHARS:
+        raise ProtocolError(f"unknown status character {status!r}", raw)
+    if rest.startswith("?"):
+        if rest not in ERRORS:
+            raise ProtocolError(f"unknown error reply {rest!r}", raw)
+        return NEReply(reply_address, status, error=rest, safe=safe, text=text)
+    return NEReply(reply_address, status, data=rest, safe=safe, text=text)
+
+
+def check_reply(
+    reply: NEReply, *, command: str = "", alarms: bool = True, errors: bool = True
+) -> NEReply:
+    """Raise what a reply means: `PumpAlarm` (the command was not executed; the reply
+    acknowledged the alarm), `CommandRejected(code)`, or `ProtocolError` for `?COM` in safe mode
+    (the request was corrupted in transit: a garbled exchange, never executed)."""
+    if reply.error == "?COM" and reply.safe:
+        raise ProtocolError(f"pump reports ?COM (request {command!r} corrupted in transit)")
+    if alarms and reply.alarm is not None:
+        raise PumpAlarm(reply.alarm, f"pump alarm {reply.alarm.value} in reply to {command!r}")
+    if errors and reply.error is not None:
+        raise CommandRejected(
+            f"pump rejected {command!r} with {reply.error}", code=reply.error, command=command
+        )
+    return reply
+
+
+NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+_DISPENSED = re.compile(rf"I{NUMBER}W{NUMBER}(UL|ML)")
+RATE = re.compile(rf"{NUMBER}(UM|MM|UH|MH)")
+VERSION = re.compile(r"([A-Z]+\d+(?:X\d*)?)V(\d+\.\d+)")
+
+
+def parse_dispensed(data: str) -> DeliveredVolume:
+    """`DIS` reply data `I<infused>W<withdrawn><UL|ML>` -> mL."""
+    m = _DISPENSED.fullmatch(data)
+    if m is None:
+        raise ProtocolError(f"unexpected DIS reply {data!r}")
+    scale = 1e-3 if m[3] == "UL" else 1.0
+    return DeliveredVolume(infused_ml=float(m[1]) * scale, withdrawn_ml=float(m[2]) * scale)
