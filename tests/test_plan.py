@@ -223,16 +223,7 @@ def test_SR01_compile_program_refuses_with_every_violation() -> None:
 RES = FixedStepQuantizer()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    weight=st.integers(400, 1500).map(lambda x: x / 10),
-    conc=st.sampled_from([1.0, 2.0]),
-    dose=st.integers(1, 35).map(lambda x: x / 100),
-    over_min=st.integers(10, 60),
-    rate=st.integers(1, 50).map(lambda x: x / 100),
-    hours=st.integers(1, 96).map(lambda x: x / 4),
-)
-def test_property_volume_times_concentration_is_the_prescribed_drug(
+def check_volume_times_concentration_is_the_prescribed_drug(
     weight: float, conc: float, dose: float, over_min: int, rate: float, hours: float
 ) -> None:
     program = make(
@@ -260,18 +251,45 @@ def test_property_volume_times_concentration_is_the_prescribed_drug(
     assert maint.duration_s == pytest.approx(maint.volume_ml / maint.rate_ml_per_h * 3600)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    weight=st.integers(400, 1500).map(lambda x: x / 10),
+    conc=st.sampled_from([1.0, 2.0]),
+    dose=st.integers(1, 35).map(lambda x: x / 100),
+    over_min=st.integers(10, 60),
+    rate=st.integers(1, 50).map(lambda x: x / 100),
+    hours=st.integers(1, 96).map(lambda x: x / 4),
+)
+def test_property_volume_times_concentration_is_the_prescribed_drug(
+    weight: float, conc: float, dose: float, over_min: int, rate: float, hours: float
+) -> None:
+    check_volume_times_concentration_is_the_prescribed_drug(
+        weight, conc, dose, over_min, rate, hours
+    )
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    weight=st.integers(400, 1500).map(lambda x: x / 10),
+    conc=st.sampled_from([1.0, 2.0]),
+    dose=st.integers(1, 35).map(lambda x: x / 100),
+    over_min=st.integers(10, 60),
+    rate=st.integers(1, 50).map(lambda x: x / 100),
+    hours=st.integers(1, 96).map(lambda x: x / 4),
+)
+def test_property_volume_times_concentration_is_the_prescribed_drug_larger_sample(
+    weight: float, conc: float, dose: float, over_min: int, rate: float, hours: float
+) -> None:
+    check_volume_times_concentration_is_the_prescribed_drug(
+        weight, conc, dose, over_min, rate, hours
+    )
+
+
 ADULT = LIB.lookup("ketamine", "adult", "IV", 1.0)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    weight=st.integers(100, 3000).map(lambda x: x / 10),
-    dose=st.integers(1, 300).map(lambda x: x / 100),
-    over_s=st.integers(10, 1200),
-    rate=st.integers(1, 200).map(lambda x: x / 100),
-    hours=st.integers(1, 48),
-)
-def test_property_hard_limits_are_refused_and_accepted_plans_respect_them(
+def check_hard_limits_are_refused_and_accepted_plans_respect_them(
     weight: float, dose: float, over_s: int, rate: float, hours: int
 ) -> None:
     assert ADULT is not None
@@ -307,3 +325,32 @@ def test_property_hard_limits_are_refused_and_accepted_plans_respect_them(
         assert maint.rate_ml_per_h / weight <= 1.0 + 1e-9
         assert maint.rate_ml_per_h <= 100 + 1e-9
         assert math.isfinite(maint.rate_ml_per_h)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    weight=st.integers(100, 3000).map(lambda x: x / 10),
+    dose=st.integers(1, 300).map(lambda x: x / 100),
+    over_s=st.integers(10, 1200),
+    rate=st.integers(1, 200).map(lambda x: x / 100),
+    hours=st.integers(1, 48),
+)
+def test_property_hard_limits_are_refused_and_accepted_plans_respect_them(
+    weight: float, dose: float, over_s: int, rate: float, hours: int
+) -> None:
+    check_hard_limits_are_refused_and_accepted_plans_respect_them(weight, dose, over_s, rate, hours)
+
+
+@pytest.mark.slow
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    weight=st.integers(100, 3000).map(lambda x: x / 10),
+    dose=st.integers(1, 300).map(lambda x: x / 100),
+    over_s=st.integers(10, 1200),
+    rate=st.integers(1, 200).map(lambda x: x / 100),
+    hours=st.integers(1, 48),
+)
+def test_property_hard_limits_are_refused_and_accepted_plans_respect_them_larger_sample(
+    weight: float, dose: float, over_s: int, rate: float, hours: int
+) -> None:
+    check_hard_limits_are_refused_and_accepted_plans_respect_them(weight, dose, over_s, rate, hours)
