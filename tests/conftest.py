@@ -40,6 +40,39 @@ def make_plan(
     )
 
 
+def analgesia_plan(**changes: Any) -> Plan:
+    """Ketamine 1 mg/mL for 70 kg: 24.5 mL loading over 10 min, then 14 mL/h for 4 h (56 mL).
+    The journal, report and history tests build their journals around it; `changes` sets the
+    fields a test needs (titration, rolling limits, another program hash)."""
+    fields: dict[str, Any] = {
+        "program": "ketamine-analgesia",
+        "program_hash": "ab" * 32,
+        "drug": "ketamine",
+        "concentration_mg_per_ml": 1.0,
+        "weight_kg": 70.0,
+        "container": ContainerSpec(inner_diameter_mm=BD60_DIAMETER_MM, capacity_ml=60.0),
+        "segments": (
+            Segment(
+                phase=SegmentPhase.LOADING,
+                rate_ml_per_h=147.0,
+                volume_ml=24.5,
+                duration_s=600.0,
+                dose_rate=0.035,
+                dose_rate_unit="mg/kg/min",
+            ),
+            Segment(
+                phase=SegmentPhase.MAINTENANCE,
+                rate_ml_per_h=14.0,
+                volume_ml=56.0,
+                duration_s=4 * 3600.0,
+                dose_rate=0.2,
+                dose_rate_unit="mg/kg/h",
+            ),
+        ),
+    }
+    return Plan(**{**fields, **changes})
+
+
 @pytest.fixture
 def acute_plan() -> Plan:
     """The acute-pain example in pump units: 70 kg, 2 mg/mL, prime 0.5 mL, 0.35 mg/kg over 10 min

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pumpctl.clock import Clock, run_with_clock
-from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase, TitrationLimits
+from pumpctl.dosing.plan import TitrationLimits
 from pumpctl.infusion.events import delivered_by_phase
 from pumpctl.infusion.journal import EventKind, Journal, JournalError
 from pumpctl.infusion.machine import Phase
@@ -17,39 +17,17 @@ from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorConfig
 from pumpctl.operator.history import render_history
 from pumpctl.runner import run_on_simulator
 
+from .conftest import analgesia_plan
+
 START_WALL = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 
-PLAN = Plan(
-    program="ketamine-analgesia",
-    program_hash="ab" * 32,
-    drug="ketamine",
-    concentration_mg_per_ml=1.0,
-    weight_kg=70.0,
-    container=ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0),
-    segments=(
-        Segment(
-            phase=SegmentPhase.LOADING,
-            rate_ml_per_h=147.0,
-            volume_ml=24.5,
-            duration_s=600.0,
-            dose_rate=0.035,
-            dose_rate_unit="mg/kg/min",
-        ),
-        Segment(
-            phase=SegmentPhase.MAINTENANCE,
-            rate_ml_per_h=14.0,
-            volume_ml=56.0,
-            duration_s=4 * 3600.0,
-            dose_rate=0.2,
-            dose_rate_unit="mg/kg/h",
-        ),
-    ),
+PLAN = analgesia_plan(
     titration=TitrationLimits(
         max_step_ml_per_h=7.0,
         min_interval_s=900.0,
         max_rate_ml_per_h=70.0,
         ml_per_h_per_dose_unit=70.0,
-    ),
+    )
 )
 
 

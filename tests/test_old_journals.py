@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from pumpctl.dosing.plan import ContainerSpec, Plan, Segment, SegmentPhase
 from pumpctl.infusion.events import (
     CheckpointEvent,
     CommandEvent,
@@ -30,32 +29,9 @@ from pumpctl.infusion.resume import PumpReading, latest_run, plan_resume
 from pumpctl.operator.history import render_history
 from pumpctl.operator.report import build_report
 
-PLAN = Plan(
-    program="ketamine-analgesia",
-    program_hash="cd" * 32,
-    drug="ketamine",
-    concentration_mg_per_ml=1.0,
-    weight_kg=70.0,
-    container=ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0),
-    segments=(
-        Segment(
-            phase=SegmentPhase.LOADING,
-            rate_ml_per_h=147.0,
-            volume_ml=24.5,
-            duration_s=600.0,
-            dose_rate=0.035,
-            dose_rate_unit="mg/kg/min",
-        ),
-        Segment(
-            phase=SegmentPhase.MAINTENANCE,
-            rate_ml_per_h=14.0,
-            volume_ml=56.0,
-            duration_s=4 * 3600.0,
-            dose_rate=0.2,
-            dose_rate_unit="mg/kg/h",
-        ),
-    ),
-)
+from .conftest import analgesia_plan
+
+PLAN = analgesia_plan(program_hash="cd" * 32)
 
 #: the tables of schema 1, as that version created them (schema 2 keeps them unchanged)
 SCHEMA_1 = """

@@ -31,35 +31,11 @@ from pumpctl.operator.report import (
 from pumpctl.operator.report_draw import hours_minutes, tick_minutes
 from pumpctl.runner import DemoScenario, run_on_simulator
 
+from .conftest import analgesia_plan
+
 T0 = 1000.0  # clock seconds at the run's start: report times are relative to it
 
-PLAN = Plan(
-    program="ketamine-analgesia",
-    program_hash="ab" * 32,
-    drug="ketamine",
-    concentration_mg_per_ml=1.0,
-    weight_kg=70.0,
-    container=ContainerSpec(inner_diameter_mm=26.7, capacity_ml=60.0),
-    segments=(
-        Segment(
-            phase=SegmentPhase.LOADING,
-            rate_ml_per_h=147.0,
-            volume_ml=24.5,
-            duration_s=600.0,
-            dose_rate=0.035,
-            dose_rate_unit="mg/kg/min",
-        ),
-        Segment(
-            phase=SegmentPhase.MAINTENANCE,
-            rate_ml_per_h=14.0,
-            volume_ml=56.0,
-            duration_s=4 * 3600.0,
-            dose_rate=0.2,
-            dose_rate_unit="mg/kg/h",
-        ),
-    ),
-    rolling_limits=RollingLimits(max_1h_ml=30.0, max_4h_ml=100.0),
-)
+PLAN = analgesia_plan(rolling_limits=RollingLimits(max_1h_ml=30.0, max_4h_ml=100.0))
 
 
 def checkpoint(phase: str, delivered_ml: float) -> dict[str, Any]:
