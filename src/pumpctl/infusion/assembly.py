@@ -55,7 +55,8 @@ def books_for(
             for s in plan.segments
         },
         rolling=RollingTotals(
-            plan.rolling_limits.by_window() if plan.rolling_limits else {}, tolerance_ml=0.0
+            plan.rolling_limits.by_window() if plan.rolling_limits else {},
+            tolerance_ml=tolerances.resolution_ml,
         ),
         tolerances=tolerances,
     )

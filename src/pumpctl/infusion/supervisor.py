@@ -136,7 +136,6 @@ class Supervisor:
         self._segments = self._segment_runner()
         self.pk = self._pk_leg()
         self._segments.pk = self.pk
-        self._take_capabilities()
 
     def _segment_runner(self) -> SegmentRunner:
         """The segment loop and the operator-request handlers it serves between polls."""
