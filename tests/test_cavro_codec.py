@@ -220,3 +220,26 @@ def test_a_terminated_string_counts_by_position_not_by_ready_and_a_lost_pump_cou
     books.lost = True
     assert books.delivered_steps((0, True, True)) == 0
     assert math.isclose(books.full_steps / 24000, 1.0)
+
+
+def test_a_string_stopped_after_its_refill_counts_its_whole_dispense() -> None:
+    """`T` during the string's last valve move (refilled, back at the output): the plunger is
+    up again, which a dispense never does, so all of `n` went out, not `start - position`
+    (0 here). Found by a TCI phase ending on a PSD/6 at that moment: the books lost 1 mL and
+    the next reading looked like a counter reset."""
+    seen = PumpString("OV11D24000IV3000P24000OR", 24000, 24000, 24000, True)
+    assert seen.delivered_steps(6000, True, False) == 18000  # dispensing, read at 1 s polls
+    seen.terminated = True
+    assert seen.delivered_steps(24000, True, True) == 24000
+    # never read while dispensing: still above where the dispense started is impossible
+    unseen = PumpString("OV11D12000IV3000P18000OR", 12000, 12000, 18000, True)
+    unseen.terminated = True
+    assert unseen.delivered_steps(18000, True, True) == 12000
+    # and the reading after a refill seen at the reservoir stays at n
+    books = CycleBooks(full_steps=24000, target_steps=None)
+    books.running = PumpString("OV11D24000IV3000P24000OR", 24000, 24000, 24000, True)
+    assert books.delivered_steps((3000, True, False)) == 21000
+    assert books.delivered_steps((10000, False, False)) == 24000
+    books.running.terminated = True
+    books.finish((24000, True, True))
+    assert books.done_steps == 24000

@@ -12,7 +12,11 @@ What a string has delivered so far is read from the plunger position `?`, the va
 - `Q` ready (and the driver did not terminate it): the string is done, `n` delivered;
 - valve at the output: dispensing (or not yet), `p0 - position` (0..n);
 - valve at the reservoir: the dispense is over (`n`) if the valve was seen at the output in
-  this string (every string ends there), else the first valve move has not happened (0).
+  this string (every string ends there), else the first valve move has not happened (0);
+- valve at the output again with the plunger above the lowest position read (or above where
+  the dispense started): the refill is done and the valve is back for the string's end (`n`).
+  A dispense only moves the plunger down, so this is never a dispense in progress; a string
+  terminated there (a `T` during that last valve move) delivered all of its `n`.
 Reading `Q` last means a string seen busy was busy at the two reads before it. This relies on
 `?6` reporting the position the valve last reached while it moves (emulation choice, not
 verified on hardware).
@@ -43,18 +47,32 @@ class PumpString:
     moves_before: int | None = None
     #: it begins with the pump's initialization (`Z`)
     initializes: bool = False
+    #: the dispense is over: the valve left the output after it, or the plunger went back up
+    dispensed: bool = False
+    #: the lowest position read at the output (a dispense only moves the plunger down)
+    low_steps: int | None = None
 
     def delivered_steps(self, position: int, valve_at_output: bool, ready: bool) -> int:
         """What this string has dispensed, from one reading (see the module)."""
         n = self.dispense_steps
         if n == 0:
             return 0
-        if ready and not self.terminated:
+        if (ready and not self.terminated) or self.dispensed:
             return n
         if valve_at_output:
+            low = self.start_steps if self.low_steps is None else self.low_steps
+            if position > low:
+                # back at the output above where the dispense went: this is the string's last
+                # valve move, after its refill (read as `start - position` it would be n - m)
+                self.dispensed = True
+                return n
             self.seen_output = True
+            self.low_steps = position
             return min(n, max(0, self.start_steps - position))
-        return n if self.seen_output else 0
+        if self.seen_output:
+            self.dispensed = True
+            return n
+        return 0
 
 
 def build_string(
