@@ -20,19 +20,24 @@ from pumpctl.dosing.bolus import BolusLimits, BolusLockout, BolusRecord
 from pumpctl.dosing.bolus import BolusRequest as LockoutRequest
 from pumpctl.dosing.pk.history import DeliveryTracker
 from pumpctl.dosing.pk.models import get_model
+from pumpctl.dosing.pk.solver import PkState
 from pumpctl.dosing.pk.tci import TciCommand, TciController, TciLimits
 from pumpctl.dosing.plan import Plan, SegmentPhase
 from pumpctl.drivers.base import Direction, PumpDriver
 from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.events import BolusGiven, TargetChanged, TciRateUpdate
-from pumpctl.infusion.ledger import LegState, SegmentLedger, Verdict
+from pumpctl.infusion.ledger import Alarm, LegState, SegmentLedger, Verdict
 from pumpctl.infusion.machine import InfusionMachine, Trigger
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.infusion.requests import BolusRequest, SupervisorError, TargetRequest
 from pumpctl.infusion.resume import Carryover
 from pumpctl.infusion.segment import RunBooks
 
-__all__ = ["PkLeg"]
+__all__ = ["PK_STEP_S", "PkLeg"]
+
+#: the longest the prediction goes unstepped between polls (clock seconds): far below the
+#: model's fastest time constant, so spreading a 10-s delta evenly changes nothing shown
+PK_STEP_S = 10.0
 
 
 class PkLeg:
@@ -55,6 +60,8 @@ class PkLeg:
         self.recorder, self.machine, self.books, self.log = recorder, machine, books, log
         now = clock.now()
         self.tracker = self._tracker(now, carryover)
+        #: the last reading not yet fed to the prediction: (clock s, mL fed in all)
+        self._unfed: tuple[float, float] | None = None
         #: what the prediction was fed beyond the books' totals (the crash gap of a resume)
         self._offset_ml = carryover.unjournaled_ml if carryover is not None else 0.0
         self._fed_ml = (
@@ -129,18 +136,46 @@ class PkLeg:
         prime = self.books.results.get(SegmentPhase.PRIME.value)
         primed = prime.delivered_ml if prime is not None else 0.0
         fed = self.books.prior_ml + self._offset_ml + total_ml - primed
-        now = self.clock.now()
+        self._unfed = (self.clock.now(), fed)
+        if self._unfed[0] - self.tracker.t_s >= PK_STEP_S:
+            self._feed()
+
+    def _feed(self) -> None:
+        """Step the prediction up to the last reading: at most every `PK_STEP_S` from the
+        polls (and before a TCI rate is computed), not on every poll, so a multi-day run does
+        not step its matrix, and grow its history, 86,400 times a day."""
+        if self.tracker is None or self._unfed is None:
+            return
+        (now, fed), self._unfed = self._unfed, None
         if now >= self.tracker.t_s:
             self.tracker.add_delivered(now, max(0.0, fed - self._fed_ml))
             self._fed_ml = max(fed, self._fed_ml)
 
+    def _state(self) -> PkState | None:
+        """The prediction as of the last reading, without stepping the tracker: what is shown
+        never depends on how often a watcher looks."""
+        tracker, unfed = self.tracker, self._unfed
+        if tracker is None:
+            return None
+        if unfed is None or unfed[0] <= tracker.t_s:
+            return tracker.state
+        dt = unfed[0] - tracker.t_s
+        mg_per_h = max(0.0, unfed[1] - self._fed_ml) * tracker.concentration_mg_per_ml / dt * 3600
+        return tracker.propagator.advance(tracker.state, mg_per_h, dt)
+
     @property
     def plasma_ug_per_ml(self) -> float | None:
-        return None if self.tracker is None else self.tracker.plasma_ug_per_ml
+        state = self._state()
+        return (
+            None
+            if state is None or self.tracker is None
+            else state.plasma_ug_per_ml(self.tracker.kinetics)
+        )
 
     @property
     def effect_ug_per_ml(self) -> float | None:
-        return None if self.tracker is None else self.tracker.effect_ug_per_ml
+        state = self._state()
+        return None if state is None else state.ce_ug_per_ml
 
     def before_start(self, ledger: SegmentLedger) -> bool:
         """A TCI phase starts at the controller's first rate, never its ceiling; False: the
@@ -183,10 +218,18 @@ class PkLeg:
         await self.cmds.call("stop", self.driver.stop)
         ledger.enter(LegState.STOPPED, self.clock.now())
         counter = await self.driver.read_delivered()
-        ledger.counter_reading(
+        previous = ledger.counter_ml
+        kept = ledger.counter_reading(
             counter.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
         )
         self.books.booked(ledger)
+        if not kept:  # SR28, as on every poll: booked the worst case, and said so
+            raise Alarm(
+                "reset",
+                f"{ledger.segment.key}: the pump's counter went back from {previous:.4f} to "
+                f"{counter.net_ml:.4f} mL as the phase ended; {ledger.estimated_ml:.4f} mL "
+                "estimated",
+            )
 
     def _allowance_mg(self) -> float | None:
         limits = self.plan.rolling_limits
@@ -198,6 +241,7 @@ class PkLeg:
 
     def _command(self) -> TciCommand:
         assert self.controller is not None and self.tracker is not None
+        self._feed()
         tci = self.plan.tci
         assert tci is not None
         cmd = self.controller.command(
@@ -311,10 +355,18 @@ class PkLeg:
         await self.cmds.call("stop", self.driver.stop)
         ledger.enter(LegState.IDLE, self.clock.now())
         counter = await self.driver.read_delivered()
-        ledger.counter_reading(
+        previous = ledger.counter_ml
+        kept = ledger.counter_reading(
             counter.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
         )
         self.books.booked(ledger)
+        if not kept:  # SR28, as on every poll: booked the worst case, and said so
+            raise Alarm(
+                "reset",
+                f"{ledger.segment.key}: the pump's counter went back from {previous:.4f} to "
+                f"{counter.net_ml:.4f} mL as the phase ended; {ledger.estimated_ml:.4f} mL "
+                "estimated",
+            )
         seg = ledger.segment
         if seg.volume_ml is not None:
             ledger.segment = seg.model_copy(update={"volume_ml": seg.volume_ml + volume_ml})
