@@ -28,3 +28,5 @@ class SupervisorConfig(BaseModel):
     stop_retry_interval_s: float = Field(default=0.5, gt=0)
     #: journal a delivered-volume checkpoint at least this often (clock seconds)
     checkpoint_interval_s: float = Field(default=60.0, gt=0)
+    #: a watcher's progress at least this often (clock seconds), and at every change it shows
+    progress_interval_s: float = Field(default=1.0, gt=0)

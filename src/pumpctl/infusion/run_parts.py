@@ -6,6 +6,8 @@ are called only from its task.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pumpctl.dosing.plan import SegmentPhase
@@ -19,7 +21,41 @@ from pumpctl.infusion.safe_stop import confirm_stop
 if TYPE_CHECKING:
     from pumpctl.infusion.supervisor import Supervisor
 
-__all__ = ["raise_alarm", "run_progress", "safe_stop"]
+__all__ = ["ProgressGate", "raise_alarm", "run_progress", "safe_stop"]
+
+
+class ProgressGate:
+    """Hands the watcher a progress when something it shows changed (phase, segment, pump
+    running, rate, alarms, notices, target) and otherwise at most every `every_s` clock
+    seconds: on a virtual clock a progress per poll was a fifth of a 5-day run's time.
+
+    A change is seen at the poll that reports it, as before, so a watcher that sums time per
+    state (`PhaseTiming`) sums the same as with a progress every poll."""
+
+    def __init__(self, sup: Supervisor, on_progress: Callable[[Progress], None], every_s: float):
+        self.sup = sup
+        self.on_progress = on_progress
+        self.every_s = every_s
+        self._shown: tuple[object, ...] | None = None
+        self._shown_s = -math.inf
+
+    def __call__(self, *, force: bool = False) -> None:
+        sup = self.sup
+        ledger = sup.books.ledger
+        now = sup.clock.now()
+        shown = (
+            sup.machine.phase,
+            ledger,
+            ledger is not None and ledger.pump_running,
+            ledger.rate_ml_per_h if ledger is not None else 0.0,
+            len(sup.books.alarms),
+            len(sup.legs.notices),
+            sup.pk.target,
+        )
+        if not force and shown == self._shown and now - self._shown_s < self.every_s:
+            return
+        self._shown, self._shown_s = shown, now
+        self.on_progress(run_progress(sup))
 
 
 def run_progress(sup: Supervisor) -> Progress:

@@ -127,7 +127,7 @@ class SegmentRunner:
         books: RunBooks,
         settings: PollSettings,
         requests: asyncio.Queue[Queued],
-        emit_progress: Callable[[], None],
+        emit_progress: Callable[..., None],
         log: Any,
     ) -> None:
         self.driver = driver
@@ -225,6 +225,7 @@ class SegmentRunner:
         self.books.results[segment.key].ended_s = ledger.ended_s
         self.books.done_ml += ledger.delivered_ml
         self.checkpoint(ledger, force=True)
+        self.emit_progress(force=True)  # a watcher sees each segment to its end
         self.recorder.write(
             SegmentEnd(
                 phase=segment.key,

@@ -63,7 +63,7 @@ from pumpctl.infusion.requests import (
     TitrateRequest,
 )
 from pumpctl.infusion.resume import Carryover
-from pumpctl.infusion.run_parts import raise_alarm, run_progress, safe_stop
+from pumpctl.infusion.run_parts import ProgressGate, raise_alarm, run_progress, safe_stop
 from pumpctl.infusion.segment import OperatorStop, SegmentRunner
 from pumpctl.infusion.tci_leg import PkLeg
 from pumpctl.log import get_logger
@@ -104,7 +104,11 @@ class Supervisor:
         self.clock = clock
         self.config = config or SupervisorConfig()
         self.journal = journal
-        self._on_progress = on_progress
+        self._progress = (
+            ProgressGate(self, on_progress, self.config.progress_interval_s)
+            if on_progress is not None
+            else None
+        )
         self.log = get_logger(
             "pumpctl.infusion.supervisor",
             pump_id=driver.pump_id,
@@ -370,7 +374,7 @@ class Supervisor:
             delivered_ml=round(result.delivered_ml, 6),
             clock_s=round(ended - started, 3),
         )
-        self._emit_progress()
+        self._emit_progress(force=True)
         return result
 
     def _notify_dosing_complete(self) -> None:
@@ -412,6 +416,6 @@ class Supervisor:
             )
         )
 
-    def _emit_progress(self) -> None:
-        if self._on_progress is not None:
-            self._on_progress(self.progress())
+    def _emit_progress(self, *, force: bool = False) -> None:
+        if self._progress is not None:
+            self._progress(force=force)

@@ -151,6 +151,7 @@ def _run_demo(
 ) -> tuple[list[str], int]:
     """Run on the virtual clock; the summary lines (outcome first) and the exit code."""
     from pumpctl.clock import run_with_clock, wall_monotonic
+    from pumpctl.infusion.config import SupervisorConfig
     from pumpctl.infusion.journal import Journal, JournalError
     from pumpctl.operator.display import summary_lines
     from pumpctl.operator.journalfile import check_journal_file
@@ -172,6 +173,9 @@ def _run_demo(
             clock,
             model=model,
             journal=jr,
+            # a days-long run on the virtual clock: a progress a simulated minute (and at
+            # every change) is plenty for a panel refreshed in wall time
+            config=SupervisorConfig(progress_interval_s=60.0),
             on_progress=sink.on_progress,
             operator=watch,
             faults=schedule,
