@@ -185,6 +185,18 @@ def compile_with_violations(
         bolus=plan_pk.bolus_plan(c, kvo),
         pk_model=pk_model,
     )
+    return _checked(c, plan, program, pump, overrides)
+
+
+def _checked(
+    c: Compiler,
+    plan: Plan,
+    program: Program,
+    pump: FamilySpec | None,
+    overrides: Mapping[str, str] | None,
+) -> Compilation:
+    """The compiled plan's last checks (the predicted peak, the pump's ranges), then the
+    overrides: checked on the whole plan, since a limit may span segments."""
     peak = plan_pk.check_predicted_peak(c, plan)
     plan = plan.model_copy(update={"predicted_peak_ug_per_ml": peak})
     found = list(c.found)

@@ -78,45 +78,19 @@ class RequestHandlers:
 
     async def titrate(self, ledger: SegmentLedger, req: TitrateRequest) -> None:
         new_rate = float(req.rate_ml_per_h)
-        if not self.machine.may(Trigger.TITRATE):
-            raise SupervisorError(
-                "titration is only allowed in maintenance, "
-                f"not in {self.machine.phase.value} (SR09)"
-            )
-        if ledger.segment.taper_step is not None:
-            raise SupervisorError("the taper sets the rate: titration ends with the maintenance")
-        limits = self.plan.titration
-        now = self.clock.now()
         old_rate = ledger.rate_ml_per_h
-        if limits is None and new_rate > old_rate:
-            raise SupervisorError(
-                "this plan has no titration limits: only decreases are allowed (SR09)"
-            )
-        record = {"old_ml_per_h": old_rate, "new_ml_per_h": new_rate}
-        if limits is not None:
-            try:
-                check_titration(
-                    limits,
-                    current_ml_per_h=old_rate,
-                    requested_ml_per_h=new_rate,
-                    now_s=now,
-                    last_increase_s=ledger.last_increase_s,
-                )
-            except TitrationRefused as exc:
-                self.recorder.write(
-                    TitrationEvent(
-                        accepted=False, error=str(exc), reason=req.reason, who=req.who, **record
-                    )
-                )
-                raise SupervisorError(str(exc)) from exc
-        caps = self.driver.capabilities
-        if not caps.min_rate_ml_per_h <= new_rate <= caps.max_rate_ml_per_h:
-            raise SupervisorError(
-                f"rate {new_rate} mL/h outside the pump's range "
-                f"{caps.min_rate_ml_per_h}..{caps.max_rate_ml_per_h} mL/h"
-            )
+        now = self.clock.now()
+        self._check_titration(ledger, req, now)
         # SR10: journaled before it is sent
-        self.recorder.write(TitrationEvent(accepted=True, reason=req.reason, who=req.who, **record))
+        self.recorder.write(
+            TitrationEvent(
+                accepted=True,
+                reason=req.reason,
+                who=req.who,
+                old_ml_per_h=old_rate,
+                new_ml_per_h=new_rate,
+            )
+        )
         ledger.accrue(now)
         try:
             sent = await self.cmds.call(
@@ -137,6 +111,50 @@ class RequestHandlers:
             new_ml_per_h=running,
             requested_ml_per_h=new_rate,
         )
+
+    def _check_titration(self, ledger: SegmentLedger, req: TitrateRequest, now: float) -> None:
+        """SR09: the phase, the plan's limits (a refusal is journaled) and the pump's range."""
+        new_rate = float(req.rate_ml_per_h)
+        if not self.machine.may(Trigger.TITRATE):
+            raise SupervisorError(
+                "titration is only allowed in maintenance, "
+                f"not in {self.machine.phase.value} (SR09)"
+            )
+        if ledger.segment.taper_step is not None:
+            raise SupervisorError("the taper sets the rate: titration ends with the maintenance")
+        limits = self.plan.titration
+        old_rate = ledger.rate_ml_per_h
+        if limits is None and new_rate > old_rate:
+            raise SupervisorError(
+                "this plan has no titration limits: only decreases are allowed (SR09)"
+            )
+        if limits is not None:
+            try:
+                check_titration(
+                    limits,
+                    current_ml_per_h=old_rate,
+                    requested_ml_per_h=new_rate,
+                    now_s=now,
+                    last_increase_s=ledger.last_increase_s,
+                )
+            except TitrationRefused as exc:
+                self.recorder.write(
+                    TitrationEvent(
+                        accepted=False,
+                        error=str(exc),
+                        reason=req.reason,
+                        who=req.who,
+                        old_ml_per_h=old_rate,
+                        new_ml_per_h=new_rate,
+                    )
+                )
+                raise SupervisorError(str(exc)) from exc
+        caps = self.driver.capabilities
+        if not caps.min_rate_ml_per_h <= new_rate <= caps.max_rate_ml_per_h:
+            raise SupervisorError(
+                f"rate {new_rate} mL/h outside the pump's range "
+                f"{caps.min_rate_ml_per_h}..{caps.max_rate_ml_per_h} mL/h"
+            )
 
     async def container_changed(self, ledger: SegmentLedger, req: ContainerChangedRequest) -> None:
         if not ledger.awaiting_change:

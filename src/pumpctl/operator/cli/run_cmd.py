@@ -113,10 +113,7 @@ def run(
     from pumpctl.operator.session import RunSettings
 
     new_run_reason, override_reasons = _new_run_reason(new_run, override_fields, override_reasons)
-    if resume and new_run:
-        raise click.UsageError("--resume and --new-run exclude each other")
-    if (resume or new_run) and journal is None:
-        raise click.UsageError("--resume and --new-run need the --journal of the earlier run")
+    _check_resume_options(resume, new_run, journal)
     overrides = pair_overrides(override_fields, override_reasons)
     configure_logs(log_options(), json_log=json_log)
     # SR01: nothing is opened before this passes; checked with the pump's own rounding and ranges
@@ -149,6 +146,13 @@ def run(
             for line in lines[:1] if quiet else lines:
                 echo(line)
         sys.exit(exit_code(result.outcome.value))
+
+
+def _check_resume_options(resume: bool, new_run: bool, journal: Path | None) -> None:
+    if resume and new_run:
+        raise click.UsageError("--resume and --new-run exclude each other")
+    if (resume or new_run) and journal is None:
+        raise click.UsageError("--resume and --new-run need the --journal of the earlier run")
 
 
 def _new_run_reason(
