@@ -78,6 +78,8 @@ async def test_a_leg_initializes_fills_dispenses_and_refills_in_bounded_strings(
     volumes = [d.infused_ml for _, d in delivered]
     assert states[:5] == [PumpState.RUNNING] * 5 and states[5] is PumpState.STOPPED
     assert volumes == pytest.approx([0.0, 0.25, 1.0, 1.0, 1.375, 1.5])
+    # the status says when the pump draws from the reservoir: busy, valve at the input port
+    assert [s.refilling for s, _ in delivered] == [False, False, True, False, False, False]
     assert (await driver.read_delivered()).infused_ml == pytest.approx(1.5)
     t.done()
 

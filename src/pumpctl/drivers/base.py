@@ -123,6 +123,11 @@ class PumpStatus(_Frozen):
     direction: Direction | None = None
     alarm: AlarmReason | None = None
     raw: str = Field(default="", description="vendor status text, for the audit log")
+    refilling: bool = Field(
+        default=False,
+        description="a syringe pump with a valve is drawing from its reservoir port: it runs "
+        "but delivers nothing until the refill ends (Cavro dispense-and-refill cycles)",
+    )
 
     @property
     def running(self) -> bool:

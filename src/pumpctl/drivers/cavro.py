@@ -356,10 +356,17 @@ class CavroDriver(PumpDriver):
         if self._paused:
             return PumpStatus(state=PumpState.PAUSED, raw=chr(q.status)), delivered
         if self._started:
-            status = PumpStatus(
-                state=PumpState.RUNNING, direction=Direction.INFUSE, raw=chr(q.status)
+            # busy with the valve at the reservoir: a refill (or first fill) is under way
+            refilling = (
+                self.books.running is not None
+                and not q.ready
+                and valve == self.ports.reservoir_report
             )
-            return status, delivered  # fmt: skip
+            status = PumpStatus(
+                state=PumpState.RUNNING, direction=Direction.INFUSE, raw=chr(q.status),
+                refilling=refilling,
+            )  # fmt: skip
+            return status, delivered
         return PumpStatus(state=PumpState.STOPPED, raw=chr(q.status)), delivered
 
     def _alarm(self, q: CavroReply) -> PumpStatus:
