@@ -41,6 +41,7 @@ __all__ = [
     "SegmentStart",
     "StopConfirmed",
     "StopRequested",
+    "SyringeRefilled",
     "TargetChanged",
     "TciRateUpdate",
     "TitrationEvent",
@@ -318,6 +319,19 @@ class BolusGiven(NoteEvent):
     four_hour_limit_reached: bool = False
 
 
+class SyringeRefilled(NoteEvent):
+    """A syringe pump with a valve drew from its reservoir port (the driver's status said
+    `refilling` from `started_s` for `duration_s`). Nothing was delivered meanwhile, and the
+    delivered total never counts a refill. `volume_ml` and `port` are None where the driver
+    does not report them."""
+
+    event: Literal["syringe_refilled"] = "syringe_refilled"
+    started_s: float
+    duration_s: float
+    volume_ml: float | None = None
+    port: str | None = None
+
+
 _NOTES: tuple[type[NoteEvent], ...] = (
     RunStarted,
     PlanAccepted,
@@ -335,6 +349,7 @@ _NOTES: tuple[type[NoteEvent], ...] = (
     TciRateUpdate,
     TargetChanged,
     BolusGiven,
+    SyringeRefilled,
 )
 _NOTE_BY_NAME: dict[str, type[NoteEvent]] = {n.model_fields["event"].default: n for n in _NOTES}
 _BY_KIND: dict[EventKind, type[Record]] = {
