@@ -321,13 +321,16 @@ class BolusGiven(NoteEvent):
 
 class SyringeRefilled(NoteEvent):
     """A syringe pump with a valve drew from its reservoir port (the driver's status said
-    `refilling` from `started_s` for `duration_s`). Nothing was delivered meanwhile, and the
-    delivered total never counts a refill. `volume_ml` and `port` are None where the driver
-    does not report them."""
+    `refilling` from `started_s` for `duration_s`, clock seconds, each known to a poll).
+    Nothing was delivered meanwhile, and the delivered total never counts a refill:
+    `delivered_ml` is the run's total as the refill ended, `count` the refills so far in this
+    run. `volume_ml` and `port` are None where the driver does not report them."""
 
     event: Literal["syringe_refilled"] = "syringe_refilled"
     started_s: float
     duration_s: float
+    delivered_ml: float | None = None
+    count: int = 1
     volume_ml: float | None = None
     port: str | None = None
 

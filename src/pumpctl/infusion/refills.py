@@ -27,15 +27,22 @@ class RefillWatch:
     def refilling(self) -> bool:
         return self.started_s is not None
 
-    def observe(self, status: PumpStatus, now_s: float) -> SyringeRefilled | None:
-        """The refill that ended at this poll, if one did."""
+    def observe(
+        self, status: PumpStatus, now_s: float, delivered_ml: float | None = None
+    ) -> SyringeRefilled | None:
+        """The refill that ended at this poll, if one did; `delivered_ml`: the run's total."""
         if status.refilling and status.running:
             if self.started_s is None:
                 self.started_s = now_s
             return None
         if self.started_s is None:
             return None
-        event = SyringeRefilled(started_s=self.started_s, duration_s=now_s - self.started_s)
-        self.started_s = None
         self.count += 1
+        event = SyringeRefilled(
+            started_s=self.started_s,
+            duration_s=now_s - self.started_s,
+            delivered_ml=delivered_ml,
+            count=self.count,
+        )
+        self.started_s = None
         return event

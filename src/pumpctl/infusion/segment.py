@@ -36,6 +36,7 @@ from pumpctl.infusion.legs import ContainerLegs, mean_rate_ahead
 from pumpctl.infusion.machine import InfusionMachine, Trigger
 from pumpctl.infusion.outcome import PhaseResult
 from pumpctl.infusion.recorder import RunRecorder
+from pumpctl.infusion.refills import RefillWatch
 from pumpctl.infusion.requests import (
     BolusRequest,
     PauseRequest,
@@ -145,6 +146,7 @@ class SegmentRunner:
         #: predictions, TCI and boluses (issue #13), set by the supervisor
         self.pk: PkLeg | None = None
         self._missed_polls = 0
+        self.refills = RefillWatch()
         self.following: tuple[Segment, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
 
@@ -313,6 +315,10 @@ class SegmentRunner:
         ledger.take_reading(status, delivered, replied, books.tolerances)
         books.booked(ledger)
         total = books.done_ml + ledger.delivered_ml
+        refill = self.refills.observe(status, replied, books.prior_ml + total)
+        if refill is not None:  # issue #16: each Cavro refill is journaled on its own
+            self.recorder.write(refill)
+            self.log.info("pump.refilled", count=refill.count, duration_s=refill.duration_s)
         books.check_rolling(replied, total)
         if self.pk is not None:
             self.pk.observe(total)

@@ -35,6 +35,7 @@ from pumpctl.infusion.events import (
     SegmentStart,
     StopConfirmed,
     StopRequested,
+    SyringeRefilled,
     TciRateUpdate,
     TitrationEvent,
     TransitionEvent,
@@ -272,6 +273,11 @@ def _describe_note(rec: NoteEvent) -> str:
             f"TCI {_num(rec.rate_ml_per_h)} mL/h ({_num(rec.rate_mg_per_h)} mg/h): "
             f"predicted Cp {_num(rec.plasma_ug_per_ml)} Ce {_num(rec.effect_ug_per_ml)}"
             f" ug/mL, target {_num(rec.target_ug_per_ml)}{limit}"
+        )
+    if isinstance(rec, SyringeRefilled):  # issue #16: a Cavro dispense-and-refill cycle
+        total = "" if rec.delivered_ml is None else f", {_ml(rec.delivered_ml)} delivered so far"
+        return (
+            f"syringe refilled from the reservoir (#{rec.count}, {_num(rec.duration_s)} s{total})"
         )
     rest = {k: v for k, v in rec.payload().items() if k != "event"}
     return rec.event + (f": {_fields(rest)}" if rest else "")
