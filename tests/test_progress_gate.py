@@ -19,15 +19,24 @@ from pumpctl.operator.display import PhaseTiming
 from pumpctl.runner import DemoScenario, run_on_simulator
 from tests.conftest import run_virtual
 
+Watched = tuple[list[Progress], PhaseTiming]
 
-def _acute_pain() -> Plan:
-    """The shipped acute-pain program: ketamine, so the supervisor predicts Cp and Ce."""
-    result = check_program(example_path("acute-pain.yaml"))
-    assert result.plan is not None
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Plan:
+    """The shipped acute-pain program (ketamine, so the supervisor predicts Cp and Ce) with a
+    1-h maintenance: a pause and a resume in it, every phase, a run's worth of polls."""
+    text = example_path("acute-pain.yaml").read_text()
+    library = example_path("library/ketamine.yaml")
+    text = text.replace("library: library/ketamine.yaml", f"library: {library}")
+    path = tmp_path_factory.mktemp("gate") / "acute-1h.yaml"
+    path.write_text(text.replace("duration: 4 h", "duration: 1 h"))
+    result = check_program(path)
+    assert result.plan is not None, result.violations
     return result.plan
 
 
-def _watch(every_s: float) -> tuple[list[Progress], PhaseTiming]:
+def _watch(plan: Plan, every_s: float) -> Watched:
     seen: list[Progress] = []
     timing = PhaseTiming()
 
@@ -37,7 +46,7 @@ def _watch(every_s: float) -> tuple[list[Progress], PhaseTiming]:
 
     async def main(clock: Clock):  # type: ignore[no-untyped-def]
         return await run_on_simulator(
-            _acute_pain(),
+            plan,
             clock,
             config=SupervisorConfig(progress_interval_s=every_s),
             on_progress=on_progress,
@@ -47,6 +56,11 @@ def _watch(every_s: float) -> tuple[list[Progress], PhaseTiming]:
     result, _ = run_virtual(main)
     assert result.outcome is Outcome.COMPLETED, result.alarm
     return seen, timing
+
+
+@pytest.fixture(scope="module")
+def every_poll(plan: Plan) -> Watched:
+    return _watch(plan, 1.0)
 
 
 def _changes(seen: list[Progress]) -> list[tuple[object, ...]]:
@@ -60,9 +74,11 @@ def _changes(seen: list[Progress]) -> list[tuple[object, ...]]:
     return out
 
 
-def test_a_coarse_progress_shows_every_change_and_the_same_phase_times() -> None:
-    fine, fine_timing = _watch(1.0)
-    coarse, coarse_timing = _watch(600.0)
+def test_a_coarse_progress_shows_every_change_and_the_same_phase_times(
+    plan: Plan, every_poll: Watched
+) -> None:
+    fine, fine_timing = every_poll
+    coarse, coarse_timing = _watch(plan, 600.0)
     # every poll vs. at most every 10 min: far fewer progresses...
     assert len(coarse) < len(fine) / 50
     # ...but each change at the poll that saw it, and the run's end
@@ -77,11 +93,11 @@ def test_a_coarse_progress_shows_every_change_and_the_same_phase_times() -> None
 
 
 def test_the_prediction_stepped_every_10_s_matches_one_stepped_every_poll(
-    monkeypatch: pytest.MonkeyPatch,
+    plan: Plan, every_poll: Watched, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    coarse, _ = _watch(1.0)
+    coarse, _ = every_poll
     monkeypatch.setattr(tci_leg, "PK_STEP_S", 0.0)
-    fine, _ = _watch(1.0)
+    fine, _ = _watch(plan, 1.0)
     assert len(coarse) == len(fine)
     pairs = [
         (c.plasma_ug_per_ml, f.plasma_ug_per_ml)
