@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pumpctl.simulator.devices.base import PumpSnapshot
-from pumpctl.simulator.devices.newera import (
-    NE1000Emulation,
+from pumpctl.simulator.devices.newera import NE1000Emulation
+from pumpctl.simulator.devices.newera_wire import (
     crc16_xmodem,
     format_number,
     frame_safe,

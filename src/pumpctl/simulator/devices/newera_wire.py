@@ -1,0 +1,178 @@
+"""NE-1000 emulation: its side of the wire. Numbers as the pump prints and reads them, the
+safe-mode CRC frame, and the line grammar (addresses, `*` bursts, command prefixes).
+
+Written from the RS-232 protocol notes, apart from the driver's codec (the two must agree only
+on the wire). Pure and cached where a host repeats itself: a poll line is parsed once.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import re
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+
+__all__ = [
+    "ADDRESS",
+    "COMMANDS",
+    "CR",
+    "ETX",
+    "STX",
+    "crc16_xmodem",
+    "format_number",
+    "frame_safe",
+    "normalise",
+    "parse_line",
+    "parse_number",
+]
+
+STX, ETX, CR = 0x02, 0x03, 0x0D
+
+# Longest names first: the parser matches a prefix (`RAT C 5 MH` arrives as `RATC5MH`).
+COMMANDS = tuple(
+    [
+        "*RESET",
+        "*ADR",
+        "DIA",
+        "RAT",
+        "VOL",
+        "DIR",
+        "RUN",
+        "PUR",
+        "STP",
+        "DIS",
+        "CLD",
+        "PHN",
+        "FUN",
+        "SAF",
+        "VER",
+        "TRG",
+        "DIN",
+        "ROM",
+        "LOC",
+        "OUT",
+        "BUZ",
+        "LN",
+        "AL",
+        "PF",
+        "BP",
+        "IN",
+    ]
+)
+_NUMBER = re.compile(r"(\d*)(?:\.(\d*))?")
+_BURST_SPLIT = re.compile(r"\*(?=\d|$)")
+ADDRESS = re.compile(r"(\d{1,2})?(.*)", re.S)
+
+
+def format_number(value: Decimal | float) -> str:
+    """Pump number format: 4 significant digits, always a decimal point, at most 3 decimals.
+
+    `14.5 -> "14.50"`, `3000 -> "3000."`, `0.5 -> "0.500"`. Counters are truncated (the pump never
+    reports more than it moved); values of 10000 and above keep every integer digit.
+    """
+    if isinstance(value, float) and 0.0 <= value < _FAST_FLOAT_MAX:
+        if value:
+            return _format_float(value)
+        if math.copysign(1.0, value) > 0:  # 0.0 (-0.0 keeps its sign below)
+            return "0.000"
+    d = value if isinstance(value, Decimal) else Decimal(round(value, 9)).quantize(_NANO)
+    d = max(d, Decimal(0))
+    decimals = 0 if d >= 1000 else 1 if d >= 100 else 2 if d >= 10 else 3
+    text = format(d.quantize(_STEPS[decimals], rounding=ROUND_DOWN), "f")
+    return text if decimals else text + "."
+
+
+_NANO = Decimal("1e-9")
+_STEPS = {n: Decimal(1).scaleb(-n) for n in range(4)}
+#: floats below this take `_format_float`: far from the Decimal context's 28-digit precision
+_FAST_FLOAT_MAX = 1e15
+
+
+def _format_float(value: float) -> str:
+    """`format_number` of a float in (0, `_FAST_FLOAT_MAX`), in integers: the counters of
+    every poll.
+
+    The same steps exactly: round to 9 decimals (as `round` does), then the exact binary value
+    of that float to a whole number of nanolitres, half to even (`Decimal.quantize`), then
+    truncated to the decimals shown (`ROUND_DOWN`).
+    """
+    num, den = round(value, 9).as_integer_ratio()
+    nano, rest = divmod(num * 1_000_000_000, den)
+    if 2 * rest > den or (2 * rest == den and nano & 1):
+        nano += 1
+    if nano >= 1_000_000_000_000:
+        return f"{nano // 1_000_000_000}."
+    decimals = 1 if nano >= 100_000_000_000 else 2 if nano >= 10_000_000_000 else 3
+    shown = nano // 10 ** (9 - decimals)
+    whole, frac = divmod(shown, 10**decimals)
+    return f"{whole}.{frac:0{decimals}d}"
+
+
+def parse_number(text: str) -> Decimal | None:
+    """At most 4 digits and one point, at most 3 digits after it; None if not that."""
+    m = _NUMBER.fullmatch(text)
+    if m is None or not text or text == ".":
+        return None
+    whole, frac = m.group(1), m.group(2) or ""
+    if len(whole.lstrip("0")) + len(frac) > 4 or len(frac) > 3:
+        return None
+    try:
+        return Decimal(text if whole else "0" + text)
+    except InvalidOperation:
+        return None
+
+
+def crc16_xmodem(data: bytes) -> int:
+    """CRC-16, polynomial 0x1021, initial value 0, no reflection (the notes' "CCITT")."""
+    return binascii.crc_hqx(data, 0)
+
+
+def frame_safe(data: bytes) -> bytes:
+    return bytes((STX, len(data) + 4)) + data + crc16_xmodem(data).to_bytes(2, "big") + b"\x03"
+
+
+def normalise(text: str) -> str:
+    """The pump drops spaces and control characters and upper-cases before parsing."""
+    return text.translate(_DROPPED).upper()
+
+
+#: what `normalise` drops: space, the control characters below it, and DEL
+_DROPPED = dict.fromkeys([*range(0x21), 0x7F])
+_COMMAND_LENGTHS = sorted({len(c) for c in COMMANDS}, reverse=True)
+_COMMAND_SET = frozenset(COMMANDS)
+
+
+def _split_command(text: str) -> tuple[str | None, str]:
+    """The command `text` starts with (the longest name that fits, so `RATC5MH` is RAT and
+    `*RESET` is not `*R...`) and its arguments; (None, "") for no known command."""
+    for n in _COMMAND_LENGTHS:
+        if text[:n] in _COMMAND_SET and len(text) >= n:
+            return text[:n], text[n:]
+    return None, ""
+
+
+_Part = tuple[int | None, str, str | None, str]
+_PARSED: dict[str, tuple[_Part, ...]] = {}
+#: distinct lines whose parse is kept (a host polls with the same few lines for days)
+_MAX_PARSED = 1024
+
+
+def parse_line(raw: str) -> tuple[_Part, ...]:
+    """One received line or packet text, as the pump parses it: normalised, split at `*` burst
+    separators, each part as (address or None, the text after it, command, arguments).
+    Pure, so kept per distinct line."""
+    parts = _PARSED.get(raw)
+    if parts is not None:
+        return parts
+    text = normalise(raw)
+    found = []
+    for part in _BURST_SPLIT.split(text) if "*" in text else [text]:
+        if part or text == "":
+            m = ADDRESS.match(part)
+            assert m is not None
+            digits, rest = m.group(1), m.group(2)
+            found.append((int(digits) if digits else None, rest, *_split_command(rest)))
+    parts = tuple(found)
+    if len(_PARSED) < _MAX_PARSED:
+        _PARSED[raw] = parts
+    return parts
