@@ -12,156 +12,42 @@ notes leave open is decided here and marked "Emulation choice".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, InvalidOperation
-from enum import Enum
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import ClassVar
 
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
+from pumpctl.simulator.devices.harvard_elite_pump import (
+    BAUD_RATES,
+    COMMANDS,
+    DEFAULT_DIAMETER_MM,
+    DEFAULT_SYRINGE_ML,
+    DIAMETER_RANGE_MM,
+    ERRORS,
+    FORCE_RANGE_PERCENT,
+    LOOKUP,
+    MAX_LINE_BYTES,
+    MAX_RATE_REF_ML_PER_MIN,
+    METRICS,
+    MIN_RATE_REF_ML_PER_MIN,
+    QUANTITY,
+    REFERENCE_DIAMETER_MM,
+    REQUEST,
+    SYRINGE_RANGE_ML,
+    TIME_UNITS_MIN,
+    VERSION,
+    VOLUME_UNITS_ML,
+    Pump,
+    PumpError,
+    State,
+    format_quantity,
+    parse_quantity,
+    to_decimal,
+)
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
+# format_quantity and parse_quantity: re-exported (the tests read the grammar from here)
 __all__ = ["HarvardEliteEmulation", "format_quantity", "parse_quantity"]
-
-# --------------------------------------------------------------------------- model facts (data)
-
-VERSION = "11 ELITE I/W Single 3.0.4"
-MAX_LINE_BYTES = 256
-BAUD_RATES = (9600, 19200, 38400, 57600, 115200)
-DIAMETER_RANGE_MM = (Decimal("0.1"), Decimal("33"))
-SYRINGE_RANGE_ML = (Decimal("0.0005"), Decimal("60"))
-FORCE_RANGE_PERCENT = (1, 100)
-# Rate limits follow plunger speed, scaled by bore area from the reference syringe: with the
-# default 14.5 mm bore `irate lim` answers the notes' example `1.061 nl/min to 25.023 ml/min`.
-REFERENCE_DIAMETER_MM = Decimal("14.5")
-MIN_RATE_REF_ML_PER_MIN = Decimal("0.000001061")
-MAX_RATE_REF_ML_PER_MIN = Decimal("25.023")
-DEFAULT_DIAMETER_MM = REFERENCE_DIAMETER_MM
-DEFAULT_SYRINGE_ML = Decimal("10")
-VOLUME_UNITS_ML = {"ml": Decimal(1), "ul": Decimal("1e-3"), "nl": Decimal("1e-6"), "pl": Decimal("1e-9")}  # fmt: skip
-TIME_UNITS_MIN = {"min": Decimal(1), "hr": Decimal(60), "sec": Decimal(1) / Decimal(60)}
-TIME_ALIASES = {"m": "min", "min": "min", "h": "hr", "hr": "hr", "s": "sec", "sec": "sec"}
-ERRORS = {
-    "command": "Command error",  # not possible now (e.g. a new diameter while running)
-    "unknown": "Unknown command",
-    "argument": "Argument error",
-    "range": "Out of range",
-}
-COMMANDS = (
-    "address", "baud", "civolume", "crate", "ctvolume", "cvolume", "cwvolume", "diameter",
-    "force", "irate", "irun", "ivolume", "metrics", "poll", "rrun", "run", "status", "stp",
-    "svolume", "tvolume", "ver", "wrate", "wrun", "wvolume",
-)  # fmt: skip
-_LOOKUP = {name: name for name in COMMANDS} | {name[:4]: name for name in COMMANDS}
-METRICS = (
-    ("Pump type", "Pump 11"),
-    ("Pump type string", "11 ELITE I/W Single"),
-    ("Min syringe size", "0.1 mm"),
-    ("Max syringe size", "33 mm"),
-    ("Direction", "Infuse/withdraw"),
-    ("Limit switches", "No"),
-)
-_REQUEST = re.compile(r"\s*(?:(\d{1,2}):?)?\s*(\S*)\s*(.*?)\s*", re.S)
-_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z/]*)")
-
-
-def parse_quantity(text: str, *, rate: bool) -> tuple[Decimal, str | None, str | None] | None:
-    """`"0.5000000000 m/m"` -> (0.5, "ml", "min"); `"10 m"` -> (10, "ml", None); None if bad.
-
-    Any number of decimals and an exponent are accepted; the unit is optional (the caller then
-    keeps the current one). A rate needs `vol/time`, a volume just `vol`.
-    """
-    m = _QUANTITY.fullmatch(text.strip())
-    if m is None:
-        return None
-    try:
-        value = Decimal(m.group(1))
-    except InvalidOperation:
-        return None
-    unit = m.group(2).lower()
-    if not unit:
-        return value, None, None
-    vol, _, time = unit.partition("/")
-    vol = vol if vol in VOLUME_UNITS_ML else vol + "l" if vol + "l" in VOLUME_UNITS_ML else ""
-    if not vol or bool(time) != rate or (rate and time not in TIME_ALIASES):
-        return None
-    return value, vol, TIME_ALIASES[time] if rate else None
-
-
-def format_quantity(
-    ml: Decimal, per: str = "", *, rounding: str = ROUND_DOWN, decimals: int = 3
-) -> str:
-    """`ml` in the largest unit that keeps it >= 1, `decimals` decimals at most: `"25.023
-    ml/min"`, `"1.061 nl/min"`, `"100 ml"`, `"0 ml"` (`per` = "/min", "/hr", "/sec" or "")."""
-    for unit, size in VOLUME_UNITS_ML.items():
-        if ml >= size or unit == "pl":
-            number = (ml / size).quantize(Decimal(1).scaleb(-decimals), rounding=rounding)
-            text = format(number.normalize(), "f") if number else "0"
-            return f"{text} {unit if number else 'ml'}{per}"
-    raise AssertionError("unreachable")
-
-
-# --------------------------------------------------------------------------- one pump
-
-
-class _State(Enum):
-    IDLE = ":"
-    RUNNING = "run"  # `>` or `<` by direction
-    STALLED = "*"
-    TARGET = "T*"
-
-
-class _Error(Exception):
-    """An error body (one of `ERRORS`)."""
-
-
-@dataclass
-class _Rate:
-    ml_per_min: Decimal = Decimal(0)
-    time: str = "min"  # the time unit the host set it in (queries answer in it)
-
-    def text(self, decimals: int = 3) -> str:
-        per = "/" + self.time
-        return format_quantity(self.ml_per_min * TIME_UNITS_MIN[self.time], per, decimals=decimals)
-
-
-@dataclass
-class _Pump:
-    address: int
-    physics: SyringePhysics
-    diameter_mm: Decimal = DEFAULT_DIAMETER_MM
-    syringe_ml: Decimal = DEFAULT_SYRINGE_ML
-    irate: _Rate = field(default_factory=_Rate)
-    wrate: _Rate = field(default_factory=_Rate)
-    target_ml: Decimal | None = None
-    infuse: bool = True
-    force_percent: int = 100
-    state: _State = _State.IDLE
-    alarm_reason: str | None = "reset"
-    i_base_ml: float = 0.0
-    w_base_ml: float = 0.0
-    run_started_s: float = 0.0
-
-    @property
-    def prompt(self) -> str:
-        if self.state is _State.RUNNING:
-            return ">" if self.infuse else "<"
-        return str(self.state.value)
-
-    def rate(self) -> _Rate:
-        return self.irate if self.infuse else self.wrate
-
-    def counter_ml(self, *, infuse: bool) -> float:
-        if infuse:
-            return max(0.0, self.physics.infused_ml - self.i_base_ml)
-        return max(0.0, self.physics.withdrawn_ml - self.w_base_ml)
-
-
-def _decimal(value: float) -> Decimal:
-    d = Decimal(round(value, 12)).quantize(Decimal("1e-12"))
-    return d if d > 0 else Decimal(0)
-
 
 # --------------------------------------------------------------------------- the link
 
@@ -189,11 +75,11 @@ class HarvardEliteEmulation(BufferedEmulation):
         if not addrs or len(set(addrs)) != len(addrs) or not all(0 <= a <= 99 for a in addrs):
             raise ValueError(f"addresses must be distinct, in 0..99, got {addrs}")
         super().__init__()
-        self._pumps: dict[int, _Pump] = {}
+        self._pumps: dict[int, Pump] = {}
         for a in addrs:
             d, cap = self.default_diameter_mm, self.default_syringe_ml
             physics = SyringePhysics(float(d), float(cap))
-            self._pumps[a] = _Pump(a, physics, diameter_mm=d, syringe_ml=cap)
+            self._pumps[a] = Pump(a, physics, diameter_mm=d, syringe_ml=cap)
         self._now_comp = 0.0
         self._line = bytearray()
         self._after_cr = False
@@ -213,7 +99,7 @@ class HarvardEliteEmulation(BufferedEmulation):
     ) -> None:
         """Put a syringe on a pump (rig setup); sets `diameter` and `svolume` to match."""
         p = self._pumps[address]
-        self._halt(p, _State.IDLE)
+        self._halt(p, State.IDLE)
         p.diameter_mm, p.syringe_ml = Decimal(str(inner_diameter_mm)), Decimal(str(capacity_ml))
         p.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
@@ -244,24 +130,12 @@ class HarvardEliteEmulation(BufferedEmulation):
         for p in self._pumps.values():
             reason = p.physics.advance(dt)
             if reason is StopReason.LIMIT:
-                p.state = _State.TARGET
+                p.state = State.TARGET
             elif reason is not None:
-                p.state, p.alarm_reason = _State.STALLED, reason.value
+                p.state, p.alarm_reason = State.STALLED, reason.value
 
     def snapshot(self) -> dict[int, PumpSnapshot]:
-        out = {}
-        for a, p in sorted(self._pumps.items()):
-            ph = p.physics
-            rate = ph.rate_ml_per_h if ph.moving else float(p.rate().ml_per_min * 60)
-            out[a] = PumpSnapshot(
-                running=p.state is _State.RUNNING,
-                direction="infuse" if p.infuse else "withdraw",
-                rate_ml_per_h=round(rate, 9),
-                delivered_ml=round(ph.pushed_net_ml, 9),
-                target_ml=float(p.target_ml) if p.target_ml is not None else None,
-                alarm=p.alarm_reason,
-            )
-        return out
+        return {a: p.snapshot() for a, p in sorted(self._pumps.items())}
 
     def set_occlusion(self, address: int, on: bool) -> None:
         self._pumps[address].physics.set_occluded(on)
@@ -273,7 +147,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         """Emulation choice: syringe, rates, force and address are non-volatile; the motor stops,
         the volume counters and the target are lost, and the pump never resumes by itself."""
         p = self._pumps[address]
-        self._halt(p, _State.IDLE)
+        self._halt(p, State.IDLE)
         p.target_ml = None
         p.i_base_ml, p.w_base_ml = p.physics.infused_ml, p.physics.withdrawn_ml
         p.alarm_reason = "reset"
@@ -292,7 +166,7 @@ class HarvardEliteEmulation(BufferedEmulation):
 
     # -- output --------------------------------------------------------------------------------
 
-    def _reply(self, p: _Pump, lines: list[str]) -> bytes:
+    def _reply(self, p: Pump, lines: list[str]) -> bytes:
         """One whole reply, queued at once: it never has a gap a host would take for its end."""
         head = f"{p.address:02d}{p.prompt}"
         data = ("\n" + "".join(f"{head}{line}\r\n" for line in lines)).encode("latin-1")
@@ -303,7 +177,7 @@ class HarvardEliteEmulation(BufferedEmulation):
     # -- input ---------------------------------------------------------------------------------
 
     def _on_line(self, line: str) -> None:
-        m = _REQUEST.fullmatch(line)
+        m = REQUEST.fullmatch(line)
         if m is None:
             return
         addr_text, word, args = m.group(1), m.group(2), m.group(3)
@@ -323,15 +197,15 @@ class HarvardEliteEmulation(BufferedEmulation):
         name = self._lookup(word.lower())
         try:
             if name is None:
-                raise _Error(ERRORS["unknown"])
+                raise PumpError(ERRORS["unknown"])
             lines = self._command(pump, name, args.lower().split())
-        except _Error as exc:
+        except PumpError as exc:
             lines = self._error_lines(str(exc), word, args)
         self._queue(self._reply(pump, lines))
 
     def _lookup(self, word: str) -> str | None:
         """The command a word names: whole, its first 4 letters, or a longer prefix."""
-        name = _LOOKUP.get(word) if self.commands is COMMANDS else None
+        name = LOOKUP.get(word) if self.commands is COMMANDS else None
         if name is None:
             name = next((c for c in self.commands if word in (c, c[:4])), None)
         if name is None and len(word) >= 4:
@@ -353,13 +227,13 @@ class HarvardEliteEmulation(BufferedEmulation):
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _command(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+    def _command(self, p: Pump, name: str, args: list[str]) -> list[str]:
         """Run one command; the body lines of the reply ([""]: the prompt line alone)."""
         if name in ("irun", "wrun", "run", "rrun", "stp"):
             if args:
-                raise _Error(ERRORS["argument"])
+                raise PumpError(ERRORS["argument"])
             if name == "stp":
-                self._halt(p, _State.IDLE)
+                self._halt(p, State.IDLE)
             else:
                 infuse = {"irun": True, "wrun": False, "run": p.infuse}.get(name, not p.infuse)
                 self._run(p, infuse=infuse)
@@ -368,11 +242,11 @@ class HarvardEliteEmulation(BufferedEmulation):
             return self._rate(p, args, infuse=name == "irate")
         if name in ("ivolume", "wvolume", "crate", "ver", "metrics", "status"):
             if args:
-                raise _Error(ERRORS["argument"])
+                raise PumpError(ERRORS["argument"])
             return self._query(p, name)
         if name in ("civolume", "cwvolume", "cvolume", "ctvolume"):
             if args:
-                raise _Error(ERRORS["argument"])
+                raise PumpError(ERRORS["argument"])
             if name != "cwvolume" and name != "ctvolume":
                 p.i_base_ml = p.physics.infused_ml
             if name != "civolume" and name != "ctvolume":
@@ -391,9 +265,9 @@ class HarvardEliteEmulation(BufferedEmulation):
             return self._syringe(p, name, args)
         return self._setting(p, name, args)
 
-    def _query(self, p: _Pump, name: str) -> list[str]:
+    def _query(self, p: Pump, name: str) -> list[str]:
         if name in ("ivolume", "wvolume"):
-            return [self._quantity(_decimal(p.counter_ml(infuse=name == "ivolume")))]
+            return [self._quantity(to_decimal(p.counter_ml(infuse=name == "ivolume")))]
         if name == "crate":
             return [self._current_rate(p)]
         if name == "ver":
@@ -404,18 +278,18 @@ class HarvardEliteEmulation(BufferedEmulation):
         ph = p.physics
         rate_fl_s = round(ph.rate_ml_per_h / 3600 * 1e12)
         volume_fl = round(p.counter_ml(infuse=p.infuse) * 1e12)
-        seconds = round(self._now - p.run_started_s) if p.state is _State.RUNNING else 0
+        seconds = round(self._now - p.run_started_s) if p.state is State.RUNNING else 0
         flags = (
             ("i" if p.infuse else "w")
             + "."
-            + ("S" if p.state is _State.STALLED else ".")
+            + ("S" if p.state is State.STALLED else ".")
             + "."
             + ("I" if p.infuse else "W")
-            + ("T" if p.state is _State.TARGET else ".")
+            + ("T" if p.state is State.TARGET else ".")
         )
         return [f"{rate_fl_s} {seconds} {volume_fl} {flags}"]
 
-    def _current_rate(self, p: _Pump) -> str:
+    def _current_rate(self, p: Pump) -> str:
         """`crate`: the PHD Ultra manual's form while the motor turns, `Infusing at 3 ml/min` /
         `Withdrawing at 500 ul/min` (flowchem's Elite11 splits it at " at "; its docstring
         quotes the manual). The manual calls the reply valid only in dynamic situations.
@@ -423,11 +297,11 @@ class HarvardEliteEmulation(BufferedEmulation):
         time = p.rate().time
         if not p.physics.moving:
             return self._quantity(Decimal(0), "/" + time)
-        ml_per_min = _decimal(p.physics.rate_ml_per_h / 60)
+        ml_per_min = to_decimal(p.physics.rate_ml_per_h / 60)
         quantity = self._quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)
         return f"{'Infusing' if p.physics.infusing else 'Withdrawing'} at {quantity}"
 
-    def _rate(self, p: _Pump, args: list[str], *, infuse: bool) -> list[str]:
+    def _rate(self, p: Pump, args: list[str], *, infuse: bool) -> list[str]:
         rate = p.irate if infuse else p.wrate
         lo, hi = self._rate_limits(p.diameter_mm)
         if not args:
@@ -440,43 +314,43 @@ class HarvardEliteEmulation(BufferedEmulation):
         else:
             parsed = parse_quantity(" ".join(args), rate=True)
             if parsed is None or parsed[1] is None or parsed[2] is None:
-                raise _Error(ERRORS["argument"])
+                raise PumpError(ERRORS["argument"])
             number, vol, time = parsed[0], parsed[1], parsed[2]
             value = number * VOLUME_UNITS_ML[vol] / TIME_UNITS_MIN[time]
             if not lo <= value <= hi:
-                raise _Error(ERRORS["range"])
+                raise PumpError(ERRORS["range"])
         rate.ml_per_min, rate.time = value, time
-        if p.state is _State.RUNNING and p.infuse == infuse:  # a new rate takes effect at once
+        if p.state is State.RUNNING and p.infuse == infuse:  # a new rate takes effect at once
             p.physics.set_rate(float(value * 60))
         return [""]
 
     def _volume(self, args: list[str], *, limit: Decimal) -> Decimal:
         parsed = parse_quantity(" ".join(args), rate=False)
         if parsed is None or parsed[1] is None:
-            raise _Error(ERRORS["argument"])
+            raise PumpError(ERRORS["argument"])
         ml = parsed[0] * VOLUME_UNITS_ML[parsed[1]]
         if not 0 < ml <= limit:
-            raise _Error(ERRORS["argument"])  # as host software expects for a target too large
+            raise PumpError(ERRORS["argument"])  # as host software expects for a target too large
         return ml
 
-    def _syringe(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+    def _syringe(self, p: Pump, name: str, args: list[str]) -> list[str]:
         if not args:
             if name == "diameter":
                 return [f"{p.diameter_mm:.4f} mm"]
             return [self._quantity(p.syringe_ml)]
         if name == "diameter":
-            m = _QUANTITY.fullmatch(" ".join(args))
+            m = QUANTITY.fullmatch(" ".join(args))
             if m is None or m.group(2).lower() not in ("", "mm"):
-                raise _Error(ERRORS["argument"])
+                raise PumpError(ERRORS["argument"])
             value = Decimal(m.group(1))
             if not DIAMETER_RANGE_MM[0] <= value <= DIAMETER_RANGE_MM[1]:
-                raise _Error(ERRORS["range"])
+                raise PumpError(ERRORS["range"])
         else:
             value = self._volume(args, limit=SYRINGE_RANGE_ML[1])
             if value < SYRINGE_RANGE_ML[0]:
-                raise _Error(ERRORS["range"])
-        if p.state is _State.RUNNING:
-            raise _Error(ERRORS["command"])
+                raise PumpError(ERRORS["range"])
+        if p.state is State.RUNNING:
+            raise PumpError(ERRORS["command"])
         if name == "diameter":
             p.diameter_mm = value
         else:
@@ -487,32 +361,32 @@ class HarvardEliteEmulation(BufferedEmulation):
         p.physics.load(float(p.diameter_mm), float(p.syringe_ml), float(p.syringe_ml))
         return [""]
 
-    def _setting(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+    def _setting(self, p: Pump, name: str, args: list[str]) -> list[str]:
         """force, address, baud, poll."""
         if name == "poll":
             if args and args != ["off"]:
-                raise _Error(ERRORS["argument"])  # Emulation choice: poll mode not emulated
+                raise PumpError(ERRORS["argument"])  # Emulation choice: poll mode not emulated
             return ["off"] if not args else [""]
         current = {"force": p.force_percent, "address": p.address, "baud": self._baud()}[name]
         if not args:
             return [f"{current}%" if name == "force" else str(current)]
         if len(args) != 1 or not (args[0].isascii() and args[0].isdigit()):  # `²` is no digit
-            raise _Error(ERRORS["argument"])
+            raise PumpError(ERRORS["argument"])
         value = int(args[0])
         if name == "force":
             if not FORCE_RANGE_PERCENT[0] <= value <= FORCE_RANGE_PERCENT[1]:
-                raise _Error(ERRORS["range"])
+                raise PumpError(ERRORS["range"])
             p.force_percent = value
         elif name == "baud":
             if value not in BAUD_RATES:
-                raise _Error(ERRORS["range"])
+                raise PumpError(ERRORS["range"])
             # The reply still goes out at the old baud; the line changes after it.
             self.set_baud_rate(value)
         else:
             if value > 99:
-                raise _Error(ERRORS["range"])
+                raise PumpError(ERRORS["range"])
             if value != p.address and value in self._pumps:
-                raise _Error(ERRORS["command"])  # two pumps would share an address
+                raise PumpError(ERRORS["command"])  # two pumps would share an address
             del self._pumps[p.address]
             p.address = value  # the reply comes from the new address
             self._pumps[value] = p
@@ -523,34 +397,34 @@ class HarvardEliteEmulation(BufferedEmulation):
 
     # -- motion --------------------------------------------------------------------------------
 
-    def _set_target(self, p: _Pump, ml: Decimal | None) -> None:
+    def _set_target(self, p: Pump, ml: Decimal | None) -> None:
         p.target_ml = ml
-        if p.state is _State.TARGET:
-            p.state = _State.IDLE
+        if p.state is State.TARGET:
+            p.state = State.IDLE
         if p.physics.moving:  # the run goes on towards the new target (or none)
             p.physics.start(p.physics.rate_ml_per_h, infuse=p.infuse, limit_ml=self._limit(p))
 
-    def _limit(self, p: _Pump) -> float | None:
+    def _limit(self, p: Pump) -> float | None:
         """Travel left to the target: targets count against the direction's volume counter."""
         if p.target_ml is None:
             return None
         return max(0.0, float(p.target_ml) - p.counter_ml(infuse=p.infuse))
 
-    def _run(self, p: _Pump, *, infuse: bool) -> None:
-        if p.state is _State.RUNNING and infuse == p.infuse:
+    def _run(self, p: Pump, *, infuse: bool) -> None:
+        if p.state is State.RUNNING and infuse == p.infuse:
             return  # already running that way: the prompt says so
         rate = p.irate if infuse else p.wrate
         lo, hi = self._rate_limits(p.diameter_mm)
         if not lo <= rate.ml_per_min <= hi:
-            raise _Error(ERRORS["range"])  # no rate set (or one the new syringe cannot do)
+            raise PumpError(ERRORS["range"])  # no rate set (or one the new syringe cannot do)
         p.infuse = infuse
         limit = self._limit(p)
         if limit == 0.0:
-            self._halt(p, _State.TARGET)  # target already reached by the counter
+            self._halt(p, State.TARGET)  # target already reached by the counter
             return
         p.physics.start(float(rate.ml_per_min * 60), infuse=infuse, limit_ml=limit)
-        p.state, p.alarm_reason, p.run_started_s = _State.RUNNING, None, self._now
+        p.state, p.alarm_reason, p.run_started_s = State.RUNNING, None, self._now
 
-    def _halt(self, p: _Pump, state: _State) -> None:
+    def _halt(self, p: Pump, state: State) -> None:
         p.physics.stop()
         p.state = state

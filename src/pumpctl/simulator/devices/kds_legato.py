@@ -23,13 +23,8 @@ from pumpctl.families.kds_legato import (
     MIN_RATE_REF_ML_PER_MIN,
     REFERENCE_DIAMETER_MM,
 )
-from pumpctl.simulator.devices.harvard_elite import (
-    COMMANDS,
-    ERRORS,
-    HarvardEliteEmulation,
-    _Error,
-    _Pump,
-)
+from pumpctl.simulator.devices.harvard_elite import HarvardEliteEmulation
+from pumpctl.simulator.devices.harvard_elite_pump import COMMANDS, ERRORS, Pump, PumpError
 
 __all__ = ["LegatoEmulation"]
 
@@ -93,7 +88,7 @@ class LegatoEmulation(HarvardEliteEmulation):
             line = f"{only[0]}{line.lstrip()}"
         super()._on_line(line)
 
-    def _reply(self, p: _Pump, lines: list[str]) -> bytes:
+    def _reply(self, p: Pump, lines: list[str]) -> bytes:
         """LF, body lines `[aa:]text` CR LF, prompt `[aa]<prompt>` (+ XON in poll on)."""
         head = f"{p.address:02d}" if p.address else ""
         # the recorded `addr 2`: the body still comes from address 0, the prompt from the new one
@@ -111,7 +106,7 @@ class LegatoEmulation(HarvardEliteEmulation):
 
     # -- the Legato's own commands -------------------------------------------------------------
 
-    def _command(self, p: _Pump, name: str, args: list[str]) -> list[str]:
+    def _command(self, p: Pump, name: str, args: list[str]) -> list[str]:
         if name == "version":
             return [line.format(address=p.address) for line in VERSION_LINES]
         if name == "poll":
@@ -173,4 +168,4 @@ class LegatoEmulation(HarvardEliteEmulation):
 
     @staticmethod
     def _argument_error() -> Exception:
-        return _Error(ERRORS["argument"])
+        return PumpError(ERRORS["argument"])
