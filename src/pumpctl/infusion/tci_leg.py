@@ -217,18 +217,22 @@ class PkLeg:
         segment clears it)."""
         await self.cmds.call("stop", self.driver.stop)
         ledger.enter(LegState.STOPPED, self.clock.now())
+        await self._book_stopped(ledger, "as the phase ended")
+
+    async def _book_stopped(self, ledger: SegmentLedger, when: str) -> None:
+        """Book the stopped pump's counter; one that went back is the reset alarm, as on every
+        poll (SR28), after the worst case is booked."""
         counter = await self.driver.read_delivered()
         previous = ledger.counter_ml
         kept = ledger.counter_reading(
             counter.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
         )
         self.books.booked(ledger)
-        if not kept:  # SR28, as on every poll: booked the worst case, and said so
+        if not kept:
             raise Alarm(
                 "reset",
                 f"{ledger.segment.key}: the pump's counter went back from {previous:.4f} to "
-                f"{counter.net_ml:.4f} mL as the phase ended; {ledger.estimated_ml:.4f} mL "
-                "estimated",
+                f"{counter.net_ml:.4f} mL {when}; {ledger.estimated_ml:.4f} mL estimated",
             )
 
     def _allowance_mg(self) -> float | None:
@@ -354,19 +358,7 @@ class PkLeg:
         # pump may keep its old target and counter through a clear)
         await self.cmds.call("stop", self.driver.stop)
         ledger.enter(LegState.IDLE, self.clock.now())
-        counter = await self.driver.read_delivered()
-        previous = ledger.counter_ml
-        kept = ledger.counter_reading(
-            counter.net_ml, self.clock.now(), self.books.tolerances.resolution_ml
-        )
-        self.books.booked(ledger)
-        if not kept:  # SR28, as on every poll: booked the worst case, and said so
-            raise Alarm(
-                "reset",
-                f"{ledger.segment.key}: the pump's counter went back from {previous:.4f} to "
-                f"{counter.net_ml:.4f} mL as the phase ended; {ledger.estimated_ml:.4f} mL "
-                "estimated",
-            )
+        await self._book_stopped(ledger, "before the bolus")
         seg = ledger.segment
         if seg.volume_ml is not None:
             ledger.segment = seg.model_copy(update={"volume_ml": seg.volume_ml + volume_ml})
