@@ -92,6 +92,24 @@ def test_taper_compiles_exactly_in_each_pumps_steps_never_above_the_plan(
     assert len({s.key for s in result.plan.segments}) == len(result.plan.segments)
 
 
+def test_a_taper_that_leaves_nothing_the_pump_can_run_is_refused_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """0.5 s of maintenance before the taper (under a 0.01-rev step), then one step at half of
+    1.65 mL/h, below the L/S's 1 rpm: it used to compile with no maintenance at all."""
+    maintenance = {
+        "rate": "0.05 mg/kg/h", "duration": "4 h", "taper": {"steps": 1, "over": "14399.5 s"}
+    }  # fmt: skip
+    pump = {"tubing": {"ml_per_rev": 0.025}, "reservoir": {"volume": "100 mL"}}
+    path = write(tmp_path, pump=pump, phases={"maintenance": maintenance})
+    result = check_program(path, model="masterflex-ls")
+    assert result.exit_code == 1  # refused: nothing of it reaches a pump
+    (violation,) = result.violations
+    assert violation.field == "phases.maintenance.taper"
+    assert "leaves nothing this pump can run" in violation.message
+    assert "1.5 mL/h" in violation.message and "taper.over" in violation.message
+
+
 def test_tci_phase_compiles_with_its_ceilings_and_check_reports_them(tmp_path: Path) -> None:
     result = check_program(write(tmp_path, phases={"prime": {"volume": "0.5 mL"}, "tci": TCI}))
     assert result.exit_code == 0, result.violations

@@ -78,15 +78,29 @@ def test_impossible_tapers_are_refused() -> None:
 )
 # less than one volume step of maintenance before the taper begins (found in the suite)
 @example(rate=0.25, hours=0.25, steps=1, over_fraction=0.984375, rate_step=0.001)
+# nothing left at all: it used to come back as no segment, dropping the maintenance unsaid
+@example(rate=0.0625, hours=0.25, steps=1, over_fraction=0.9375, rate_step=0.1)
 def test_a_taper_never_gives_more_than_the_maintenance(
     rate: float, hours: float, steps: int, over_fraction: float, rate_step: float
 ) -> None:
     q = FixedStepQuantizer(volume_ml=0.001, rate_ml_per_h=rate_step)
     base = maintenance(rate, hours)
     assert base.duration_s is not None and base.volume_ml is not None
-    segs = taper_segments(base, steps=steps, over_s=base.duration_s * over_fraction, quantizer=q)
-    rates = [s.rate_ml_per_h for s in segs]
+    over_s = base.duration_s * over_fraction
     main_ml = base.rate_ml_per_h * base.duration_s * (1 - over_fraction) / 3600
+    try:
+        segs = taper_segments(base, steps=steps, over_s=over_s, quantizer=q)
+    except TaperError as exc:
+        # refused only when nothing is left: under a volume step before the taper, and a first
+        # step with no rate the pump has or under a volume step
+        assert "leaves nothing" in str(exc) and "taper.over" in str(exc)
+        assert main_ml < 0.001 + 1e-12
+        first = rate * steps / (steps + 1)
+        if first >= rate_step:
+            first_rate = q.floor_rate_ml_per_h(first)
+            assert first_rate * over_s / steps / 3600 < 0.001 + 1e-12
+        return
+    rates = [s.rate_ml_per_h for s in segs]
     # the maintenance goes first, at its rate, unless less than one pump step of it is left
     assert rates[0] == base.rate_ml_per_h or main_ml < 0.001 + 1e-12
     assert all(b < a for a, b in itertools.pairwise(rates))  # strictly down

@@ -49,6 +49,13 @@ def taper(c: Compiler, maint: Segment | None, pump_min_ml_per_h: float = 0.0) ->
             )
             break
         out.append(seg)
+    if not out:  # every segment below the pump's slowest rate: never drop the phase unsaid
+        c.add("phases.maintenance.taper", spec.taper.over, None, "s", "hard", "taper", "",
+              message=f"the taper leaves nothing this pump can run: less than one pump step "
+                      f"before it and no step at or above the pump's slowest "
+                      f"{pump_min_ml_per_h:g} mL/h; taper less of it (taper.over) or not at "
+                      "all")  # fmt: skip
+        return [maint]
     return out
 
 

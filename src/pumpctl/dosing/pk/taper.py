@@ -7,7 +7,8 @@ program and never gives more drug than the maintenance it replaces.
 
 Every rate and volume is rounded DOWN by the pump's `Quantizer`, so no step is above the
 maintenance rate; a step too small for the pump ends the taper there (the pump stops early
-rather than rounding up). No ketamine-specific tapering evidence was found: the linear
+rather than rounding up), and a taper that would leave nothing the pump can run is refused
+(`TaperError`) rather than dropping the maintenance. No ketamine-specific tapering evidence was found: the linear
 step-down is a policy, not a clinical recommendation.
 """
 
@@ -81,4 +82,11 @@ def taper_segments(
             out.append(_segment(maintenance, r, duration, quantizer, step))
         except NotRepresentable:
             break
+    if not out:
+        # the maintenance would vanish from the plan: refuse it rather than lose a phase
+        raise TaperError(
+            f"the taper leaves nothing this pump can run: {rate:g} mL/h for {total:g} s, "
+            f"{over_s:g} s of it tapered in {steps} step(s), is below the pump's volume or rate "
+            "step throughout; taper less of it (taper.over) or not at all"
+        )
     return tuple(out)
