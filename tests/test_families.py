@@ -115,18 +115,27 @@ def test_rate_range_follows_the_bore_area() -> None:
 # --------------------------------------------------------------------------- entry points
 
 
-def _with_entry_points(monkeypatch: pytest.MonkeyPatch, group: str, **targets: str) -> None:
+def _with_entry_points(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, group: str, **targets: str
+) -> None:
     eps = [EntryPoint(name, value, group) for name, value in targets.items()]
 
     def fake(*, group: str) -> list[EntryPoint]:
         return [ep for ep in eps if ep.group == group]
 
+    # both registries read entry points through the families' cached scan: fake it, and start
+    # and end with an empty cache
     monkeypatch.setattr(family_registry, "entry_points", fake)
-    monkeypatch.setattr(driver_registry, "entry_points", fake)
+    family_registry.entry_point_targets.cache_clear()
+    request.addfinalizer(family_registry.entry_point_targets.cache_clear)
 
 
-def test_a_third_party_family_joins_by_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
-    _with_entry_points(monkeypatch, "pumpctl.families", **{"acme-ne": "tests.acme_family:SPEC"})
+def test_a_third_party_family_joins_by_entry_point(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    _with_entry_points(
+        monkeypatch, request, "pumpctl.families", **{"acme-ne": "tests.acme_family:SPEC"}
+    )
     assert "acme-ne" in models()
     spec = family("acme-ne")
     assert spec.name == "Acme NE clone" and spec.line.baud == 9600
@@ -138,10 +147,11 @@ def test_a_third_party_family_joins_by_entry_point(monkeypatch: pytest.MonkeyPat
 
 
 def test_an_entry_point_that_is_not_a_spec_of_that_model_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     _with_entry_points(
         monkeypatch,
+        request,
         "pumpctl.families",
         **{"other": "tests.acme_family:SPEC", "bad": "tests.acme_family:NOT_A_SPEC"},
     )
@@ -151,9 +161,14 @@ def test_an_entry_point_that_is_not_a_spec_of_that_model_is_refused(
         family("bad")
 
 
-def test_drivers_entry_points_still_work_without_a_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_drivers_entry_points_still_work_without_a_spec(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     _with_entry_points(
-        monkeypatch, "pumpctl.drivers", **{"acme-old": "pumpctl.drivers.newera:NE1000Driver"}
+        monkeypatch,
+        request,
+        "pumpctl.drivers",
+        **{"acme-old": "pumpctl.drivers.newera:NE1000Driver"},
     )
     assert "acme-old" in driver_registry.available_models()
     assert family_spec("acme-old") is None

@@ -9,13 +9,15 @@ come from the spec, or from the driver class's `default_*` attributes when it ha
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.families import FamilySpec, UnknownModel, family, import_target, models
+from pumpctl.families.registry import entry_point_targets
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pumpctl.clock import Clock
     from pumpctl.drivers.transport import SerialTransport
 
@@ -31,8 +33,8 @@ __all__ = [
 ENTRY_POINT_GROUP = "pumpctl.drivers"
 
 
-def _entry_point_targets() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def _entry_point_targets() -> Mapping[str, str]:
+    return entry_point_targets(ENTRY_POINT_GROUP)
 
 
 def available_models() -> list[str]:

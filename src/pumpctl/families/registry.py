@@ -12,9 +12,14 @@ from __future__ import annotations
 import importlib
 from functools import cache
 from importlib.metadata import entry_points
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from pumpctl.families.quantize import Quantizer
 from pumpctl.families.spec import FamilySpec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "BUILTIN_FAMILIES",
@@ -66,8 +71,19 @@ def import_target(target: str) -> object:
     return obj
 
 
-def _entry_point_targets() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+@cache
+def entry_point_targets(group: str) -> Mapping[str, str]:
+    """Name -> `"module:attribute"` registered under an entry-point group, read once a process.
+
+    A scan of the installed distributions costs about 10 ms, and model lookups ask on every
+    connect, probe and listing; a plugin installed while a process runs is seen after
+    `entry_point_targets.cache_clear()`.
+    """
+    return MappingProxyType({ep.name: ep.value for ep in entry_points(group=group)})
+
+
+def _entry_point_targets() -> Mapping[str, str]:
+    return entry_point_targets(ENTRY_POINT_GROUP)
 
 
 def models() -> list[str]:

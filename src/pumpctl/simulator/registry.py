@@ -10,10 +10,10 @@ Imports are lazy: listing models never imports an emulation.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from collections.abc import Mapping
 
 from pumpctl.families import UnknownModel, family, import_target, models
-from pumpctl.families.registry import BUILTIN_FAMILIES
+from pumpctl.families.registry import BUILTIN_FAMILIES, entry_point_targets
 from pumpctl.simulator.devices.base import Emulation, LineSettings
 
 __all__ = [
@@ -28,8 +28,8 @@ __all__ = [
 ENTRY_POINT_GROUP = "pumpctl.emulations"
 
 
-def _entry_points() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+def _entry_points() -> Mapping[str, str]:
+    return entry_point_targets(ENTRY_POINT_GROUP)
 
 
 def emulation_target(model: str) -> str | None:
