@@ -10,6 +10,7 @@ version.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -271,7 +272,7 @@ class Entry(_Strict):
     drug: str = Field(min_length=1)
     care_area: CareArea
     route: str = "IV"
-    concentrations: list[Concentration] = Field(min_length=1)
+    concentrations: tuple[Concentration, ...] = Field(min_length=1)
     weight: WeightLimit = WeightLimit()
     loading: LoadingLimits = LoadingLimits()
     maintenance: MaintenanceLimits = MaintenanceLimits()
@@ -301,7 +302,7 @@ class DrugLibrary(_Strict):
     #: quoted in YAML ("2026.11-1"), so 2026.10 never becomes 2026.1
     version: str = Field(min_length=1)
     name: str = "drug library"
-    entries: list[Entry]
+    entries: tuple[Entry, ...]
 
     @model_validator(mode="after")
     def _unique_keys(self) -> DrugLibrary:
@@ -328,7 +329,10 @@ class DrugLibrary(_Strict):
         )
 
 
+@lru_cache(maxsize=16)
 def load_library_text(text: str) -> DrugLibrary:
+    """The library this text validates to, kept by its text: a library is immutable, and
+    checking a program parses a few hundred quantities of it (about 60 ms)."""
     data = load_yaml_mapping(text, "library")
     try:
         return DrugLibrary.model_validate(data)

@@ -356,7 +356,14 @@ class ProgramError(ValueError):
         return cls([Issue(field=field, value=path, message=f"cannot read: {exc.strerror or exc}")])
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+#: libyaml's parser where PyYAML was built with it (its wheels are): the same safe
+#: constructor, parsing about 10x faster than the pure-Python one
+_SafeLoader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = (
+    yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 
