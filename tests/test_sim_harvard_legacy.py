@@ -15,8 +15,8 @@ from pumpctl.simulator.devices.harvard_legacy import (
     HarvardLegacyEmulation,
     format_field,
     format_rate,
-    parse_number,
 )
+from pumpctl.simulator.devices.harvard_legacy_facts import parse_number
 from pumpctl.simulator.endpoints import InMemoryTransport
 
 

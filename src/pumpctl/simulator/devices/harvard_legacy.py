@@ -14,11 +14,9 @@ here and marked "Emulation choice".
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
-from enum import Enum
 
-from pumpctl.families.harvard_legacy import SPEC as FAMILY
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
@@ -44,70 +42,18 @@ from pumpctl.simulator.devices.harvard_legacy_facts import (
     _to_decimal,
     format_field,
     format_rate,
-    parse_number,
     rate_limits_ml_per_h,
     syringe_capacity_ml,
 )
+from pumpctl.simulator.devices.harvard_legacy_pump import (
+    Pump,
+    ReplyError,
+    Settings,
+    State,
+    number,
+)
 
 _DIGITS = frozenset("0123456789")
-
-
-# --------------------------------------------------------------------------- one pump
-
-
-class _State(Enum):
-    STOPPED = ":"
-    RUNNING = "run"  # `>` or `<` by direction
-    STALLED = "*"  # stall, empty or full syringe
-    INTERRUPTED = "/*"  # PHD2000: stopped by STP (or a bare CR) while running
-
-
-class _Error(Exception):
-    """An error reply line: `?` (syntax), `NA` (not applicable now), `OOR` (out of range)."""
-
-
-@dataclass
-class _Settings:
-    """What a PHD2000 keeps in non-volatile memory after SAV (and restores at power-up)."""
-
-    diameter_mm: Decimal = DEFAULT_DIAMETER_MM
-    rate: Decimal = Decimal(0)
-    rate_units: str = "MLH"
-    refill: Decimal | None = None
-    refill_units: str = "MLH"
-    target_ml: Decimal | None = None
-    infuse: bool = True
-    mode: str = "PUMP"
-
-
-@dataclass
-class _Pump:
-    address: int
-    phd: bool
-    physics: SyringePhysics
-    s: _Settings = field(default_factory=_Settings)
-    saved: _Settings = field(default_factory=_Settings)
-    state: _State = _State.STOPPED
-    alarm_reason: str | None = "reset"  # latched for the snapshot until the next start
-    vol_base_travel_ml: float = 0.0  # VOL counts plunger travel since RUN or CLV
-    run_start_travel_ml: float = 0.0  # the target counts travel since RUN
-    misc: dict[str, str] = field(default_factory=lambda: {"AF": "OFF", "PAR": "ON"})
-
-    @property
-    def prompt(self) -> str:
-        if self.state is _State.RUNNING:
-            return ">" if self.s.infuse else "<"
-        return "*" if self.state is not _State.STOPPED else ":"
-
-    def travel_ml(self) -> float:
-        return self.physics.infused_ml + self.physics.withdrawn_ml
-
-    def rate_ml_per_h(self, *, infuse: bool | None = None) -> Decimal:
-        """The rate the pump runs at in a direction (a PHD2000 refills at RFR when one is set)."""
-        s = self.s
-        if not (s.infuse if infuse is None else infuse) and self.phd and s.refill is not None:
-            return s.refill * RATE_COMMANDS_ML_PER_H[s.refill_units]
-        return s.rate * RATE_COMMANDS_ML_PER_H[s.rate_units]
 
 
 # --------------------------------------------------------------------------- the link
@@ -130,11 +76,11 @@ class HarvardLegacyEmulation(BufferedEmulation):
         if not all(0 <= a <= 99 for a in every):
             raise ValueError(f"addresses must be in 0..99, got {every}")
         super().__init__()
-        self._pumps: dict[int, _Pump] = {}
+        self._pumps: dict[int, Pump] = {}
         for a in sorted(set(every)):
             cap = syringe_capacity_ml(DEFAULT_DIAMETER_MM)
             physics = SyringePhysics(float(DEFAULT_DIAMETER_MM), cap)
-            self._pumps[a] = _Pump(a, a in phd, physics)
+            self._pumps[a] = Pump(a, a in phd, physics)
         self._order = sorted(self._pumps.values(), key=lambda p: p.address)
         self._now_comp = 0.0
         self._line = bytearray()
@@ -154,7 +100,7 @@ class HarvardLegacyEmulation(BufferedEmulation):
     ) -> None:
         """Put a syringe on a pump (rig setup); also sets the pump's diameter to match."""
         pump = self._pumps[address]
-        self._halt(pump, _State.STOPPED)
+        self._halt(pump, State.STOPPED)
         pump.s.diameter_mm = Decimal(str(inner_diameter_mm))
         pump.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
@@ -179,9 +125,9 @@ class HarvardLegacyEmulation(BufferedEmulation):
         for pump in self._order:
             reason = pump.physics.advance(dt)
             if reason is StopReason.LIMIT:  # target volume reached: the run ends, prompt `:`
-                pump.state = _State.STOPPED
+                pump.state = State.STOPPED
             elif reason is not None:  # stall, empty or full: prompt `*`
-                pump.state, pump.alarm_reason = _State.STALLED, reason.value
+                pump.state, pump.alarm_reason = State.STALLED, reason.value
 
     def snapshot(self) -> dict[int, PumpSnapshot]:
         return {a: self._snapshot(p) for a, p in sorted(self._pumps.items())}
@@ -196,11 +142,11 @@ class HarvardLegacyEmulation(BufferedEmulation):
         """Emulation choice: a Pump 11 keeps its diameter and loses rate and target; a PHD2000
         comes back with what SAV stored. Counters restart; the pump never resumes by itself."""
         pump = self._pumps[address]
-        self._halt(pump, _State.STOPPED)
+        self._halt(pump, State.STOPPED)
         if pump.phd:
             pump.s = replace(pump.saved)
         else:
-            pump.s = _Settings(diameter_mm=pump.s.diameter_mm)
+            pump.s = Settings(diameter_mm=pump.s.diameter_mm)
         pump.vol_base_travel_ml = pump.run_start_travel_ml = pump.travel_ml()
         pump.alarm_reason = "reset"
 
@@ -219,12 +165,12 @@ class HarvardLegacyEmulation(BufferedEmulation):
 
     # -- output --------------------------------------------------------------------------------
 
-    def _snapshot(self, p: _Pump) -> PumpSnapshot:
+    def _snapshot(self, p: Pump) -> PumpSnapshot:
         moving = p.physics.moving
         rate = p.physics.rate_ml_per_h if moving else float(p.rate_ml_per_h())
         target = p.s.target_ml
         return PumpSnapshot(
-            running=p.state is _State.RUNNING,
+            running=p.state is State.RUNNING,
             direction="infuse" if p.s.infuse else "withdraw",
             rate_ml_per_h=round(rate, 9),
             delivered_ml=round(p.physics.pushed_net_ml, 9),
@@ -232,7 +178,7 @@ class HarvardLegacyEmulation(BufferedEmulation):
             alarm=p.alarm_reason,
         )
 
-    def _reply(self, p: _Pump, line: str | None) -> bytes:
+    def _reply(self, p: Pump, line: str | None) -> bytes:
         """CR LF [line CR LF] address prompt; the PHD2000's address unpadded after an extra CR."""
         tail = f"\r{p.address}{p.prompt}" if p.phd else f"{p.address:02d}{p.prompt}"
         text = "\r\n" + (line + "\r\n" if line is not None else "") + tail
@@ -266,7 +212,7 @@ class HarvardLegacyEmulation(BufferedEmulation):
         else:
             self._queue(b"".join(self._execute(p, text) for p in targets))
 
-    def _execute(self, p: _Pump, text: str) -> bytes:
+    def _execute(self, p: Pump, text: str) -> bytes:
         if not text:
             return self._reply(p, None)  # address only: the prompt
         name, args = text[:3], text[3:]
@@ -275,29 +221,29 @@ class HarvardLegacyEmulation(BufferedEmulation):
         allowed = PHD_COMMANDS if p.phd else PUMP11_COMMANDS
         try:
             if name not in allowed:
-                raise _Error("?")
+                raise ReplyError("?")
             return self._reply(p, self._command(p, name, args))
-        except _Error as exc:
+        except ReplyError as exc:
             return self._reply(p, str(exc))
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _command(self, p: _Pump, name: str, args: str) -> str | None:
+    def _command(self, p: Pump, name: str, args: str) -> str | None:
         """Run one command; the text line of the reply (None: a set/action reply)."""
         if name in QUERIES:
             if not args:
                 return self._query(p, name)
             if name in QUERY_ONLY or not p.phd:  # Pump 11 sets with MMD/ULM..., not DIA/RAT
-                raise _Error("?")
+                raise ReplyError("?")
         elif name not in NO_ARGUMENT and not args:
-            raise _Error("?")
+            raise ReplyError("?")
         if name == "RUN":
             self._run(p)
         elif name == "STP":
-            if p.phd and p.state is not _State.STOPPED:
-                self._halt(p, _State.INTERRUPTED)  # PHD2000: `*`, interrupted
+            if p.phd and p.state is not State.STOPPED:
+                self._halt(p, State.INTERRUPTED)  # PHD2000: `*`, interrupted
             else:
-                self._halt(p, _State.STOPPED)
+                self._halt(p, State.STOPPED)
         elif name == "REV":
             self._set_direction(p, infuse=not p.s.infuse)
         elif name in ("CLV", "CLD"):
@@ -305,16 +251,16 @@ class HarvardLegacyEmulation(BufferedEmulation):
         elif name == "CLT":
             self._set_target(p, None)
         elif name in ("MLT", "TGT"):
-            self._set_target(p, self._number(args) * self._volume_unit_ml(p))
+            self._set_target(p, number(args) * p.volume_unit_ml())
         elif name in ("MMD", "DIA"):
             self._set_diameter(p, args)
         elif name in RATE_COMMANDS_ML_PER_H:
-            self._set_rate(p, self._number(args), name)
+            self._set_rate(p, number(args), name)
         elif name in ("RAT", "RFR"):
             self._set_phd_rate(p, args, refill=name == "RFR")
         elif name == "DIR":
             if args not in ("INF", "REF", "REV"):
-                raise _Error("OOR")
+                raise ReplyError("OOR")
             self._set_direction(p, infuse=(args == "INF") if args != "REV" else not p.s.infuse)
         elif name == "MOD":
             self._set_mode(p, args)
@@ -322,23 +268,23 @@ class HarvardLegacyEmulation(BufferedEmulation):
             if not args:
                 return p.misc[name]
             if args not in ("ON", "OFF"):
-                raise _Error("OOR")
+                raise ReplyError("OOR")
             p.misc[name] = args
         elif name == "IN":
             if args not in ("6", "7", "8"):
-                raise _Error("NA")
+                raise ReplyError("NA")
             return "OFF"
         elif name == "OUT":
             if args not in ("4ON", "4OFF", "5ON", "5OFF"):
-                raise _Error("NA")
+                raise ReplyError("NA")
         elif name == "SAV":
             p.saved = replace(p.s)
         return None
 
-    def _query(self, p: _Pump, name: str) -> str:
+    def _query(self, p: Pump, name: str) -> str:
         if name in ("VOL", "DEL"):
             volume_ml = _to_decimal(max(0.0, p.travel_ml() - p.vol_base_travel_ml))
-            return format_field(volume_ml / self._volume_unit_ml(p))
+            return format_field(volume_ml / p.volume_unit_ml())
         if name == "DIA":
             return format_field(p.s.diameter_mm)
         if name == "RAT":
@@ -348,41 +294,22 @@ class HarvardLegacyEmulation(BufferedEmulation):
             rate, units = (s.rate, s.rate_units) if s.refill is None else (s.refill, s.refill_units)
             return format_rate(rate) + " " + RATE_TEXT[True][units]
         if name in ("TAR", "TGT"):
-            return format_field((p.s.target_ml or Decimal(0)) / self._volume_unit_ml(p))
+            return format_field((p.s.target_ml or Decimal(0)) / p.volume_unit_ml())
         if name == "DIR":
             return "INFUSE" if p.s.infuse else "REFILL"
         if name == "MOD":
             return p.s.mode
         return VERSION_PHD2000 if p.phd else VERSION_PUMP11
 
-    @staticmethod
-    def _volume_unit_ml(p: _Pump) -> Decimal:
-        """mL per unit of MLT/VOL/TAR, a fact of the family spec: a Pump 11 follows its syringe
-        ("by_diameter": µL up to 14.00 mm, as pumpy sends it), a PHD2000 is always in mL (Model
-        22 manual). Not verified on hardware."""
-        variant = FAMILY.variant("phd2000" if p.phd else "pump11")
-        rule = variant.target_volume_unit or FAMILY.target_volume_unit
-        if rule == "by_diameter":
-            threshold = FAMILY.volume_units.threshold_mm if FAMILY.volume_units else 14.0
-            rule = "ul" if p.s.diameter_mm <= Decimal(str(threshold)) else "ml"
-        return Decimal("0.001") if rule == "ul" else Decimal(1)
-
-    @staticmethod
-    def _number(text: str) -> Decimal:
-        value = parse_number(text)
-        if value is None:
-            raise _Error("?")
-        return value
-
-    def _set_diameter(self, p: _Pump, args: str) -> None:
-        value = self._number(args).quantize(
+    def _set_diameter(self, p: Pump, args: str) -> None:
+        value = number(args).quantize(
             Decimal(1).scaleb(-DIAMETER_DECIMALS[p.phd]), rounding=ROUND_DOWN
         )
         lo, hi = DIAMETER_RANGE_MM[p.phd]
         if not lo <= value <= hi:
-            raise _Error("OOR")
-        if p.state is _State.RUNNING:
-            raise _Error("NA")
+            raise ReplyError("OOR")
+        if p.state is State.RUNNING:
+            raise ReplyError("NA")
         if value != p.s.diameter_mm:
             # A new bore is a new (full) syringe; as host software warns, it resets the rate.
             capacity = syringe_capacity_ml(value)
@@ -391,46 +318,46 @@ class HarvardLegacyEmulation(BufferedEmulation):
             p.s.refill = None
         p.s.diameter_mm = value
 
-    def _check_rate(self, p: _Pump, ml_per_h: Decimal) -> None:
+    def _check_rate(self, p: Pump, ml_per_h: Decimal) -> None:
         lo, hi = rate_limits_ml_per_h(p.s.diameter_mm)
         if not lo <= ml_per_h <= hi:
-            raise _Error("OOR")
+            raise ReplyError("OOR")
 
-    def _set_rate(self, p: _Pump, value: Decimal, units: str, *, refill: bool = False) -> None:
+    def _set_rate(self, p: Pump, value: Decimal, units: str, *, refill: bool = False) -> None:
         self._check_rate(p, value * RATE_COMMANDS_ML_PER_H[units])
         if refill:
             p.s.refill, p.s.refill_units = value, units
         else:
             p.s.rate, p.s.rate_units = value, units
-        if p.state is _State.RUNNING:  # a new rate takes effect at once
+        if p.state is State.RUNNING:  # a new rate takes effect at once
             p.physics.set_rate(float(p.rate_ml_per_h()))
 
-    def _set_phd_rate(self, p: _Pump, args: str, *, refill: bool) -> None:
+    def _set_phd_rate(self, p: Pump, args: str, *, refill: bool) -> None:
         units = PHD_RATE_UNITS.get(args[-2:])
-        number = args[:-2] if units else args
+        text = args[:-2] if units else args
         if units is None:
             units = p.s.refill_units if refill and p.s.refill is not None else p.s.rate_units
-        self._set_rate(p, self._number(number), units, refill=refill)
+        self._set_rate(p, number(text), units, refill=refill)
 
-    def _set_target(self, p: _Pump, value: Decimal | None) -> None:
-        if value is not None and p.state is _State.RUNNING:
-            raise _Error("NA")
+    def _set_target(self, p: Pump, value: Decimal | None) -> None:
+        if value is not None and p.state is State.RUNNING:
+            raise ReplyError("NA")
         p.s.target_ml = value if value else None
         if value is None and p.physics.moving:  # the run goes on without a target
             p.physics.start(p.physics.rate_ml_per_h, infuse=p.s.infuse)
 
-    def _set_mode(self, p: _Pump, args: str) -> None:
+    def _set_mode(self, p: Pump, args: str) -> None:
         modes = {"PMP": "PUMP", "VOL": "VOLUME", "VLM": "VOLUME", "PGM": "PROGRAM"}
         if args not in modes:
-            raise _Error("OOR")
-        if args == "PGM" or p.state is _State.RUNNING:
-            raise _Error("NA")  # Emulation choice: stored programs are not emulated
+            raise ReplyError("OOR")
+        if args == "PGM" or p.state is State.RUNNING:
+            raise ReplyError("NA")  # Emulation choice: stored programs are not emulated
         p.s.mode = modes[args]
 
-    def _set_direction(self, p: _Pump, *, infuse: bool) -> None:
+    def _set_direction(self, p: Pump, *, infuse: bool) -> None:
         """REV reverses; a running pump keeps running the other way (Pump 11 host software
         relies on `REV` answering `<` while infusing and `:` while stopped)."""
-        if p.state is _State.RUNNING:
+        if p.state is State.RUNNING:
             rate = p.rate_ml_per_h(infuse=infuse)
             self._check_rate(p, rate)
             p.physics.set_direction(infuse=infuse)
@@ -439,24 +366,24 @@ class HarvardLegacyEmulation(BufferedEmulation):
 
     # -- motion --------------------------------------------------------------------------------
 
-    def _remaining_target(self, p: _Pump) -> float | None:
+    def _remaining_target(self, p: Pump) -> float | None:
         target = p.s.target_ml
         if not target:
             return None
         return max(0.0, float(target) - (p.travel_ml() - p.run_start_travel_ml))
 
-    def _run(self, p: _Pump) -> None:
-        if p.state is _State.RUNNING:
+    def _run(self, p: Pump) -> None:
+        if p.state is State.RUNNING:
             if p.phd:
-                raise _Error("NA")  # PHD2000 host software treats NA as "already running"
+                raise ReplyError("NA")  # PHD2000 host software treats NA as "already running"
             return  # Pump 11: ignored, the prompt says it runs
         rate = p.rate_ml_per_h()
         self._check_rate(p, rate)
         p.vol_base_travel_ml = p.run_start_travel_ml = p.travel_ml()  # a new run
         limit = self._remaining_target(p)
         p.physics.start(float(rate), infuse=p.s.infuse, limit_ml=limit)
-        p.state, p.alarm_reason = _State.RUNNING, None
+        p.state, p.alarm_reason = State.RUNNING, None
 
-    def _halt(self, p: _Pump, state: _State) -> None:
+    def _halt(self, p: Pump, state: State) -> None:
         p.physics.stop()
         p.state = state
