@@ -21,128 +21,34 @@ no liquid moves; a host must detect it by other means (pressure sensor, balance,
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import Enum
 
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
+from pumpctl.simulator.devices.masterflex_drive import (
+    ACK,
+    CAN,
+    CR,
+    ENQ,
+    FRAME,
+    MAX_FRAME_BYTES,
+    MAX_SPEED_TENTHS,
+    NAK,
+    PUMP_NUMBERS,
+    REMOTE_ONLY,
+    STX,
+    TOKEN,
+    Drive,
+    Mode,
+    Nak,
+    PeristalticSnapshot,
+    format_revs,
+    format_speed,
+    parse_hundredths,
+)
 from pumpctl.simulator.peristaltic import DEFAULT_RIPPLE, DEFAULT_ROLLERS, PeristalticPhysics
 
 __all__ = ["MasterflexEmulation", "PeristalticSnapshot", "format_revs", "format_speed"]
-
-# --------------------------------------------------------------------------- model facts (data)
-
-STX, CR, ENQ, ACK, NAK, CAN = 0x02, 0x0D, 0x05, 0x06, 0x15, 0x18
-PUMP_NUMBERS = range(1, 90)  # 01-89
-#: Widest speed range of the L/S computer-compatible drives (07551/07575 variable speed), rpm.
-#: The wire format allows 0.1 rpm resolution; narrower drives would refuse more with NAK.
-MAX_SPEED_TENTHS = 6000  # 600.0 rpm
-MAX_REVS_HUNDREDTHS = 9999999  # V99999.99
-MAX_FRAME_BYTES = 64  # a longer frame is junk: dropped silently
-#: Commands that change the drive: refused (NAK) in local mode. Emulation choice: H (halt) is
-#: always accepted, so a host can stop a motor whatever the mode; queries always answer.
-REMOTE_ONLY = frozenset("SVGZUBO")
-_FRAME = re.compile(r"P(\d\d)(.*)", re.S)
-_TOKEN = re.compile(
-    r"S(?P<sign>[+-])(?P<speed>\d{1,3}\.\d|\d{1,4})"
-    r"|V(?P<revs>\d{1,5}(?:\.\d{1,2})?)"
-    r"|U(?P<number>\d\d)"
-    r"|(?P<aux>[BO])(?P<bits>[01]{2})"
-    r"|G0|Z0|[SGZHCEIKRLA]"
-)
-
-
-def format_speed(tenths_rpm: int, clockwise: bool) -> str:
-    """`S` value: sign and rpm with one decimal, three integer digits (`+004.0`, `-600.0`)."""
-    return f"{'+' if clockwise else '-'}{tenths_rpm // 10:03d}.{tenths_rpm % 10}"
-
-
-def format_revs(revs: float) -> str:
-    """`C`/`E` value: revolutions to 0.01, five integer digits at least (`00012.34`).
-
-    Truncated (a counter never shows more than was turned); float noise below 1e-9 is ignored.
-    Counters past 99999.99 keep every integer digit (600 rpm turns 864000 revolutions a day).
-    """
-    hundredths = math.floor(round(max(revs, 0.0) * 100.0, 7))
-    return f"{hundredths // 100:05d}.{hundredths % 100:02d}"
-
-
-def parse_hundredths(text: str) -> int:
-    whole, _, frac = text.partition(".")
-    return int(whole) * 100 + int((frac + "00")[:2])
-
-
-class PeristalticSnapshot(PumpSnapshot):
-    """The `--state` keys of a peristaltic drive: the common ones plus the rotor's.
-
-    `speed_rpm` is the set speed (magnitude; `direction` gives the sign), `continuous` is true
-    while running continuously (`G0`), `revs_to_go` is what `E` would report. `delivered_ml` is
-    the net liquid the rollers pushed (true mL/rev; air and slip excluded), `rate_ml_per_h` the
-    set speed times the true mL/rev, `target_ml` the last `V` count times the true mL/rev (None
-    when none is set or while running continuously). `alarm` is only ever `reset` (power-up):
-    the drive senses neither occlusion nor an empty reservoir.
-    """
-
-    speed_rpm: float
-    continuous: bool
-    revs_to_go: float
-
-
-# --------------------------------------------------------------------------- one drive
-
-
-class _Mode(Enum):
-    IDLE = "idle"
-    COUNTED = "counted"  # G: runs `revs_to_go` revolutions, then stops
-    CONTINUOUS = "continuous"  # G0: runs until H
-
-
-class _Nak(Exception):
-    """The command is refused: the frame answers NAK and its later commands are not run."""
-
-
-@dataclass
-class _Drive:
-    number: int
-    physics: PeristalticPhysics
-    speed_tenths: int = 0
-    clockwise: bool = True
-    revs_to_go: float = 0.0  # when not in a counted run (during one the physics counts down)
-    v_set_hundredths: int = 0  # the last V, for the snapshot's target
-    mode: _Mode = _Mode.IDLE
-    remote: bool = False  # power-up: local (front panel) until `R` or number assignment
-    restarted: bool = True  # power-up flag in `I`, cleared when the host takes control
-    startup: bool = True  # no frame seen since power-up: ENQ is answered
-    counter_base_revs: float = 0.0  # `Z0` zero point of the physics' turned revolutions
-    aux_on_go: str = "00"
-    aux_out: str = "00"
-    key_pressed: bool = False
-    alarm_reason: str | None = "reset"
-
-    def to_go(self) -> float:
-        if self.mode is _Mode.COUNTED:
-            return self.physics.remaining_revs or 0.0
-        return self.revs_to_go
-
-    def status_digit(self) -> str:
-        """`I` motor digit: 3 running, 2 stopped with revolutions to go, 1 idle."""
-        if self.mode is not _Mode.IDLE:
-            return "3"
-        return "2" if self.revs_to_go > 0 else "1"
-
-    def power_up(self) -> None:
-        self.physics.stop()
-        self.speed_tenths, self.clockwise = 0, True
-        self.revs_to_go, self.v_set_hundredths = 0.0, 0
-        self.mode = _Mode.IDLE
-        self.remote, self.restarted, self.startup = False, True, True
-        self.counter_base_revs = self.physics.turned_revs
-        self.aux_on_go = self.aux_out = "00"
-        self.key_pressed = False
-        self.alarm_reason = "reset"
-
 
 # --------------------------------------------------------------------------- the link
 
@@ -175,10 +81,10 @@ class MasterflexEmulation(BufferedEmulation):
         if not all(n in PUMP_NUMBERS for n in numbers):
             raise ValueError(f"Masterflex pump numbers must be in 1..89, got {numbers}")
         super().__init__(max_outbound_bytes=max_outbound_bytes)
-        self._drives: dict[int, _Drive] = {}
+        self._drives: dict[int, Drive] = {}
         for n in numbers:
             physics = PeristalticPhysics(ml_per_rev, rollers=rollers, ripple=ripple)
-            self._drives[n] = _Drive(n, physics)
+            self._drives[n] = Drive(n, physics)
         self._chain = list(numbers)  # chain order of the satellites (ENQ: first one answers)
         self.address_in_replies = address_in_replies
         self._now_comp = 0.0
@@ -225,7 +131,7 @@ class MasterflexEmulation(BufferedEmulation):
                 self.commands_seen += 1
                 if not self._after_enq:
                     self._on_frame(body)
-                elif _FRAME.fullmatch(body) and len(body) == 3:
+                elif FRAME.fullmatch(body) and len(body) == 3:
                     self._on_frame(body)  # `ENQ Pnn CR`: the number assignment, see `_on_enq`
             elif len(self._frame) < MAX_FRAME_BYTES:
                 self._frame.append(b)
@@ -242,7 +148,7 @@ class MasterflexEmulation(BufferedEmulation):
         self._now = end
         for drive in self._drives.values():
             if drive.physics.advance(dt):  # revolutions to go reached: the run ends
-                drive.mode, drive.revs_to_go = _Mode.IDLE, 0.0
+                drive.mode, drive.revs_to_go = Mode.IDLE, 0.0
 
     def snapshot(self) -> dict[int, PumpSnapshot]:
         return {n: self._snapshot(d) for n, d in sorted(self._drives.items())}
@@ -272,13 +178,13 @@ class MasterflexEmulation(BufferedEmulation):
 
     # -- state ---------------------------------------------------------------------------------
 
-    def _snapshot(self, d: _Drive) -> PeristalticSnapshot:
+    def _snapshot(self, d: Drive) -> PeristalticSnapshot:
         ml_per_rev = d.physics.ml_per_rev
         speed_rpm = d.speed_tenths / 10
         target = d.v_set_hundredths / 100 * ml_per_rev
-        continuous = d.mode is _Mode.CONTINUOUS
+        continuous = d.mode is Mode.CONTINUOUS
         return PeristalticSnapshot(
-            running=d.mode is not _Mode.IDLE,
+            running=d.mode is not Mode.IDLE,
             direction="infuse" if d.clockwise else "withdraw",
             rate_ml_per_h=round(speed_rpm * ml_per_rev * 60.0, 9),
             delivered_ml=round(d.physics.pumped_ml, 9),
@@ -297,7 +203,7 @@ class MasterflexEmulation(BufferedEmulation):
         # `\x1001`).
         self._queue(self._inject_faults(data, 1 if len(data) > 1 else 0))
 
-    def _text(self, d: _Drive, body: str, *, numbered: bool) -> None:
+    def _text(self, d: Drive, body: str, *, numbered: bool) -> None:
         prefix = f"P{d.number:02d}" if numbered else ""
         self._emit(b"\x02" + (prefix + body).encode("ascii") + b"\r")
 
@@ -323,7 +229,7 @@ class MasterflexEmulation(BufferedEmulation):
         return [n for n in self._chain if n in self._drives]
 
     def _on_frame(self, body: str) -> None:
-        m = _FRAME.fullmatch(body)
+        m = FRAME.fullmatch(body)
         d = self._drives.get(int(m.group(1))) if m else None
         if m is None or d is None:
             return  # not a frame for any satellite on this link: nobody answers
@@ -336,7 +242,7 @@ class MasterflexEmulation(BufferedEmulation):
         tokens: list[re.Match[str]] = []
         pos = 0
         while pos < len(rest):
-            t = _TOKEN.match(rest, pos)
+            t = TOKEN.match(rest, pos)
             if t is None:
                 self._emit(bytes((NAK,)))  # syntax error: nothing in the frame is run
                 return
@@ -346,7 +252,7 @@ class MasterflexEmulation(BufferedEmulation):
         for t in tokens:
             try:
                 answer = self._command(d, t)
-            except _Nak:
+            except Nak:
                 self._emit(bytes((NAK,)))
                 return
             if answer is not None:
@@ -357,19 +263,19 @@ class MasterflexEmulation(BufferedEmulation):
 
     # -- commands ------------------------------------------------------------------------------
 
-    def _command(self, d: _Drive, t: re.Match[str]) -> str | None:
+    def _command(self, d: Drive, t: re.Match[str]) -> str | None:
         """Run one command; returns a query's reply body, None for set/action (ACK)."""
         text = t.group(0)
         letter = text[0]
         if letter in REMOTE_ONLY and text != "S" and not d.remote:
-            raise _Nak
+            raise Nak
         if letter == "S":
             if t.group("sign") is None:
                 return "S" + format_speed(d.speed_tenths, d.clockwise)
             self._set_speed(d, t.group("speed"), clockwise=t.group("sign") == "+")
         elif letter == "V":
-            if d.mode is not _Mode.IDLE:
-                raise _Nak  # Emulation choice: the count is set while stopped only
+            if d.mode is not Mode.IDLE:
+                raise Nak  # Emulation choice: the count is set while stopped only
             d.v_set_hundredths = parse_hundredths(t.group("revs"))
             d.revs_to_go = d.v_set_hundredths / 100
         elif text == "G0":
@@ -381,7 +287,7 @@ class MasterflexEmulation(BufferedEmulation):
         elif text == "Z0":
             d.counter_base_revs = d.physics.turned_revs
         elif letter == "Z":
-            if d.mode is _Mode.COUNTED:
+            if d.mode is Mode.COUNTED:
                 self._halt(d)  # nothing left to go: the counted run ends
             d.revs_to_go = 0.0
         elif letter == "C":
@@ -408,13 +314,13 @@ class MasterflexEmulation(BufferedEmulation):
             d.aux_out = t.group("bits")
         return None
 
-    def _set_speed(self, d: _Drive, text: str, *, clockwise: bool) -> None:
+    def _set_speed(self, d: Drive, text: str, *, clockwise: bool) -> None:
         whole, _, frac = text.partition(".")
         tenths = int(whole) * 10 + int(frac or "0")
         if tenths > MAX_SPEED_TENTHS:
-            raise _Nak
+            raise Nak
         d.speed_tenths, d.clockwise = tenths, clockwise
-        if d.mode is _Mode.IDLE:
+        if d.mode is Mode.IDLE:
             return
         if tenths == 0:
             self._halt(d)  # Emulation choice: speed 0 while running halts, as H would
@@ -423,34 +329,34 @@ class MasterflexEmulation(BufferedEmulation):
         if d.physics.clockwise != clockwise:
             d.physics.set_direction(clockwise=clockwise)
 
-    def _go(self, d: _Drive) -> None:
-        if d.mode is not _Mode.IDLE or d.speed_tenths == 0 or d.revs_to_go <= 0:
-            raise _Nak  # already running, no speed, or nothing to go
+    def _go(self, d: Drive) -> None:
+        if d.mode is not Mode.IDLE or d.speed_tenths == 0 or d.revs_to_go <= 0:
+            raise Nak  # already running, no speed, or nothing to go
         d.physics.start(d.speed_tenths / 10, clockwise=d.clockwise, revs=d.revs_to_go)
-        d.mode, d.alarm_reason = _Mode.COUNTED, None
+        d.mode, d.alarm_reason = Mode.COUNTED, None
         d.aux_out = d.aux_on_go
 
-    def _go_continuous(self, d: _Drive) -> None:
+    def _go_continuous(self, d: Drive) -> None:
         """Emulation choice for the documented oddity: `G0` always answers NAK, yet (in remote
         mode, with a speed set) the motor runs continuously; a host checks `I` to know."""
-        if d.speed_tenths > 0 and d.mode is not _Mode.CONTINUOUS:
-            if d.mode is _Mode.COUNTED:
+        if d.speed_tenths > 0 and d.mode is not Mode.CONTINUOUS:
+            if d.mode is Mode.COUNTED:
                 d.revs_to_go = d.to_go()  # the interrupted count is kept for a later G
             d.physics.start(d.speed_tenths / 10, clockwise=d.clockwise)
-            d.mode, d.alarm_reason = _Mode.CONTINUOUS, None
+            d.mode, d.alarm_reason = Mode.CONTINUOUS, None
             d.aux_out = d.aux_on_go
-        raise _Nak
+        raise Nak
 
-    def _halt(self, d: _Drive) -> None:
+    def _halt(self, d: Drive) -> None:
         """H: motor off; a counted run keeps its revolutions to go (G resumes them)."""
-        if d.mode is _Mode.COUNTED:
+        if d.mode is Mode.COUNTED:
             d.revs_to_go = d.to_go()
         d.physics.stop()
-        d.mode = _Mode.IDLE
+        d.mode = Mode.IDLE
 
-    def _renumber(self, d: _Drive, number: int) -> None:
+    def _renumber(self, d: Drive, number: int) -> None:
         if number not in PUMP_NUMBERS or (number != d.number and number in self._drives):
-            raise _Nak
+            raise Nak
         del self._drives[d.number]
         self._chain = [number if n == d.number else n for n in self._chain]
         d.number = number
