@@ -26,7 +26,6 @@ with the output line disconnected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import ClassVar
 
 from pumpctl.drivers.base import (
@@ -54,9 +53,9 @@ from pumpctl.drivers.cavro_codec import (
     parse_dt,
     parse_oem,
 )
-from pumpctl.drivers.cavro_cycles import CycleBooks, PumpString, build_string
+from pumpctl.drivers.cavro_cycles import CycleBooks, PumpString, ValvePorts, build_string
 from pumpctl.drivers.transport import Transport
-from pumpctl.families.cavro import MODELS, CavroModel, CavroQuantizer, Protocol
+from pumpctl.families.cavro import FIRMWARE_MARKS, MODELS, CavroModel, CavroQuantizer, Protocol
 from pumpctl.families.quantize import NotRepresentable
 
 __all__ = [
@@ -79,35 +78,7 @@ TARGET_SLACK_ML = 1e-9
 #: OEM: resends of a block (repeat bit set) after a lost or garbled answer
 OEM_RESENDS = 3
 _IMMEDIATE = frozenset({2, 3, 4, 11, 15})
-#: words a model's firmware text (`&`) carries, where known (the emulations' texts; real
-#: pumps' texts not verified): a pump naming another model is not this one
-FIRMWARE_MARKS = {
-    "tecan-xcalibur": ("XCALIBUR",),
-    "tecan-xcalibur-oem": ("XCALIBUR",),
-    "tecan-xlp6000": ("XLP", "XMP"),
-    "tecan-xlp6000-oem": ("XLP", "XMP"),
-    "hamilton-psd4": ("PSD/4",),
-    "hamilton-psd6": ("PSD/6",),
-}
 _ALARMS = {1: AlarmReason.OTHER, 7: AlarmReason.RESET, 9: AlarmReason.STALL}
-
-
-@dataclass(frozen=True)
-class ValvePorts:
-    """Valve commands and `?6` answers of the reservoir and output ports. The default is a
-    3-port valve (`I` input = reservoir, `O` output, XC §3.4.3); a distribution valve names
-    ports by number (`I3` moves to port 3, `?6` answers `3`)."""
-
-    reservoir_command: str = "I"
-    output_command: str = "O"
-    reservoir_report: str = "i"
-    output_report: str = "o"
-
-    @classmethod
-    def distribution(cls, reservoir: int, output: int) -> ValvePorts:
-        if reservoir == output or min(reservoir, output) < 1:
-            raise ValueError(f"ports must differ and be >= 1, got {reservoir}, {output}")
-        return cls(f"I{reservoir}", f"I{output}", str(reservoir), str(output))
 
 
 class CavroDriver(PumpDriver):

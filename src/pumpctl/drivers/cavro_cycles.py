@@ -22,14 +22,15 @@ Reading `Q` last means a string seen busy was busy at the two reads before it. T
 verified on hardware).
 
 Delivered volume is the sum of finished strings plus the running one's share: aspirations
-never count, so a refill is never counted twice.
+never count, so a refill is never counted twice. `ValvePorts` names which valve positions are
+the reservoir and the output in the strings and in `?6`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CycleBooks", "PumpString", "build_string"]
+__all__ = ["CycleBooks", "PumpString", "ValvePorts", "build_string"]
 
 
 @dataclass
@@ -157,3 +158,21 @@ class CycleBooks:
         if n == 0 and m == 0:
             return None
         return fill, n, m
+
+
+@dataclass(frozen=True)
+class ValvePorts:
+    """Valve commands and `?6` answers of the reservoir and output ports. The default is a
+    3-port valve (`I` input = reservoir, `O` output, XC §3.4.3); a distribution valve names
+    ports by number (`I3` moves to port 3, `?6` answers `3`)."""
+
+    reservoir_command: str = "I"
+    output_command: str = "O"
+    reservoir_report: str = "i"
+    output_report: str = "o"
+
+    @classmethod
+    def distribution(cls, reservoir: int, output: int) -> ValvePorts:
+        if reservoir == output or min(reservoir, output) < 1:
+            raise ValueError(f"ports must differ and be >= 1, got {reservoir}, {output}")
+        return cls(f"I{reservoir}", f"I{output}", str(reservoir), str(output))

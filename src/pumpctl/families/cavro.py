@@ -29,6 +29,7 @@ from pumpctl.families.quantize import NotRepresentable
 from pumpctl.families.spec import Addresses, FamilySpec, LineSettings, NumberFormat, RotorMotor
 
 __all__ = [
+    "FIRMWARE_MARKS",
     "MODELS",
     "SPECS",
     "CavroModel",
@@ -294,3 +295,14 @@ XLP6000_SPEC = SPECS["tecan-xlp6000"]
 XLP6000_OEM_SPEC = SPECS["tecan-xlp6000-oem"]
 PSD4_SPEC = SPECS["hamilton-psd4"]
 PSD6_SPEC = SPECS["hamilton-psd6"]
+
+#: words a model's firmware text (`&`) carries, where known (the emulations' texts; real
+#: pumps' texts not verified): a pump naming another model is not this one
+FIRMWARE_MARKS = {
+    "tecan-xcalibur": ("XCALIBUR",),
+    "tecan-xcalibur-oem": ("XCALIBUR",),
+    "tecan-xlp6000": ("XLP", "XMP"),
+    "tecan-xlp6000-oem": ("XLP", "XMP"),
+    "hamilton-psd4": ("PSD/4",),
+    "hamilton-psd6": ("PSD/6",),
+}
