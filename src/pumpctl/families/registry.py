@@ -25,6 +25,7 @@ __all__ = [
     "BUILTIN_FAMILIES",
     "ENTRY_POINT_GROUP",
     "UnknownModel",
+    "entry_point_targets",
     "families",
     "family",
     "import_target",

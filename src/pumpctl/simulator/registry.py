@@ -10,11 +10,14 @@ Imports are lazy: listing models never imports an emulation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pumpctl.families import UnknownModel, family, import_target, models
 from pumpctl.families.registry import BUILTIN_FAMILIES, entry_point_targets
 from pumpctl.simulator.devices.base import Emulation, LineSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "ENTRY_POINT_GROUP",

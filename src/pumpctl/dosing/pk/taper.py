@@ -8,8 +8,8 @@ program and never gives more drug than the maintenance it replaces.
 Every rate and volume is rounded DOWN by the pump's `Quantizer`, so no step is above the
 maintenance rate; a step too small for the pump ends the taper there (the pump stops early
 rather than rounding up), and a taper that would leave nothing the pump can run is refused
-(`TaperError`) rather than dropping the maintenance. No ketamine-specific tapering evidence was found: the linear
-step-down is a policy, not a clinical recommendation.
+(`TaperError`) rather than dropping the maintenance. No ketamine-specific tapering evidence
+was found: the linear step-down is a policy, not a clinical recommendation.
 """
 
 from __future__ import annotations
