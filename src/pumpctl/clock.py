@@ -91,6 +91,11 @@ class Clock(ABC):
         """
         return asyncio.timeout(seconds)
 
+    def wall_delay(self, seconds: float) -> float:
+        """Event-loop seconds for `seconds` of real wire time (see `wall_timeout`): a timer
+        for a wait that must not be scaled, without the cost of a cancel scope."""
+        return max(0.0, seconds)
+
 
 _EXPIRED = object()
 

@@ -95,7 +95,7 @@ class SerialTransport(Transport):
 
     `exclusive=True` is requested so that two controllers cannot drive one pump (posix takes an
     `flock`; Windows ports are exclusive anyway; URL handlers ignore it). Reply timeouts are wire
-    time (`clock.wall_timeout`), so a scaled rig clock never shortens them.
+    time (`clock.wall_delay`), so a scaled rig clock never shortens them.
     """
 
     baudrate: int
@@ -122,6 +122,8 @@ class SerialTransport(Transport):
         self._buffer = bytearray()
         self._data_event = asyncio.Event()
         self._error: BaseException | None = None
+        #: the exchange waiting for its reply, and the framer that says when it is whole
+        self._reply_waiter: tuple[asyncio.Future[int | None], FrameLength] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd: int | None = None
         #: the descriptor of a plain POSIX port, read and written with os.read/os.write
@@ -166,7 +168,9 @@ class SerialTransport(Transport):
         fd = _real_fileno(ser)
         if fd is not None:
             self._fd = fd
-            self._os_fd = fd if type(ser) is serial.Serial and os.name == "posix" else None
+            # read straight only where a read cannot block: pyserial opens O_NONBLOCK, keep it so
+            plain = type(ser) is serial.Serial and os.name == "posix" and not os.get_blocking(fd)
+            self._os_fd = fd if plain else None
             self._loop.add_reader(fd, self._on_readable)
             mode = "fd"
         else:
@@ -196,6 +200,7 @@ class SerialTransport(Transport):
         with contextlib.suppress(serial.SerialException, OSError):
             ser.close()
         self._data_event.set()  # wake an exchange still waiting so it sees the port closed
+        self._wake_reply()
         self.log.info("transport.close")
 
     # -- I/O ---------------------------------------------------------------------------------
@@ -205,25 +210,39 @@ class SerialTransport(Transport):
             ser = self._require_open()
             await self._discard_stale(frame_length)
             self._write(ser, request)
-            try:
-                async with self.clock.wall_timeout(timeout_s):
-                    while True:
-                        self._raise_if_failed()
-                        n = frame_length(bytes(self._buffer))
-                        if n is not None:
-                            n = max(1, min(n, len(self._buffer)))
-                            reply = bytes(self._buffer[:n])
-                            del self._buffer[:n]
-                            return reply
-                        self._data_event.clear()
-                        await self._data_event.wait()
-            except TimeoutError as exc:
-                partial = bytes(self._buffer)
-                raise PumpTimeout(
-                    f"no complete reply on {self.name} at {self.baudrate} baud within "
-                    f"{timeout_s:g} s (received {len(partial)} bytes: {partial!r}); "
-                    "check the pump's address and baud rate"
-                ) from exc
+            n = frame_length(bytes(self._buffer))
+            if n is None:
+                n = await self._await_reply(frame_length, timeout_s)
+            n = max(1, min(n, len(self._buffer)))
+            reply = bytes(self._buffer[:n])
+            del self._buffer[:n]
+            return reply
+
+    async def _await_reply(self, frame_length: FrameLength, timeout_s: float) -> int:
+        """Wait until the buffer holds a whole reply; its length by `frame_length`.
+
+        `_feed` resolves the waiter only when the framer finds a whole reply, so partial
+        chunks wake nobody; the reply timeout is one timer on the loop, not a cancel scope.
+        On a poll path taken hundreds of thousands of times this is the cheapest wait asyncio
+        has: one future, one timer handle."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int | None] = loop.create_future()
+        self._reply_waiter = (waiter, frame_length)
+        handle = loop.call_later(self.clock.wall_delay(timeout_s), _expire, waiter)
+        try:
+            n = await waiter
+        finally:
+            handle.cancel()
+            self._reply_waiter = None
+        self._raise_if_failed()
+        if n is None:
+            partial = bytes(self._buffer)
+            raise PumpTimeout(
+                f"no complete reply on {self.name} at {self.baudrate} baud within "
+                f"{timeout_s:g} s (received {len(partial)} bytes: {partial!r}); "
+                "check the pump's address and baud rate"
+            )
+        return n
 
     async def send(self, data: bytes) -> None:
         async with self._lock:
@@ -297,18 +316,22 @@ class SerialTransport(Transport):
 
     def _on_readable(self) -> None:
         """Event-loop reader callback (fd mode): take whatever is there without blocking."""
-        self._take(at_once=True)
+        self._take(reported=True)
 
-    def _take(self, *, at_once: bool = False) -> None:
-        """Read what the port holds. `at_once` (the port reported data): a POSIX port is read
-        straight away, without the select() pyserial makes first; an empty read there is
-        handed to pyserial, whose select() tells no data yet from a closed port."""
+    def _take(self, *, reported: bool = False) -> None:
+        """Read what the port holds without blocking. A POSIX port is read straight away,
+        without the select() pyserial makes first. A raw tty reads 0 bytes both for no data
+        and at a hang-up: where the loop `reported` the port readable, that empty read is
+        handed to pyserial, whose select() tells which; a drain before a request takes it as
+        no data, since a hang-up also makes the loop report the port, then this tells it."""
         ser = self._serial
         if ser is None or self._error is not None:
             return
         try:
             fd = self._os_fd
-            data = _read_now(fd) if at_once and fd is not None else b""
+            data = _read_now(fd) if fd is not None else b""
+            if data is None or (not data and fd is not None and not reported):
+                return
             if not data:
                 data = ser.read(_READ_CHUNK)
         except (serial.SerialException, OSError) as exc:
@@ -341,6 +364,19 @@ class SerialTransport(Transport):
     def _feed(self, data: bytes) -> None:
         self._buffer += data
         self._data_event.set()
+        pending = self._reply_waiter
+        if pending is not None:
+            waiter, frame_length = pending
+            if not waiter.done():
+                n = frame_length(bytes(self._buffer))
+                if n is not None:
+                    waiter.set_result(n)
+
+    def _wake_reply(self) -> None:
+        """Wake an exchange waiting for its reply, so it sees the port closed or failed."""
+        pending = self._reply_waiter
+        if pending is not None and not pending[0].done():
+            pending[0].set_result(None)
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -349,16 +385,23 @@ class SerialTransport(Transport):
             self._fd = self._os_fd = None
         self.log.error("transport.failed", error=str(exc))
         self._data_event.set()
+        self._wake_reply()
 
 
-def _read_now(fd: int) -> bytes:
-    """One read() of a POSIX port reported readable, failing as pyserial's read would; empty
-    for no data (a tty in raw mode reads 0 bytes then, as it does at a hang-up)."""
+def _expire(waiter: asyncio.Future[int | None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _read_now(fd: int) -> bytes | None:
+    """One read() of a non-blocking POSIX port, failing as pyserial's read would: None for no
+    data yet (EAGAIN and kin), empty for a read of 0 bytes (a raw tty's answer both for no
+    data and at a hang-up)."""
     try:
         return os.read(fd, _READ_CHUNK)
     except OSError as exc:
         if exc.errno in _NO_DATA_YET:
-            return b""
+            return None
         raise serial.SerialException(f"read failed: {exc}") from exc
 
 
