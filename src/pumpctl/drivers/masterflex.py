@@ -2,8 +2,9 @@
 
 A peristaltic drive counts motor revolutions, not millilitres: this driver converts mL and mL/h
 through the tubing calibration (mL per revolution) and says how good that conversion is in
-`Capabilities`. Pure functions build and parse frames (`masterflex_codec`, re-exported here);
-`MasterflexDriver` only sequences commands through `PumpDriver._exchange`.
+`Capabilities`. Pure functions build and parse frames (`masterflex_codec`, re-exported here) and
+do the tubing arithmetic (`masterflex_tubing`); `MasterflexDriver` only sequences commands
+through `PumpDriver._exchange`.
 
 Wire format (drive manual, "Computer control", command and response table):
 - link 4800 baud, 7 data bits, odd parity, 1 stop bit; drives are daisy-chained, pump numbers
@@ -19,6 +20,7 @@ Wire format (drive manual, "Computer control", command and response table):
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import ClassVar
 
 from pumpctl.drivers.base import (
@@ -46,22 +48,28 @@ from pumpctl.drivers.masterflex_codec import (
     format_speed,
     frame_length,
     ml_per_rev_from_calibration,
+    parse_ack,
     parse_cumulative,
     parse_reply,
     parse_speed,
     parse_status,
     parse_to_go,
+    parse_value,
+)
+from pumpctl.drivers.masterflex_tubing import (
+    CALIBRATED_ACCURACY_PERCENT,
+    DEFAULT_MAX_RPM,
+    DEFAULT_MIN_RPM,
+    NOMINAL_ACCURACY_PERCENT,
+    CounterSplit,
+    nominal_ml_per_rev,
+    speed_for_rate,
+    tubing_capabilities,
+    tubing_quantizer,
 )
 from pumpctl.drivers.transport import Transport
-from pumpctl.families.masterflex import (
-    NOMINAL_ML_PER_REV,
-    REV_STEP,
-    RPM_STEP,
-    SPEC,
-    MasterflexQuantizer,
-)
+from pumpctl.families.masterflex import NOMINAL_ML_PER_REV, REV_STEP, SPEC, MasterflexQuantizer
 from pumpctl.families.quantize import NotRepresentable
-from pumpctl.families.spec import RotorMotor
 
 __all__ = [
     "CALIBRATED_ACCURACY_PERCENT",
@@ -75,23 +83,14 @@ __all__ = [
     "format_speed",
     "frame_length",
     "ml_per_rev_from_calibration",
+    "parse_ack",
     "parse_cumulative",
     "parse_reply",
     "parse_speed",
     "parse_status",
     "parse_to_go",
+    "parse_value",
 ]
-
-_MOTOR = SPEC.motor
-assert isinstance(_MOTOR, RotorMotor)
-#: volumetric accuracy with a gravimetric calibration of this tubing on this head (typical for
-#: calibrated peristaltic dosing: the drive's speed error is far smaller than the tubing's)
-CALIBRATED_ACCURACY_PERCENT = SPEC.accuracy_percent
-#: with a nominal table value (typical head-to-head and material variance; not for dosing)
-NOMINAL_ACCURACY_PERCENT = SPEC.nominal_accuracy_percent or 10.0
-#: typical speed range of the 600-rpm L/S computer-compatible drives; the 100-rpm models
-#: (e.g. 07523-90) need `max_rpm=100`
-DEFAULT_MIN_RPM, DEFAULT_MAX_RPM = _MOTOR.rpm
 
 # --------------------------------------------------------------------------- driver
 
@@ -137,8 +136,7 @@ class MasterflexDriver(PumpDriver):
         self.calibrated = False
         self.rate_ml_per_h_sent: float | None = None
         self._direction: Direction | None = None
-        self._banked_rev = {Direction.INFUSE: 0.0, Direction.WITHDRAW: 0.0}
-        self._baseline_rev = 0.0
+        self._counter = CounterSplit()
         self._target_rev: float | None = None
         self._paused_to_go: float | None = None
         self._paused = False
@@ -150,14 +148,8 @@ class MasterflexDriver(PumpDriver):
 
     async def _command(self, letters: str, *, allow_nak: bool = False) -> bool:
         """A set/action command; True on ACK, False on NAK when allowed (else `CommandRejected`)."""
-
-        def parse(raw: bytes) -> bool:
-            reply = parse_reply(raw, address=self.address)
-            if reply.kind == "data":
-                raise ProtocolError(f"data reply to command {letters!r}", raw)
-            return reply.kind == "ack"
-
         frame = encode_command(self.address, letters)
+        parse = partial(parse_ack, address=self.address, command=letters)
         ok = await self._exchange(frame, frame_length, parse, idempotent=False, command=letters)
         if not ok and not allow_nak:
             raise CommandRejected(
@@ -167,14 +159,8 @@ class MasterflexDriver(PumpDriver):
 
     async def _query(self, letter: str) -> str:
         """A query; returns the reply's value after its letter (which must match)."""
-
-        def parse(raw: bytes) -> str:
-            reply = parse_reply(raw, address=self.address)
-            if reply.kind != "data" or reply.letter != letter:
-                raise ProtocolError(f"unexpected reply to query {letter!r}", raw)
-            return reply.value
-
         frame = encode_command(self.address, letter)
+        parse = partial(parse_value, address=self.address, letter=letter)
         return await self._exchange(frame, frame_length, parse, idempotent=True, command=letter)
 
     async def _drive_status(self) -> DriveStatus:
@@ -202,12 +188,9 @@ class MasterflexDriver(PumpDriver):
         self.log.info("pump.open", enq=found)
 
     async def _enquire(self) -> bool:
-        def parse(raw: bytes) -> MFReply:
-            return parse_reply(raw)
-
         try:
-            reply = await self._exchange(
-                bytes([ENQ]), frame_length, parse, idempotent=False, command="ENQ"
+            reply: MFReply = await self._exchange(
+                bytes([ENQ]), frame_length, parse_reply, idempotent=False, command="ENQ"
             )
         except (PumpTimeout, ProtocolError) as exc:
             self.log.warning("pump.enq_unreliable", error=str(exc))
@@ -243,9 +226,7 @@ class MasterflexDriver(PumpDriver):
 
     async def configure_tubing_size(self, size: int) -> None:
         """The nominal mL/rev of an L/S tubing size (uncalibrated: `NOMINAL_ACCURACY_PERCENT`)."""
-        if size not in NOMINAL_ML_PER_REV:
-            raise ValueError(f"unknown L/S tubing size {size}; known: {sorted(NOMINAL_ML_PER_REV)}")
-        await self.configure_tubing(NOMINAL_ML_PER_REV[size], calibrated=False)
+        await self.configure_tubing(nominal_ml_per_rev(size), calibrated=False)
 
     async def calibrate(self, *, revolutions: float, measured_ml: float) -> float:
         """Store mL/rev measured over `revolutions` (e.g. the volume weighed after a
@@ -284,28 +265,15 @@ class MasterflexDriver(PumpDriver):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Rates from the rpm range and the calibration (before one: the L/S 13..36 span);
-        volume steps of 0.01 rev (`V`, `C`), rate steps of 0.1 rpm (`S`)."""
-        low = self.ml_per_rev or min(NOMINAL_ML_PER_REV.values())
-        high = self.ml_per_rev or max(NOMINAL_ML_PER_REV.values())
-        return Capabilities(
-            family=self.family,
-            can_withdraw=True,
-            min_rate_ml_per_h=self.min_rpm * 60 * low,
-            max_rate_ml_per_h=self.max_rpm * 60 * high,
-            volume_resolution_ml=REV_STEP * low,
-            rate_resolution_ml_per_h=RPM_STEP * 60 * low,
-            accuracy_percent=(
-                CALIBRATED_ACCURACY_PERCENT if self.calibrated else NOMINAL_ACCURACY_PERCENT
-            ),
-            has_link_watchdog=False,
+        """This drive's rpm range through its calibration (`tubing_capabilities`)."""
+        return tubing_capabilities(
+            self.family, self.ml_per_rev, self.calibrated, self.min_rpm, self.max_rpm
         )
 
     @property
     def quantizer(self) -> MasterflexQuantizer:
-        """The family's rounding for the tubing calibration (before one: the finest nominal
-        tubing, so nothing is rounded coarser than the pump can do)."""
-        return MasterflexQuantizer(self.ml_per_rev or min(NOMINAL_ML_PER_REV.values()))
+        """The family's rounding for the calibration in force (`tubing_quantizer`)."""
+        return tubing_quantizer(self.ml_per_rev)
 
     async def identify(self) -> PumpIdentity:
         """`I` (the protocol has no model or firmware query): proves the drive answers."""
@@ -324,20 +292,9 @@ class MasterflexDriver(PumpDriver):
         if not math.isfinite(rate_ml_per_h) or rate_ml_per_h <= 0:
             raise ValueError(f"rate must be > 0 mL/h, got {rate_ml_per_h}")
         ml_per_rev = self._require_calibration()
-        rpm = rate_ml_per_h / 60 / ml_per_rev
-        try:
-            speed = self.quantizer.speed(rate_ml_per_h)
-        except NotRepresentable:
-            speed = None
-        if speed is None or not self.min_rpm <= speed.rpm <= self.max_rpm:
-            raise UnsupportedError(
-                f"{rate_ml_per_h} mL/h is {rpm:.3g} rpm with {ml_per_rev} mL/rev, outside the "
-                f"drive's {self.min_rpm:g}..{self.max_rpm:g} rpm"
-            )
+        speed = speed_for_rate(rate_ml_per_h, ml_per_rev, self.min_rpm, self.max_rpm)
         if self._direction is not None and direction is not self._direction:
-            counted = await self._cumulative_rev()
-            self._banked_rev[self._direction] += counted - self._baseline_rev
-            self._baseline_rev = counted
+            self._counter.bank(self._direction, await self._cumulative_rev())
         clockwise = (direction is Direction.INFUSE) == self.infuse_clockwise
         text = f"{'+' if clockwise else '-'}{speed.rpm_text}"
         await self._command(f"S{text}")
@@ -422,16 +379,10 @@ class MasterflexDriver(PumpDriver):
     async def read_delivered(self) -> DeliveredVolume:
         """`C` cumulative revolutions x mL per rev, split by the direction they ran in."""
         ml_per_rev = self._require_calibration()
-        current = await self._cumulative_rev() - self._baseline_rev
-        revs = dict(self._banked_rev)
-        revs[self._direction or Direction.INFUSE] += current
-        return DeliveredVolume(
-            infused_ml=revs[Direction.INFUSE] * ml_per_rev,
-            withdrawn_ml=revs[Direction.WITHDRAW] * ml_per_rev,
-        )
+        counted = await self._cumulative_rev()
+        return self._counter.delivered(counted, self._direction or Direction.INFUSE, ml_per_rev)
 
     async def clear_counters(self) -> None:
         """`Z0`: zero the cumulative revolutions."""
         await self._command("Z0")
-        self._banked_rev = {Direction.INFUSE: 0.0, Direction.WITHDRAW: 0.0}
-        self._baseline_rev = 0.0
+        self._counter = CounterSplit()

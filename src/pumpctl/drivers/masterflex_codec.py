@@ -31,11 +31,13 @@ __all__ = [
     "format_speed",
     "frame_length",
     "ml_per_rev_from_calibration",
+    "parse_ack",
     "parse_cumulative",
     "parse_reply",
     "parse_speed",
     "parse_status",
     "parse_to_go",
+    "parse_value",
 ]
 
 STX, CR, ENQ, ACK, NAK = 0x02, 0x0D, 0x05, 0x06, 0x15
@@ -105,6 +107,24 @@ def parse_reply(raw: bytes, *, address: int | None = None) -> MFReply:
     if number is not None and address is not None and number != address:
         raise ProtocolError(f"reply from pump {number}, expected {address}", raw)
     return MFReply("data", address=number, letter=m[2], value=m[3], text=text)
+
+
+def parse_ack(raw: bytes, *, address: int, command: str) -> bool:
+    """The reply to set/action `command`: True for ACK, False for NAK; data (or another pump's
+    number) is a `ProtocolError`, so a garbled answer is never taken for an acknowledgement."""
+    reply = parse_reply(raw, address=address)
+    if reply.kind == "data":
+        raise ProtocolError(f"data reply to command {command!r}", raw)
+    return reply.kind == "ack"
+
+
+def parse_value(raw: bytes, *, address: int, letter: str) -> str:
+    """The reply to query `letter`: its value after the letter, which must match (an ACK, a
+    NAK or another letter is a `ProtocolError`, so the query is retried)."""
+    reply = parse_reply(raw, address=address)
+    if reply.kind != "data" or reply.letter != letter:
+        raise ProtocolError(f"unexpected reply to query {letter!r}", raw)
+    return reply.value
 
 
 # --------------------------------------------------------------------------- numbers
