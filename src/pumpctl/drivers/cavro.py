@@ -35,7 +35,6 @@ from pumpctl.drivers.base import (
     DeliveredVolume,
     Direction,
     ProtocolError,
-    PumpAlarm,
     PumpDriver,
     PumpError,
     PumpIdentity,
@@ -45,17 +44,27 @@ from pumpctl.drivers.base import (
     UnsupportedError,
 )
 from pumpctl.drivers.cavro_codec import (
+    IMMEDIATE_ERRORS,
     CavroReply,
+    alarm_reason,
+    check_reply,
     dt_frame_length,
     encode_dt,
     encode_oem,
     oem_frame_length,
+    parse_count,
     parse_dt,
     parse_oem,
 )
-from pumpctl.drivers.cavro_cycles import CycleBooks, PumpString, ValvePorts, build_string
+from pumpctl.drivers.cavro_cycles import (
+    CycleBooks,
+    PumpString,
+    ValvePorts,
+    cycle_capabilities,
+    init_command,
+)
 from pumpctl.drivers.transport import Transport
-from pumpctl.families.cavro import FIRMWARE_MARKS, MODELS, CavroModel, CavroQuantizer, Protocol
+from pumpctl.families.cavro import MODELS, CavroModel, CavroQuantizer, Protocol, other_model
 from pumpctl.families.quantize import NotRepresentable
 
 __all__ = [
@@ -77,8 +86,6 @@ ON_THE_FLY_MAX_SPEED = 1024
 TARGET_SLACK_ML = 1e-9
 #: OEM: resends of a block (repeat bit set) after a lost or garbled answer
 OEM_RESENDS = 3
-_IMMEDIATE = frozenset({2, 3, 4, 11, 15})
-_ALARMS = {1: AlarmReason.OTHER, 7: AlarmReason.RESET, 9: AlarmReason.STALL}
 
 
 class CavroDriver(PumpDriver):
@@ -130,24 +137,13 @@ class CavroDriver(PumpDriver):
 
     async def _command(self, command: str) -> CavroReply:
         """A command string; the pump's immediate refusals and alarms raise."""
-        reply = await self._raw(command, query=False)
-        code = reply.error
-        if code in _IMMEDIATE:
-            raise CommandRejected(
-                f"pump refused {command!r}: {reply.error_text}", str(code), command
-            )
-        if code:
-            raise PumpAlarm(_ALARMS.get(code, AlarmReason.OTHER), reply.error_text)
-        return reply
+        return check_reply(await self._raw(command, query=False), command)
 
     async def _report(self, command: str) -> str:
         return (await self._raw(command, query=True)).data
 
     async def _report_int(self, command: str) -> int:
-        text = await self._report(command)
-        if not text.isascii() or not text.isdigit():
-            raise ProtocolError(f"expected a number in answer to {command!r}, got {text!r}")
-        return int(text)
+        return parse_count(await self._report(command), command)
 
     # -- interface -----------------------------------------------------------------------------
 
@@ -157,20 +153,7 @@ class CavroDriver(PumpDriver):
 
     @property
     def capabilities(self) -> Capabilities:
-        q = self.quantizer
-        low, high = self.mechanics.speed_range
-        slowest = q.average_ml_per_h(low)
-        return Capabilities(
-            family=self.family,
-            can_withdraw=False,
-            min_rate_ml_per_h=slowest,
-            max_rate_ml_per_h=min(
-                q.average_ml_per_h(high), self.stroke_ml * 60 * self.mechanics.max_strokes_per_min
-            ),
-            volume_resolution_ml=q.step_ml,
-            rate_resolution_ml_per_h=q.average_ml_per_h(low + 1) - slowest,
-            accuracy_percent=MODELS[self.family][2].accuracy_percent,
-        )
+        return cycle_capabilities(self.family, self.quantizer)
 
     async def open(self) -> None:
         """Open the port and identify the pump (`&`); silence names the line settings."""
@@ -191,12 +174,9 @@ class CavroDriver(PumpDriver):
         """`&`: firmware part number and version (XC §3.5.8). A text that names another model
         of the family (and not this one) is refused: the pump on the line is not this model."""
         self.firmware = (await self._report("&")).strip()
-        text = self.firmware.upper()
-        others = [m for m, marks in FIRMWARE_MARKS.items() if any(k in text for k in marks)]
-        if others and self.family not in others:
-            raise ProtocolError(
-                f"the pump says {self.firmware!r}: a {others[0]}, not a {self.family}"
-            )
+        other = other_model(self.firmware, self.family)
+        if other is not None:
+            raise ProtocolError(f"the pump says {self.firmware!r}: a {other}, not a {self.family}")
         return PumpIdentity(
             model=MODELS[self.family][2].name, firmware=self.firmware, address=self.address
         )
@@ -214,16 +194,11 @@ class CavroDriver(PumpDriver):
         self.stroke_ml = ml_per_rev
         status = await self._raw("Q", query=True)
         reply = await self._raw("N1R", query=False)  # its answer still carries error 7
-        if reply.error in _IMMEDIATE:
+        if reply.error in IMMEDIATE_ERRORS:
             raise CommandRejected(f"pump refused 'N1R': {reply.error_text}", "N1", "N1R")
         self._needs_init = status.error in (1, 7, 9, 10)
         self._initialized = not self._needs_init
         self.books = CycleBooks(full_steps=self.mechanics.steps_per_stroke)
-
-    def _init_command(self) -> str:
-        """`Z<force>` (labmcp's rule: full force from 1 mL, half from 250 uL, else third)."""
-        force = 0 if self.stroke_ml >= 1.0 else 1 if self.stroke_ml >= 0.25 else 2
-        return f"Z{force}"
 
     def set_valve_ports(self, ports: ValvePorts) -> None:
         """Which valve ports are the reservoir and the output (prime and dosing use them)."""
@@ -327,12 +302,7 @@ class CavroDriver(PumpDriver):
         if self._paused:
             return PumpStatus(state=PumpState.PAUSED, raw=chr(q.status)), delivered
         if self._started:
-            # busy with the valve at the reservoir: a refill (or first fill) is under way
-            refilling = (
-                self.books.running is not None
-                and not q.ready
-                and valve == self.ports.reservoir_report
-            )
+            refilling = self.books.refilling(q.ready, valve == self.ports.reservoir_report)
             status = PumpStatus(
                 state=PumpState.RUNNING, direction=Direction.INFUSE, raw=chr(q.status),
                 refilling=refilling,
@@ -341,53 +311,42 @@ class CavroDriver(PumpDriver):
         return PumpStatus(state=PumpState.STOPPED, raw=chr(q.status)), delivered
 
     def _alarm(self, q: CavroReply) -> PumpStatus:
-        reason = _ALARMS.get(q.error, AlarmReason.OTHER)
-        if self.books.running is not None:
-            self.books.running.terminated = True  # aborted: "ready" is not "done" (XC §3.6.2)
-        if reason is AlarmReason.RESET and self._initialized:
-            self.books.lost = True  # power loss: the position no longer tells what went out
-            self.books.running = None
+        reason = alarm_reason(q.error)
+        self.books.abort(power_lost=reason is AlarmReason.RESET and self._initialized)
         self._started = False
         return PumpStatus(
             state=PumpState.ALARM, alarm=reason, raw=f"{chr(q.status)} {q.error_text}"
         )
 
     async def _next(self, position: int, valve: str) -> None:
-        plan = self.books.next_string(position)
-        if plan is None:
-            self._started = False  # the leg's target is reached: stopped by itself
-            return
-        fill, n, m = plan
-        assert self._speed is not None
-        init = self._init_command() if self._needs_init else ""
-        text = build_string(
-            start_steps=fill or position,
-            dispense_steps=n,
-            refill_steps=m,
+        assert self._speed is not None  # `start()` needs a rate
+        init = init_command(self.stroke_ml) if self._needs_init else ""
+        string = self.books.plan_string(
+            position,
+            valve == self.ports.output_report,
             speed=self._speed,
             refill_speed=self.mechanics.refill_speed,
-            output=self.ports.output_command,
-            reservoir=self.ports.reservoir_command,
-            fill_steps=fill,
+            ports=self.ports,
             init=init,
         )
-        moves = await self._report_int("?16")
-        at_output = valve == self.ports.output_report and not (fill or init)
-        string = PumpString(text, fill or position, n, m, at_output)
-        string.moves_before, string.initializes = moves, bool(init)
+        if string is None:
+            self._started = False  # the leg's target is reached: stopped by itself
+            return
+        string.moves_before = await self._report_int("?16")
         self.books.running = string
+        fill, m = string.fill_steps, string.refill_steps
         if fill or m:
             self.log.info(
                 "pump.refill", fill_ml=self._ml(fill), refill_ml=self._ml(m),
-                dispense_ml=self._ml(n), initialize=bool(init),
+                dispense_ml=self._ml(string.dispense_steps), initialize=bool(init),
             )  # fmt: skip
         if init:
             self._needs_init, self._initialized = False, True
         try:
-            await self._command(text)
+            await self._command(string.text)
         except (PumpTimeout, ProtocolError) as exc:
             string.unconfirmed = True  # SR21: assume it runs; the next poll checks `?16`
-            self.log.warning("pump.string_unconfirmed", command=text, error=str(exc))
+            self.log.warning("pump.string_unconfirmed", command=string.text, error=str(exc))
         except PumpError:
             self.books.running = None
             raise

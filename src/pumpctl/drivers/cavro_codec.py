@@ -9,24 +9,29 @@ clients agree):
   executed that block answers it again without executing it twice (Scenarios 1 and 2);
 - address: the switch position 0..E is the character `1`..`?` (Table 3-1);
 - status byte `01X0EEEE` (Table 3-9): X = 1 ready, EEEE the error code. Only `Q`'s ready bit
-  reports motion (§3.6); the error bits are valid in every answer.
+  reports motion (§3.6); the error bits are valid in every answer, and `check_reply` says what
+  they mean (a refusal at once, or an alarm).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pumpctl.drivers.base import ProtocolError
+from pumpctl.drivers.base import AlarmReason, CommandRejected, ProtocolError, PumpAlarm
 
 __all__ = [
     "ERRORS",
+    "IMMEDIATE_ERRORS",
     "CavroReply",
     "address_byte",
+    "alarm_reason",
+    "check_reply",
     "checksum",
     "dt_frame_length",
     "encode_dt",
     "encode_oem",
     "oem_frame_length",
+    "parse_count",
     "parse_dt",
     "parse_oem",
 ]
@@ -49,6 +54,9 @@ ERRORS = {
     11: "plunger move not allowed (valve in bypass)",
     15: "command overflow (sent while busy)",
 }
+#: errors a pump answers a string with at once, refusing it (XC §3.6.3): not kept, no alarm
+IMMEDIATE_ERRORS = frozenset({2, 3, 4, 11, 15})
+_ALARMS = {1: AlarmReason.OTHER, 7: AlarmReason.RESET, 9: AlarmReason.STALL}
 
 
 def address_byte(address: int, last: int = 14) -> int:
@@ -150,3 +158,26 @@ def parse_oem(raw: bytes) -> CavroReply:
     if checksum(block) != raw[-1]:
         raise ProtocolError(f"checksum {raw[-1]:#04x}, expected {checksum(block):#04x}", raw)
     return _reply(raw[start + 2], raw[start + 3 : -2], raw)
+
+
+def alarm_reason(code: int) -> AlarmReason:
+    """What a kept error (not one of `IMMEDIATE_ERRORS`) means to the supervisor."""
+    return _ALARMS.get(code, AlarmReason.OTHER)
+
+
+def check_reply(reply: CavroReply, command: str) -> CavroReply:
+    """The answer to a command string, or what its error bits mean: `CommandRejected` for an
+    immediate refusal, `PumpAlarm` for any other error."""
+    code = reply.error
+    if code in IMMEDIATE_ERRORS:
+        raise CommandRejected(f"pump refused {command!r}: {reply.error_text}", str(code), command)
+    if code:
+        raise PumpAlarm(alarm_reason(code), reply.error_text)
+    return reply
+
+
+def parse_count(text: str, command: str) -> int:
+    """A report's answer data that must be a whole number (`?`, `?16`)."""
+    if not text.isascii() or not text.isdigit():
+        raise ProtocolError(f"expected a number in answer to {command!r}, got {text!r}")
+    return int(text)

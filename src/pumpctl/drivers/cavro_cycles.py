@@ -23,14 +23,25 @@ verified on hardware).
 
 Delivered volume is the sum of finished strings plus the running one's share: aspirations
 never count, so a refill is never counted twice. `ValvePorts` names which valve positions are
-the reservoir and the output in the strings and in `?6`.
+the reservoir and the output in the strings and in `?6`. The rates a pump can average over these
+cycles are its capabilities (`cycle_capabilities`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CycleBooks", "PumpString", "ValvePorts", "build_string"]
+from pumpctl.drivers.base import Capabilities
+from pumpctl.families.cavro import MODELS, CavroQuantizer
+
+__all__ = [
+    "CycleBooks",
+    "PumpString",
+    "ValvePorts",
+    "build_string",
+    "cycle_capabilities",
+    "init_command",
+]
 
 
 @dataclass
@@ -52,6 +63,8 @@ class PumpString:
     dispensed: bool = False
     #: the lowest position read at the output (a dispense only moves the plunger down)
     low_steps: int | None = None
+    #: f: an empty syringe was filled first in this string (`start_steps` = f)
+    fill_steps: int = 0
 
     def delivered_steps(self, position: int, valve_at_output: bool, ready: bool) -> int:
         """What this string has dispensed, from one reading (see the module)."""
@@ -103,6 +116,31 @@ def build_string(
     return "".join(parts) + "R"
 
 
+def init_command(stroke_ml: float) -> str:
+    """`Z<force>` (labmcp's rule: full force from 1 mL, half from 250 uL, else third)."""
+    force = 0 if stroke_ml >= 1.0 else 1 if stroke_ml >= 0.25 else 2
+    return f"Z{force}"
+
+
+def cycle_capabilities(family: str, quantizer: CavroQuantizer) -> Capabilities:
+    """What a model does with one syringe: rates are cycle averages, from the slowest top speed
+    to the fastest a program may ask for (`max_strokes_per_min`), volumes whole increments."""
+    mechanics, stroke_ml = quantizer.mechanics, quantizer.stroke_ml
+    low, high = mechanics.speed_range
+    slowest = quantizer.average_ml_per_h(low)
+    return Capabilities(
+        family=family,
+        can_withdraw=False,
+        min_rate_ml_per_h=slowest,
+        max_rate_ml_per_h=min(
+            quantizer.average_ml_per_h(high), stroke_ml * 60 * mechanics.max_strokes_per_min
+        ),
+        volume_resolution_ml=quantizer.step_ml,
+        rate_resolution_ml_per_h=quantizer.average_ml_per_h(low + 1) - slowest,
+        accuracy_percent=MODELS[family][2].accuracy_percent,
+    )
+
+
 @dataclass
 class CycleBooks:
     """The driver's counter for one leg: increments dispensed since `clear`."""
@@ -135,6 +173,19 @@ class CycleBooks:
             self.done_steps += self.running.delivered_steps(*reading)
             self.running = None
 
+    def abort(self, *, power_lost: bool) -> None:
+        """The pump stopped with an error: the running string is aborted ("ready" is not
+        "done", XC §3.6.2); after a power loss the position no longer tells what went out."""
+        if self.running is not None:
+            self.running.terminated = True
+        if power_lost:
+            self.lost = True
+            self.running = None
+
+    def refilling(self, ready: bool, valve_at_reservoir: bool) -> bool:
+        """Busy with the valve at the reservoir: a refill (or first fill) is under way."""
+        return self.running is not None and not ready and valve_at_reservoir
+
     def left_steps(self) -> int | None:
         if self.target_steps is None:
             return None
@@ -158,6 +209,38 @@ class CycleBooks:
         if n == 0 and m == 0:
             return None
         return fill, n, m
+
+    def plan_string(
+        self,
+        position: int,
+        valve_at_output: bool,
+        *,
+        speed: int,
+        refill_speed: int,
+        ports: ValvePorts,
+        init: str = "",
+    ) -> PumpString | None:
+        """The next string from `position` (`next_string`, `build_string`), not yet sent;
+        None when the leg's target is reached."""
+        plan = self.next_string(position)
+        if plan is None:
+            return None
+        fill, n, m = plan
+        text = build_string(
+            start_steps=fill or position,
+            dispense_steps=n,
+            refill_steps=m,
+            speed=speed,
+            refill_speed=refill_speed,
+            output=ports.output_command,
+            reservoir=ports.reservoir_command,
+            fill_steps=fill,
+            init=init,
+        )
+        at_output = valve_at_output and not (fill or init)
+        return PumpString(
+            text, fill or position, n, m, at_output, initializes=bool(init), fill_steps=fill
+        )
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ __all__ = [
     "CavroQuantizer",
     "SpeedSetting",
     "StepSetting",
+    "other_model",
 ]
 
 Protocol = Literal["dt", "oem"]
@@ -306,3 +307,11 @@ FIRMWARE_MARKS = {
     "hamilton-psd4": ("PSD/4",),
     "hamilton-psd6": ("PSD/6",),
 }
+
+
+def other_model(firmware: str, model: str) -> str | None:
+    """The model a firmware text names if that is another model of the family and not
+    `model` (None: it names this one, or none known)."""
+    text = firmware.upper()
+    others = [m for m, marks in FIRMWARE_MARKS.items() if any(k in text for k in marks)]
+    return others[0] if others and model not in others else None
