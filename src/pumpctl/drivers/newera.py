@@ -16,7 +16,6 @@ trigger, X purging; `A?x` alarms replace the status; `?`, `?NA`, `?OOR`, `?COM`,
 from __future__ import annotations
 
 import math
-import re
 from typing import ClassVar, Literal
 
 from pumpctl.drivers.base import (
@@ -36,9 +35,6 @@ from pumpctl.drivers.base import (
 )
 from pumpctl.drivers.newera_codec import (
     MAX_ADDRESS,
-    NUMBER,
-    RATE,
-    VERSION,
     NEReply,
     any_frame_length,
     basic_frame_length,
@@ -47,9 +43,13 @@ from pumpctl.drivers.newera_codec import (
     encode_basic,
     encode_safe,
     looks_basic,
+    parse_diameter,
     parse_dispensed,
+    parse_rate_unit,
     parse_reply,
+    parse_version,
     safe_frame_length,
+    status_for_reply,
 )
 from pumpctl.drivers.transport import Transport
 from pumpctl.families.newera import (
@@ -81,9 +81,13 @@ __all__ = [
     "encode_rate",
     "encode_safe",
     "format_number",
+    "parse_diameter",
     "parse_dispensed",
+    "parse_rate_unit",
     "parse_reply",
+    "parse_version",
     "safe_frame_length",
+    "status_for_reply",
     "volume_unit_for_diameter",
 ]
 
@@ -251,9 +255,7 @@ class NE1000Driver(PumpDriver):
 
     async def identify(self) -> PumpIdentity:
         """`VER` -> e.g. `NE1000V3.928` (model, firmware)."""
-        data = (await self._send("VER", query=True)).data
-        m = VERSION.fullmatch(data)
-        model, firmware = (m[1], m[2]) if m else (data, "")
+        model, firmware = parse_version((await self._send("VER", query=True)).data)
         return PumpIdentity(model=model, firmware=firmware, address=self.address)
 
     async def configure_syringe(self, inner_diameter_mm: float) -> None:
@@ -301,11 +303,7 @@ class NE1000Driver(PumpDriver):
         return setting.rate_ml_per_h
 
     async def _query_rate_unit(self) -> RateUnit:
-        data = (await self._send("RAT", query=True)).data
-        m = RATE.fullmatch(data)
-        if m is None:
-            raise ProtocolError(f"unexpected RAT reply {data!r}")
-        self._rate_unit = RateUnit(m[2])
+        self._rate_unit = parse_rate_unit((await self._send("RAT", query=True)).data)
         return self._rate_unit
 
     async def set_target_volume(self, volume_ml: float | None) -> float | None:
@@ -317,10 +315,7 @@ class NE1000Driver(PumpDriver):
         if not math.isfinite(volume_ml) or volume_ml <= 0:
             raise ValueError(f"target volume must be > 0 mL (None = continuous), got {volume_ml}")
         if self._diameter_mm is None:
-            data = (await self._send("DIA", query=True)).data
-            if re.fullmatch(NUMBER, data) is None or float(data) <= 0:
-                raise ProtocolError(f"unexpected DIA reply {data!r}")
-            self._diameter_mm = float(data)
+            self._diameter_mm = parse_diameter((await self._send("DIA", query=True)).data)
         try:
             setting = self.quantizer.volume_setting(volume_ml)
         except NotRepresentable as exc:
@@ -354,7 +349,7 @@ class NE1000Driver(PumpDriver):
     async def read_status(self) -> PumpStatus:
         """Status query (no command); an alarm is a status here, not an exception."""
         reply = await self._send("", query=True, alarms=False)
-        return _to_status(reply)
+        return status_for_reply(reply)
 
     async def read_delivered(self) -> DeliveredVolume:
         """`DIS` -> infused and withdrawn volume in mL."""
@@ -365,7 +360,7 @@ class NE1000Driver(PumpDriver):
         (an alarm reply carries no volumes: the status says alarm and the counters read 0,
         which the supervisor never reaches because it acts on the alarm first)."""
         reply = await self._send("DIS", query=True, alarms=False)
-        status = _to_status(reply)
+        status = status_for_reply(reply)
         if status.alarm is not None:
             return status, DeliveredVolume(infused_ml=0.0)
         return status, parse_dispensed(reply.data)
@@ -393,20 +388,3 @@ class NE1000Driver(PumpDriver):
         if reply.safe:
             raise ProtocolError("pump answered SAF0 in safe framing: safe mode not left")
         self.link_watchdog_s = None
-
-
-_STATES: dict[str, tuple[PumpState, Direction | None]] = {
-    "I": (PumpState.RUNNING, Direction.INFUSE),
-    "W": (PumpState.RUNNING, Direction.WITHDRAW),
-    "S": (PumpState.STOPPED, None),
-    "P": (PumpState.PAUSED, None),
-}
-
-
-def _to_status(reply: NEReply) -> PumpStatus:
-    """Status characters T (timed pause), U (trigger wait), X (purge) are states pumpctl does not
-    drive: `OTHER`, with the character in `raw`."""
-    if reply.alarm is not None:
-        return PumpStatus(state=PumpState.ALARM, alarm=reply.alarm, raw=reply.text)
-    state, direction = _STATES.get(reply.status, (PumpState.OTHER, None))
-    return PumpStatus(state=state, direction=direction, raw=reply.text)

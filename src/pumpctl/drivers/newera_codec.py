@@ -1,4 +1,5 @@
-"""New Era NE-1000 family, the codec: frames (basic and safe mode), framers, reply decoding.
+"""New Era NE-1000 family, the codec: frames (basic and safe mode), framers, reply decoding
+(the status character, alarms and errors, and each query's data).
 
 Pure functions on bytes and text, tested on their own with golden bytes from the manual; the
 driver (`pumpctl.drivers.newera`, which re-exports every name here) only sequences commands.
@@ -15,9 +16,13 @@ from pumpctl.drivers.base import (
     AlarmReason,
     CommandRejected,
     DeliveredVolume,
+    Direction,
     ProtocolError,
     PumpAlarm,
+    PumpState,
+    PumpStatus,
 )
+from pumpctl.families.newera import RateUnit
 
 __all__ = [
     "ALARMS",
@@ -38,9 +43,13 @@ __all__ = [
     "encode_basic",
     "encode_safe",
     "looks_basic",
+    "parse_diameter",
     "parse_dispensed",
+    "parse_rate_unit",
     "parse_reply",
+    "parse_version",
     "safe_frame_length",
+    "status_for_reply",
 ]
 
 STX, ETX, CR = 0x02, 0x03, 0x0D
@@ -227,3 +236,41 @@ def parse_dispensed(data: str) -> DeliveredVolume:
         raise ProtocolError(f"unexpected DIS reply {data!r}")
     scale = 1e-3 if m[3] == "UL" else 1.0
     return DeliveredVolume(infused_ml=float(m[1]) * scale, withdrawn_ml=float(m[2]) * scale)
+
+
+def parse_version(data: str) -> tuple[str, str]:
+    """`VER` reply data `NE1000V3.928` -> (model, firmware); another shape is all model."""
+    m = VERSION.fullmatch(data)
+    return (m[1], m[2]) if m else (data, "")
+
+
+def parse_rate_unit(data: str) -> RateUnit:
+    """`RAT` query reply data (`12.34MH`) -> the rate unit in force."""
+    m = RATE.fullmatch(data)
+    if m is None:
+        raise ProtocolError(f"unexpected RAT reply {data!r}")
+    return RateUnit(m[2])
+
+
+def parse_diameter(data: str) -> float:
+    """`DIA` query reply data -> the bore set on the pump, mm (> 0)."""
+    if re.fullmatch(NUMBER, data) is None or float(data) <= 0:
+        raise ProtocolError(f"unexpected DIA reply {data!r}")
+    return float(data)
+
+
+_STATES: dict[str, tuple[PumpState, Direction | None]] = {
+    "I": (PumpState.RUNNING, Direction.INFUSE),
+    "W": (PumpState.RUNNING, Direction.WITHDRAW),
+    "S": (PumpState.STOPPED, None),
+    "P": (PumpState.PAUSED, None),
+}
+
+
+def status_for_reply(reply: NEReply) -> PumpStatus:
+    """Status characters T (timed pause), U (trigger wait), X (purge) are states pumpctl does not
+    drive: `OTHER`, with the character in `raw`."""
+    if reply.alarm is not None:
+        return PumpStatus(state=PumpState.ALARM, alarm=reply.alarm, raw=reply.text)
+    state, direction = _STATES.get(reply.status, (PumpState.OTHER, None))
+    return PumpStatus(state=state, direction=direction, raw=reply.text)
