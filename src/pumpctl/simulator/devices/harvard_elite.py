@@ -99,7 +99,7 @@ class HarvardEliteEmulation(BufferedEmulation):
     ) -> None:
         """Put a syringe on a pump (rig setup); sets `diameter` and `svolume` to match."""
         p = self._pumps[address]
-        self._halt(p, State.IDLE)
+        p.halt(State.IDLE)
         p.diameter_mm, p.syringe_ml = Decimal(str(inner_diameter_mm)), Decimal(str(capacity_ml))
         p.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
@@ -147,7 +147,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         """Emulation choice: syringe, rates, force and address are non-volatile; the motor stops,
         the volume counters and the target are lost, and the pump never resumes by itself."""
         p = self._pumps[address]
-        self._halt(p, State.IDLE)
+        p.halt(State.IDLE)
         p.target_ml = None
         p.i_base_ml, p.w_base_ml = p.physics.infused_ml, p.physics.withdrawn_ml
         p.alarm_reason = "reset"
@@ -162,7 +162,7 @@ class HarvardEliteEmulation(BufferedEmulation):
         moving, rate = ph.moving, ph.rate_ml_per_h
         ph.load(ph.inner_diameter_mm, ph.capacity_ml, min(max(0.0, remaining_ml), ph.capacity_ml))
         if moving:
-            ph.start(rate, infuse=p.infuse, limit_ml=self._limit(p))
+            ph.start(rate, infuse=p.infuse, limit_ml=p.travel_left_ml())
 
     # -- output --------------------------------------------------------------------------------
 
@@ -233,7 +233,7 @@ class HarvardEliteEmulation(BufferedEmulation):
             if args:
                 raise PumpError(ERRORS["argument"])
             if name == "stp":
-                self._halt(p, State.IDLE)
+                p.halt(State.IDLE)
             else:
                 infuse = {"irun": True, "wrun": False, "run": p.infuse}.get(name, not p.infuse)
                 self._run(p, infuse=infuse)
@@ -252,14 +252,14 @@ class HarvardEliteEmulation(BufferedEmulation):
             if name != "civolume" and name != "ctvolume":
                 p.w_base_ml = p.physics.withdrawn_ml
             if name == "ctvolume":
-                self._set_target(p, None)
+                p.set_target(None)
             return [""]
         if name == "tvolume":
             if not args:
                 if p.target_ml is None:
                     return ["Target volume not set"]
                 return [self._quantity(p.target_ml)]
-            self._set_target(p, self._volume(args, limit=p.syringe_ml))
+            p.set_target(self._volume(args, limit=p.syringe_ml))
             return [""]
         if name in ("diameter", "svolume"):
             return self._syringe(p, name, args)
@@ -269,37 +269,12 @@ class HarvardEliteEmulation(BufferedEmulation):
         if name in ("ivolume", "wvolume"):
             return [self._quantity(to_decimal(p.counter_ml(infuse=name == "ivolume")))]
         if name == "crate":
-            return [self._current_rate(p)]
+            return [p.crate_text(self.quantity_decimals)]
         if name == "ver":
             return [self.version]
         if name == "metrics":
             return [f"{label:<19}{value}" for label, value in METRICS] + [""]
-        # status (PHD Ultra): rate fl/s, run time s, volume fl (this direction), then flags
-        ph = p.physics
-        rate_fl_s = round(ph.rate_ml_per_h / 3600 * 1e12)
-        volume_fl = round(p.counter_ml(infuse=p.infuse) * 1e12)
-        seconds = round(self._now - p.run_started_s) if p.state is State.RUNNING else 0
-        flags = (
-            ("i" if p.infuse else "w")
-            + "."
-            + ("S" if p.state is State.STALLED else ".")
-            + "."
-            + ("I" if p.infuse else "W")
-            + ("T" if p.state is State.TARGET else ".")
-        )
-        return [f"{rate_fl_s} {seconds} {volume_fl} {flags}"]
-
-    def _current_rate(self, p: Pump) -> str:
-        """`crate`: the PHD Ultra manual's form while the motor turns, `Infusing at 3 ml/min` /
-        `Withdrawing at 500 ul/min` (flowchem's Elite11 splits it at " at "; its docstring
-        quotes the manual). The manual calls the reply valid only in dynamic situations.
-        Emulation choice: idle, a bare `0 ml/min` (flowchem never asks then)."""
-        time = p.rate().time
-        if not p.physics.moving:
-            return self._quantity(Decimal(0), "/" + time)
-        ml_per_min = to_decimal(p.physics.rate_ml_per_h / 60)
-        quantity = self._quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time)
-        return f"{'Infusing' if p.physics.infusing else 'Withdrawing'} at {quantity}"
+        return [p.status_text(self._now)]  # status (PHD Ultra)
 
     def _rate(self, p: Pump, args: list[str], *, infuse: bool) -> list[str]:
         rate = p.irate if infuse else p.wrate
@@ -397,19 +372,6 @@ class HarvardEliteEmulation(BufferedEmulation):
 
     # -- motion --------------------------------------------------------------------------------
 
-    def _set_target(self, p: Pump, ml: Decimal | None) -> None:
-        p.target_ml = ml
-        if p.state is State.TARGET:
-            p.state = State.IDLE
-        if p.physics.moving:  # the run goes on towards the new target (or none)
-            p.physics.start(p.physics.rate_ml_per_h, infuse=p.infuse, limit_ml=self._limit(p))
-
-    def _limit(self, p: Pump) -> float | None:
-        """Travel left to the target: targets count against the direction's volume counter."""
-        if p.target_ml is None:
-            return None
-        return max(0.0, float(p.target_ml) - p.counter_ml(infuse=p.infuse))
-
     def _run(self, p: Pump, *, infuse: bool) -> None:
         if p.state is State.RUNNING and infuse == p.infuse:
             return  # already running that way: the prompt says so
@@ -418,13 +380,9 @@ class HarvardEliteEmulation(BufferedEmulation):
         if not lo <= rate.ml_per_min <= hi:
             raise PumpError(ERRORS["range"])  # no rate set (or one the new syringe cannot do)
         p.infuse = infuse
-        limit = self._limit(p)
+        limit = p.travel_left_ml()
         if limit == 0.0:
-            self._halt(p, State.TARGET)  # target already reached by the counter
+            p.halt(State.TARGET)  # target already reached by the counter
             return
         p.physics.start(float(rate.ml_per_min * 60), infuse=infuse, limit_ml=limit)
         p.state, p.alarm_reason, p.run_started_s = State.RUNNING, None, self._now
-
-    def _halt(self, p: Pump, state: State) -> None:
-        p.physics.stop()
-        p.state = state

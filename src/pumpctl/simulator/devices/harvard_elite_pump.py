@@ -1,5 +1,6 @@
 """Harvard Apparatus 11 Elite emulation: the model facts (ranges, units, error bodies,
-command names), the quantity grammar (`0.5 ml/min`, `m/m`), and one pump's state. Pure data
+command names), the quantity grammar (`0.5 ml/min`, `m/m`), and one pump's state with what
+depends on that pump alone (its target, its halt, its `status` and `crate` texts). Pure data
 and text; the link that answers requests is `harvard_elite`, and the KD Scientific Legato
 profile (`kds_legato`) builds on both.
 """
@@ -189,6 +190,53 @@ class Pump:
         if infuse:
             return max(0.0, self.physics.infused_ml - self.i_base_ml)
         return max(0.0, self.physics.withdrawn_ml - self.w_base_ml)
+
+    def travel_left_ml(self) -> float | None:
+        """Travel left to the target: targets count against the direction's volume counter."""
+        if self.target_ml is None:
+            return None
+        return max(0.0, float(self.target_ml) - self.counter_ml(infuse=self.infuse))
+
+    def set_target(self, ml: Decimal | None) -> None:
+        """A new target (or none): a reached one's `T*` ends, a run goes on towards it."""
+        self.target_ml = ml
+        if self.state is State.TARGET:
+            self.state = State.IDLE
+        ph = self.physics
+        if ph.moving:  # the run goes on towards the new target (or none)
+            ph.start(ph.rate_ml_per_h, infuse=self.infuse, limit_ml=self.travel_left_ml())
+
+    def halt(self, state: State) -> None:
+        """The motor stops; `state` says how the prompt shows it (idle, target reached)."""
+        self.physics.stop()
+        self.state = state
+
+    def status_text(self, now_s: float) -> str:
+        """`status` (PHD Ultra): rate fl/s, run time s, volume fl (this direction), then flags."""
+        rate_fl_s = round(self.physics.rate_ml_per_h / 3600 * 1e12)
+        volume_fl = round(self.counter_ml(infuse=self.infuse) * 1e12)
+        seconds = round(now_s - self.run_started_s) if self.state is State.RUNNING else 0
+        flags = (
+            ("i" if self.infuse else "w")
+            + "."
+            + ("S" if self.state is State.STALLED else ".")
+            + "."
+            + ("I" if self.infuse else "W")
+            + ("T" if self.state is State.TARGET else ".")
+        )
+        return f"{rate_fl_s} {seconds} {volume_fl} {flags}"
+
+    def crate_text(self, decimals: int) -> str:
+        """`crate`: the PHD Ultra manual's form while the motor turns, `Infusing at 3 ml/min` /
+        `Withdrawing at 500 ul/min` (flowchem's Elite11 splits it at " at "; its docstring
+        quotes the manual). The manual calls the reply valid only in dynamic situations.
+        Emulation choice: idle, a bare `0 ml/min` (flowchem never asks then)."""
+        time = self.rate().time
+        if not self.physics.moving:
+            return format_quantity(Decimal(0), "/" + time, decimals=decimals)
+        ml_per_min = to_decimal(self.physics.rate_ml_per_h / 60)
+        quantity = format_quantity(ml_per_min * TIME_UNITS_MIN[time], "/" + time, decimals=decimals)
+        return f"{'Infusing' if self.physics.infusing else 'Withdrawing'} at {quantity}"
 
 
 def to_decimal(value: float) -> Decimal:
