@@ -9,8 +9,9 @@ first and ignores the other until power-up (§3.2). Group and broadcast addresse
 "cannot be used to determine status", §3.1). Status byte `01X0EEEE` (Table 3-9); immediate
 errors (invalid command 2, operand 3, command while busy 15, bypass 11) come in the answer and
 are not kept (§3.6.3, p.3-52); a pump not initialized answers every move with 7, an
-overloaded one with 9 until it is initialized again. The pump's mechanics and liquid are in
-`cavro_pump`. Behaviour the manual leaves open is marked "Emulation choice".
+overloaded one with 9 until it is initialized again. The command strings' language and those
+checks are in `cavro_commands`, the pump's mechanics and liquid in `cavro_pump`. Behaviour the
+manual leaves open is marked "Emulation choice".
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import ClassVar
 
 from pumpctl.families.cavro import MODELS, CavroModel
 from pumpctl.simulator.devices.base import BufferedEmulation, PumpSnapshot
-from pumpctl.simulator.devices.cavro_pump import INITS, MOVES, VALVES, CavroPump, Token
+from pumpctl.simulator.devices.cavro_commands import CONTROL, REPORTS, immediate_error, tokenize
+from pumpctl.simulator.devices.cavro_pump import CavroPump
 
 __all__ = [
     "CavroEmulation",
@@ -36,14 +38,6 @@ __all__ = [
 
 STX, ETX, CR, LF = 0x02, 0x03, 0x0D, 0x0A
 MAX_FRAME = 300  # XC §3.3.1: the command buffer holds 255 characters
-PROGRAM = frozenset("ZYWwzkKNUIOBEAaPpDdvVScCLMgGHJ^")
-REPORTS = frozenset("?QF&#%*")
-CONTROL = frozenset("RXT")
-#: operand ranges that do not depend on the mode or the model (XC App. G)
-RANGES = {
-    "v": (50, 1000), "c": (50, 2700), "S": (0, 40), "L": (1, 20), "M": (0, 30000),
-    "G": (0, 30000), "J": (0, 7), "H": (0, 2), "U": (0, 99), "^": (0, 255), "C": (0, 25),
-}  # fmt: skip
 
 
 class CavroSnapshot(PumpSnapshot):
@@ -59,25 +53,6 @@ class CavroSnapshot(PumpSnapshot):
     syringe_liquid_ml: float
     reservoir_ml: float
     initialized: bool
-
-
-def tokenize(text: str) -> list[Token] | None:
-    """`Z0,1,2R` -> [("Z", (0, 1, 2)), ("R", ())]; None on an unknown command (error 2)."""
-    tokens: list[Token] = []
-    i = 0
-    while i < len(text):
-        letter = text[i]
-        if letter not in PROGRAM | REPORTS | CONTROL:
-            return None
-        j = i + 1
-        while j < len(text) and ((text[j].isdigit() and text[j].isascii()) or text[j] == ","):
-            j += 1
-        parts = text[i + 1 : j].split(",") if j > i + 1 else []
-        if any(not p for p in parts) or len(parts) > 3:
-            return None
-        tokens.append((letter, tuple(int(p) for p in parts)))
-        i = j
-    return tokens
 
 
 class CavroEmulation(BufferedEmulation):
@@ -289,7 +264,7 @@ class CavroEmulation(BufferedEmulation):
         if "T" in letters:
             p.terminate(self._now)
             return self._status(p), ""
-        error = self._check(p, tokens)
+        error = immediate_error(p, tokens)
         if error:
             return self._status(p, error), ""
         program = [t for t in tokens if t[0] not in CONTROL]
@@ -305,52 +280,6 @@ class CavroEmulation(BufferedEmulation):
         elif program:
             p.buffer = program  # stored until `R` (§3.3.1)
         return self._status(p), ""
-
-    def _check(self, p: CavroPump, tokens: list[Token]) -> int:
-        """The error a string is refused with at once (0: accepted), XC §3.6.3."""
-        program = [t for t in tokens if t[0] not in CONTROL]
-        if p.busy:
-            on_the_fly = all(t[0] == "V" and t[1] and 5 <= t[1][0] <= 1024 for t in program)
-            return 0 if on_the_fly else 15
-        for letter, args in program:
-            limits = RANGES.get(letter)
-            low, high = self.mechanics.speed_range if letter == "V" else limits or (0, 1 << 30)
-            if args and not low <= args[0] <= high:
-                return 3
-            if letter == "N" and args and args[0] > 1:
-                return 3
-        return self._simulate(p, program)
-
-    def _simulate(self, p: CavroPump, program: list[Token]) -> int:
-        """Walk the string's moves (loops once) for 7, 9, 11 and out-of-range positions (3)."""
-        initialized, pos, mode, valve = p.initialized, p.position, p.mode, p.valve
-        full = self.mechanics.steps_per_stroke
-        ratio = full // self.mechanics.standard_steps
-        for letter, args in program:
-            n = args[0] if args else 0
-            if letter in INITS:
-                initialized, pos = True, 0.0
-            elif letter == "N":
-                mode = n
-            elif letter in VALVES:
-                if not initialized:
-                    return p.error if p.error in (9, 10) else 7
-                ports = p.valve_ports
-                if letter == "E" and not ports:
-                    return 2  # a 3-port valve has no extra port (XC p.3-52: `E2000R`)
-                if (ports and not 1 <= n <= ports) or (not ports and n):
-                    return 3
-                valve = p.valve_for(letter, n)
-            elif letter in MOVES:
-                if not initialized:
-                    return p.error if p.error in (9, 10) else 7
-                if valve == "b":
-                    return 11
-                steps = n * (1 if mode else ratio)
-                pos = steps if letter in "Aa" else pos + steps if letter in "Pp" else pos - steps
-                if not 0 <= pos <= full + 1e-9:
-                    return 3
-        return 0
 
     def _report(self, p: CavroPump, text: str, address: int, *, repeat: bool = False) -> str:
         """Answer data of a report command (XC §3.5.8); `Q` has none."""
