@@ -18,18 +18,18 @@ from pumpctl.simulator.devices.newera_pump import (
     MAX_LINE_BYTES,
     MISC_SETTINGS,
     SAFE_INTER_BYTE_GAP_S,
-    SAFE_TIMEOUT_MAX_S,
     SETTINGS,
     VERSION,
-    VOLUME_UNITS_FLOAT,
     Pump,
     PumpError,
     Run,
     clear_volume,
+    dispensed,
     max_rate_ml_per_h,
     min_rate_ml_per_h,
     misc_setting,
     reload_syringe,
+    set_safe_timeout,
     snapshot_of,
     syringe_capacity_ml,
 )
@@ -304,10 +304,7 @@ class NE1000Emulation(BufferedEmulation):
         if name == "VER":
             return VERSION
         if name == "DIS":
-            unit = VOLUME_UNITS_FLOAT[p.volume_units]
-            inf = (p.physics.infused_ml - p.inf_base_ml) / unit
-            wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / unit
-            return f"I{format_number(inf)}W{format_number(wdr)}{p.volume_units}"
+            return dispensed(p)
         setting = SETTINGS.get(name)
         if setting is not None:  # DIA, RAT, VOL, DIR
             return setting(p, args)
@@ -328,30 +325,18 @@ class NE1000Emulation(BufferedEmulation):
         if name == "CLD":
             return clear_volume(p, args)
         if name == "SAF":
-            return self._saf(p, args, safe=safe)
+            return set_safe_timeout(p, args, now_s=self._now, safe=safe)
         if name == "*ADR":
             return self._adr(p, args, several=several)
         if name == "*RESET":
             self._stop(p, Run.STOPPED)
-            p.diameter_mm = DEFAULT_DIAMETER_MM
-            p.reset_program()
-            p.misc = {k: v[0] for k, v in MISC_SETTINGS.items()}
+            p.factory_reset()
             return ""
         if name in MISC_SETTINGS:
             return misc_setting(p, name, args)
         if name == "IN":
             return "0"
         raise PumpError("NA")  # PHN/FUN: multi-phase programs are not emulated
-
-    def _saf(self, p: Pump, args: str, *, safe: bool) -> str:
-        if not args:
-            return str(p.safe_timeout_s)
-        if not (args.isascii() and args.isdigit()) or int(args) > SAFE_TIMEOUT_MAX_S:
-            raise PumpError("OOR")
-        p.safe_timeout_s = int(args)
-        # The watchdog arms at the first valid safe packet: this one, if it was one.
-        p.watchdog_deadline_s = self._now + p.safe_timeout_s if safe and p.safe_timeout_s else None
-        return ""
 
     def _adr(self, p: Pump, args: str, *, several: bool) -> str:
         if not args:

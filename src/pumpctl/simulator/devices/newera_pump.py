@@ -1,6 +1,7 @@
 """NE-1000 emulation: one pump's settings and the model facts behind them (bores, rate
-limits, volume units), and the commands that only change settings (`DIA`, `RAT`, `VOL`,
-`DIR`). Kept apart from the link (`newera`), which frames, addresses, moves and alarms.
+limits, volume units), and the commands that only read or change one pump's settings and
+counters (`DIA`, `RAT`, `VOL`, `DIR`, `SAF`, `CLD`, `DIS`, `*RESET`). Kept apart from the link
+(`newera`), which frames, addresses, moves and alarms.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "PumpError",
     "Run",
     "clear_volume",
+    "dispensed",
     "max_rate_ml_per_h",
     "min_rate_ml_per_h",
     "misc_setting",
@@ -30,6 +32,7 @@ __all__ = [
     "set_diameter",
     "set_direction",
     "set_rate",
+    "set_safe_timeout",
     "set_volume",
     "snapshot_of",
     "syringe_capacity_ml",
@@ -164,6 +167,13 @@ class Pump:
         self.volume_units = "UL" if self.diameter_mm <= UL_MAX_DIAMETER_MM else "ML"
         self.inf_base_ml, self.wdr_base_ml = self.physics.infused_ml, self.physics.withdrawn_ml
 
+    def factory_reset(self) -> None:
+        """`*RESET` (the motor already stopped): DIA, the program and the simple settings go
+        back to the factory's."""
+        self.diameter_mm = DEFAULT_DIAMETER_MM
+        self.reset_program()
+        self.misc = {k: v[0] for k, v in MISC_SETTINGS.items()}
+
 
 # --------------------------------------------------------------------------- settings
 
@@ -259,6 +269,27 @@ def clear_volume(p: Pump, args: str) -> str:
         p.wdr_base_ml = p.physics.withdrawn_ml
     else:
         raise PumpError("OOR")
+    return ""
+
+
+def dispensed(p: Pump) -> str:
+    """`DIS`: the counters since `CLD`, in the volume units, as the pump prints them."""
+    unit = VOLUME_UNITS_FLOAT[p.volume_units]
+    inf = (p.physics.infused_ml - p.inf_base_ml) / unit
+    wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / unit
+    return f"I{format_number(inf)}W{format_number(wdr)}{p.volume_units}"
+
+
+def set_safe_timeout(p: Pump, args: str, *, now_s: float, safe: bool) -> str:
+    """`SAF n`: the link watchdog's timeout, s (0: basic mode); `safe` says whether the packet
+    that carried it was a valid safe one."""
+    if not args:
+        return str(p.safe_timeout_s)
+    if not (args.isascii() and args.isdigit()) or int(args) > SAFE_TIMEOUT_MAX_S:
+        raise PumpError("OOR")
+    p.safe_timeout_s = int(args)
+    # The watchdog arms at the first valid safe packet: this one, if it was one.
+    p.watchdog_deadline_s = now_s + p.safe_timeout_s if safe and p.safe_timeout_s else None
     return ""
 
 
