@@ -1,4 +1,5 @@
-"""Async byte transports: the only module that imports `serial`.
+"""Async byte transports: with `drivers.ports` (finding ports), the only modules that import
+`serial`.
 
 A driver hands the transport a request frame and a framer (`FrameLength`); the transport writes
 the frame, collects bytes until the framer says a reply is complete, and returns it. One exchange
@@ -23,11 +24,10 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import serial
-import serial.tools.list_ports
-from pydantic import BaseModel, ConfigDict
 
 from pumpctl.clock import Clock
 from pumpctl.drivers.base import FrameLength, PumpConnectionError, PumpTimeout
+from pumpctl.drivers.ports import PortInfo, list_ports
 from pumpctl.log import get_logger
 
 __all__ = ["PortInfo", "SerialTransport", "Transport", "list_ports"]
@@ -69,25 +69,6 @@ class Transport(ABC):
     @abstractmethod
     async def send(self, data: bytes) -> None:
         """Write without waiting for a reply (broadcasts, break-ins)."""
-
-
-class PortInfo(BaseModel):
-    """One serial port found on this machine (`pumpctl ports`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    device: str
-    description: str = ""
-    hwid: str = ""
-
-
-def list_ports() -> list[PortInfo]:
-    """Serial ports pyserial can see, sorted by device name."""
-    found = [
-        PortInfo(device=p.device, description=p.description or "", hwid=p.hwid or "")
-        for p in serial.tools.list_ports.comports()
-    ]
-    return sorted(found, key=lambda p: p.device)
 
 
 class SerialTransport(Transport):
