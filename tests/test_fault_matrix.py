@@ -28,7 +28,7 @@ RES = 0.001
 PLAN = make_plan(
     segment(SegmentPhase.PRIME, 120.0, 0.5),  # 0-15 s
     segment(SegmentPhase.LOADING, 60.0, 5.0),  # 15-315 s
-    segment(SegmentPhase.MAINTENANCE, 6.0, 3.0),  # 315-2115 s
+    segment(SegmentPhase.MAINTENANCE, 12.0, 3.0),  # 315-1215 s
 )
 PLANNED = {"prime": 0.5, "loading": 5.0, "maintenance": 3.0}
 WHEN = {"prime": "5s", "loading": "100s", "maintenance": "1000s"}
