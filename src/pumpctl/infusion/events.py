@@ -6,16 +6,41 @@ renamed key fails validation loudly instead of silently breaking resume. Every m
 payloads of schema-1 journals (the same keys but two, read through aliases; newer fields have
 defaults), so old journals stay readable. Notes (`kind = note`) are told apart by their `event`
 field (schema 1 named the run's first note by `note`).
+
+The notes' models are in `note_events` and the base every model derives from (`Record`) is in
+`event_base`; this module exports them all as before, with the other kinds and the parsing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from pumpctl.infusion.event_base import Json, Record
 from pumpctl.infusion.journal import EventKind, JournalEvent
+from pumpctl.infusion.note_events import (
+    NOTES,
+    BolusGiven,
+    ContainerChanged,
+    ContainerChangeNeeded,
+    ContainerNearEmpty,
+    DosingCompleteKvo,
+    InfusionComplete,
+    NewRunStarted,
+    NoteEvent,
+    PlanAccepted,
+    PowerUpResetAcknowledged,
+    ResumedElsewhere,
+    RunEnded,
+    RunStarted,
+    StopConfirmed,
+    StopRequested,
+    SyringeRefilled,
+    TargetChanged,
+    TciRateUpdate,
+)
 
 __all__ = [
     "AlarmEvent",
@@ -50,18 +75,6 @@ __all__ = [
     "parse_event",
     "parse_record",
 ]
-
-Json = Any  # a JSON value (the journal refuses anything json.dumps would not write strictly)
-
-
-class Record(BaseModel):
-    """Frozen; unknown keys are kept (a newer writer may add fields an older reader ignores)."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-    kind: ClassVar[EventKind]
-
-    def payload(self) -> dict[str, Json]:
-        return self.model_dump(mode="json", exclude_none=False)
 
 
 class CommandEvent(Record):
@@ -183,178 +196,7 @@ class SegmentEnd(Record):
     delivered_ml: float
 
 
-# --------------------------------------------------------------------------- notes
-
-
-class NoteEvent(Record):
-    kind: ClassVar[EventKind] = EventKind.NOTE
-    event: str
-
-
-class RunStarted(NoteEvent):
-    """Written by the journal itself when a run is recorded (schema 1 named it by the key
-    `note`, not `event`)."""
-
-    event: Literal["run_started"] = "run_started"
-    program_hash: str = ""
-
-
-class PlanAccepted(NoteEvent):
-    event: Literal["plan_accepted"] = "plan_accepted"
-    warnings: list[str] = Field(default_factory=list)
-    resumed_from: str | None = None
-
-
-class PowerUpResetAcknowledged(NoteEvent):
-    event: Literal["power_up_reset_acknowledged"] = "power_up_reset_acknowledged"
-
-
-class DosingCompleteKvo(NoteEvent):
-    event: Literal["dosing_complete_kvo"] = "dosing_complete_kvo"
-    delivered_ml: float
-
-
-class InfusionComplete(NoteEvent):
-    event: Literal["infusion_complete"] = "infusion_complete"
-
-
-class ContainerNearEmpty(NoteEvent):
-    event: Literal["container_near_empty"] = "container_near_empty"
-    left_ml: float
-
-
-class ContainerChangeNeeded(NoteEvent):
-    event: Literal["container_change_needed"] = "container_change_needed"
-    #: "syringe" or "reservoir" (schema 1 wrote it as `kind`)
-    container: str = Field(default="syringe", validation_alias=AliasChoices("container", "kind"))
-
-
-class ContainerChanged(NoteEvent):
-    event: Literal["container_changed"] = "container_changed"
-    fill_ml: float
-    delivered_before_ml: float
-    volume_ml: float | None = None
-    who: str = ""
-
-
-class StopRequested(NoteEvent):
-    event: Literal["stop_requested"] = "stop_requested"
-    reason: str = ""
-    who: str = ""
-
-
-class StopConfirmed(NoteEvent):
-    event: Literal["stop_confirmed"] = "stop_confirmed"
-    why: str
-    attempts: int
-
-
-class RunEnded(NoteEvent):
-    event: Literal["run_ended"] = "run_ended"
-    result: dict[str, Json]
-
-
-class ResumedElsewhere(NoteEvent):
-    """The interrupted run was taken over by a new run (in `resumed_by`, when known)."""
-
-    event: Literal["resumed_elsewhere"] = "resumed_elsewhere"
-    previous_run_id: str
-    delivered_ml: dict[str, float] = Field(default_factory=dict)
-    assumed_ml: float = 0.0
-    interrupted_phase: str | None = None
-    age_s: float = 0.0
-    notes: list[str] = Field(default_factory=list)
-
-
-class NewRunStarted(NoteEvent):
-    """An operator chose to start the program anew instead of resuming this run (journaled on
-    the run given up, with who and why)."""
-
-    event: Literal["new_run_started"] = "new_run_started"
-    reason: str
-    who: str = ""
-
-
-class TciRateUpdate(NoteEvent):
-    """A TCI interval: the rate sent (mL/h, mg/h), why, and the prediction it came from."""
-
-    event: Literal["tci_rate"] = "tci_rate"
-    rate_ml_per_h: float
-    rate_mg_per_h: float
-    wanted_mg_per_h: float
-    limited_by: str | None = None
-    mode: str
-    target_ug_per_ml: float
-    plasma_ug_per_ml: float
-    effect_ug_per_ml: float
-    #: volume the prediction was fed (the pump's reported total, all runs)
-    delivered_ml: float
-
-
-class TargetChanged(NoteEvent):
-    """`ctl target`: accepted or refused, with who and why (journaled before it applies)."""
-
-    event: Literal["tci_target"] = "tci_target"
-    accepted: bool
-    old_ug_per_ml: float
-    new_ug_per_ml: float
-    reason: str = ""
-    who: str = ""
-    error: str | None = None
-
-
-class BolusGiven(NoteEvent):
-    """`ctl bolus`: the lockout's decision (`BolusDecision.journal()`), who and why."""
-
-    event: Literal["bolus"] = "bolus"
-    accepted: bool
-    t_s: float
-    dose_mg: float
-    duration_s: float = 0.0
-    who: str = ""
-    reason: str = ""
-    limit: str | None = None
-    message: str = ""
-    next_allowed_s: float | None = None
-    four_hour_limit_reached: bool = False
-
-
-class SyringeRefilled(NoteEvent):
-    """A syringe pump with a valve drew from its reservoir port (the driver's status said
-    `refilling` from `started_s` for `duration_s`, clock seconds, each known to a poll).
-    Nothing was delivered meanwhile, and the delivered total never counts a refill:
-    `delivered_ml` is the run's total as the refill ended, `count` the refills so far in this
-    run. `volume_ml` and `port` are None where the driver does not report them."""
-
-    event: Literal["syringe_refilled"] = "syringe_refilled"
-    started_s: float
-    duration_s: float
-    delivered_ml: float | None = None
-    count: int = 1
-    volume_ml: float | None = None
-    port: str | None = None
-
-
-_NOTES: tuple[type[NoteEvent], ...] = (
-    RunStarted,
-    PlanAccepted,
-    PowerUpResetAcknowledged,
-    DosingCompleteKvo,
-    InfusionComplete,
-    ContainerNearEmpty,
-    ContainerChangeNeeded,
-    ContainerChanged,
-    StopRequested,
-    StopConfirmed,
-    RunEnded,
-    ResumedElsewhere,
-    NewRunStarted,
-    TciRateUpdate,
-    TargetChanged,
-    BolusGiven,
-    SyringeRefilled,
-)
-_NOTE_BY_NAME: dict[str, type[NoteEvent]] = {n.model_fields["event"].default: n for n in _NOTES}
+_NOTE_BY_NAME: dict[str, type[NoteEvent]] = {n.model_fields["event"].default: n for n in NOTES}
 _BY_KIND: dict[EventKind, type[Record]] = {
     m.kind: m
     for m in (
