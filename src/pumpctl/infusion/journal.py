@@ -21,6 +21,9 @@ whatever keys the caller had); schema 2 writes only the typed events of
 schema-1 file marks it schema 2 and appends (old rows are never rewritten: the journal is
 append-only), so one file may hold both layouts; a reader opens either, and refuses a newer
 schema it does not know.
+
+The tables, triggers, schema version and row models are in `journal_schema` (exported here as
+before); this module is the connection: opening and upgrading a file, appending, reading.
 """
 
 from __future__ import annotations
@@ -32,14 +35,20 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from pumpctl.clock import wall_time
+from pumpctl.infusion.journal_schema import (
+    RUN_COLUMNS,
+    SCHEMA_SQL,
+    SCHEMA_VERSION,
+    EventKind,
+    JournalEvent,
+    RunRecord,
+    RunStatus,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -51,107 +60,12 @@ __all__ = [
     "RunStatus",
 ]
 
-#: Stored in SQLite's `user_version`; bump with a migration when the schema changes.
-SCHEMA_VERSION = 2
 #: older schemas this version reads, and migrates on opening for writing (see the docstring)
 _OLDER_SCHEMAS = frozenset({1})
 
 
-class EventKind(StrEnum):
-    COMMAND = "command"
-    REPLY = "reply"
-    TRANSITION = "transition"
-    ALARM = "alarm"
-    #: cumulative delivered volume of one phase (`events.CheckpointEvent`)
-    CHECKPOINT = "checkpoint"
-    TITRATION = "titration"
-    OVERRIDE = "override"
-    SEGMENT_START = "segment_start"
-    SEGMENT_END = "segment_end"
-    NOTE = "note"
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    ALARM = "alarm"
-    STOPPED = "stopped"
-
-
 class JournalError(Exception):
     """The journal cannot be used as asked (read-only, unknown run, foreign schema)."""
-
-
-class RunRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    started_wall: float
-    program: str
-    program_hash: str
-    plan_json: str
-    pump_model: str
-    port: str
-    address: int
-    status: RunStatus
-
-
-class JournalEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    seq: int
-    run_id: str
-    t_wall: float
-    t_clock_s: float
-    kind: EventKind
-    phase: str | None
-    payload: dict[str, Any]
-
-
-_RUN_COLUMNS = (
-    "run_id",
-    "started_wall",
-    "program",
-    "program_hash",
-    "plan_json",
-    "pump_model",
-    "port",
-    "address",
-    "status",
-)
-
-_SCHEMA = f"""
-CREATE TABLE runs (
-    run_id        TEXT PRIMARY KEY NOT NULL,
-    started_wall  REAL NOT NULL,
-    program       TEXT NOT NULL,
-    program_hash  TEXT NOT NULL,
-    plan_json     TEXT NOT NULL,
-    pump_model    TEXT NOT NULL,
-    port          TEXT NOT NULL,
-    address       INTEGER NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ({", ".join(f"'{s}'" for s in RunStatus)}))
-);
-CREATE TABLE events (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id        TEXT NOT NULL REFERENCES runs(run_id),
-    t_wall        REAL NOT NULL,
-    t_clock_s     REAL NOT NULL,
-    kind          TEXT NOT NULL,
-    phase         TEXT,
-    payload_json  TEXT NOT NULL
-);
-CREATE INDEX events_by_run ON events(run_id, seq);
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'journal events are append-only'); END;
-CREATE TRIGGER runs_no_rewrite BEFORE UPDATE OF {", ".join(_RUN_COLUMNS[:-1])} ON runs
-BEGIN SELECT RAISE(ABORT, 'only runs.status may change'); END;
-CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
-BEGIN SELECT RAISE(ABORT, 'journal runs are append-only'); END;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
 
 
 def _payload_json(payload: Mapping[str, Any]) -> str:
@@ -222,7 +136,7 @@ class Journal:
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise JournalError(f"{self.path} is an SQLite file but not a pumpctl journal")
-            conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA_SQL} COMMIT;")
         elif version in _OLDER_SCHEMAS and not self.readonly:
             conn.executescript(f"BEGIN IMMEDIATE; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
         elif version != SCHEMA_VERSION and version not in _OLDER_SCHEMAS:
@@ -291,7 +205,7 @@ class Journal:
             db = self._writable()
             with _transaction(db):
                 db.execute(
-                    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         run_id,
                         started_wall,
@@ -369,10 +283,10 @@ class Journal:
         with self._lock:
             rows = (
                 self._db()
-                .execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs ORDER BY rowid")
+                .execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY rowid")
                 .fetchall()
             )
-        return [RunRecord(**dict(zip(_RUN_COLUMNS, row, strict=True))) for row in rows]
+        return [RunRecord(**dict(zip(RUN_COLUMNS, row, strict=True))) for row in rows]
 
     def latest_run(self) -> RunRecord | None:
         runs = self.runs()
