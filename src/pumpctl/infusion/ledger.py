@@ -12,17 +12,23 @@ lets every rule below be tested on its own (and by hypothesis) without a pump.
   segment only exists when the container runs out first.
 - A start whose reply was lost is assumed executed (SR21) until the pump is seen stopped with
   nothing delivered, which calls for sending it again.
+
+The whole run's books (`RunBooks`: per segment, done so far, the rolling windows of SR08) are
+here too: pure as well, they add up the segments' ledgers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
 from pumpctl.dosing.plan import Segment
+from pumpctl.dosing.rolling import RollingTotals
 from pumpctl.drivers.base import AlarmReason, DeliveredVolume, PumpState, PumpStatus
+from pumpctl.infusion.outcome import PhaseResult
 
-__all__ = ["Alarm", "LegState", "SegmentLedger", "Tolerances", "Verdict"]
+__all__ = ["Alarm", "LegState", "RunBooks", "SegmentLedger", "Tolerances", "Verdict"]
 
 
 class Alarm(Exception):
@@ -277,3 +283,38 @@ class SegmentLedger:
             f"pump {status.state.value} at {self.delivered_ml} mL of {self.planned_ml} mL "
             "without a command",
         )
+
+
+@dataclass
+class RunBooks:
+    """What the whole run has delivered, for results, rolling limits and checkpoints."""
+
+    #: by segment key (its phase, or its taper step)
+    results: dict[str, PhaseResult]
+    rolling: RollingTotals
+    tolerances: Tolerances
+    done_ml: float = 0.0  # delivered by segments already finished
+    #: delivered by earlier runs (counted by the rolling windows, SR08)
+    prior_ml: float = 0.0
+    ledger: SegmentLedger | None = None
+    last_checkpoint_s: float = -math.inf
+    alarms: list[str] = field(default_factory=list)
+
+    @property
+    def delivered_ml(self) -> float:
+        return sum(r.delivered_ml for r in self.results.values())
+
+    def booked(self, ledger: SegmentLedger) -> None:
+        """The segment's latest delivered volume into its phase result."""
+        self.results[ledger.segment.key].delivered_ml = ledger.delivered_ml
+
+    def check_rolling(self, now_s: float, total_ml: float) -> None:
+        """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
+        excess = self.rolling.add(now_s, self.prior_ml + total_ml)
+        if excess is not None:
+            window_s, in_window_ml, max_ml = excess
+            raise Alarm(
+                "rolling_limit",
+                f"{in_window_ml:.3f} mL delivered in the last {window_s / 3600:g} h exceeds "
+                f"the library maximum {max_ml:.3f} mL",
+            )

@@ -6,20 +6,18 @@ controller that dies mid-segment cannot over-infuse that segment. Operator reque
 between polls by the same task, so nothing interleaves with a leg change.
 
 `RunBooks` is what the whole run has delivered (per phase, done so far, the rolling windows);
-the current segment's own books are its `SegmentLedger`.
+the current segment's own books are its `SegmentLedger` (both in `ledger`, which is pure).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import Segment, SegmentPhase
-from pumpctl.dosing.rolling import RollingTotals
 from pumpctl.drivers.base import (
     Direction,
     ProtocolError,
@@ -31,10 +29,9 @@ from pumpctl.drivers.base import (
 from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.events import CheckpointEvent, SegmentEnd, SegmentStart, StopRequested
 from pumpctl.infusion.handlers import RequestHandlers
-from pumpctl.infusion.ledger import Alarm, LegState, SegmentLedger, Tolerances, Verdict
+from pumpctl.infusion.ledger import Alarm, LegState, RunBooks, SegmentLedger, Verdict
 from pumpctl.infusion.legs import ContainerLegs, mean_rate_ahead
 from pumpctl.infusion.machine import InfusionMachine, Trigger
-from pumpctl.infusion.outcome import PhaseResult
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.infusion.refills import RefillWatch
 from pumpctl.infusion.requests import (
@@ -78,41 +75,6 @@ class PollSettings:
     #: SR15: held (paused, waiting for a change) longer than this is an alarm
     max_pause_s: float
     checkpoint_interval_s: float
-
-
-@dataclass
-class RunBooks:
-    """What the whole run has delivered, for results, rolling limits and checkpoints."""
-
-    #: by segment key (its phase, or its taper step)
-    results: dict[str, PhaseResult]
-    rolling: RollingTotals
-    tolerances: Tolerances
-    done_ml: float = 0.0  # delivered by segments already finished
-    #: delivered by earlier runs (counted by the rolling windows, SR08)
-    prior_ml: float = 0.0
-    ledger: SegmentLedger | None = None
-    last_checkpoint_s: float = -math.inf
-    alarms: list[str] = field(default_factory=list)
-
-    @property
-    def delivered_ml(self) -> float:
-        return sum(r.delivered_ml for r in self.results.values())
-
-    def booked(self, ledger: SegmentLedger) -> None:
-        """The segment's latest delivered volume into its phase result."""
-        self.results[ledger.segment.key].delivered_ml = ledger.delivered_ml
-
-    def check_rolling(self, now_s: float, total_ml: float) -> None:
-        """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
-        excess = self.rolling.add(now_s, self.prior_ml + total_ml)
-        if excess is not None:
-            window_s, in_window_ml, max_ml = excess
-            raise Alarm(
-                "rolling_limit",
-                f"{in_window_ml:.3f} mL delivered in the last {window_s / 3600:g} h exceeds "
-                f"the library maximum {max_ml:.3f} mL",
-            )
 
 
 class SegmentRunner:
