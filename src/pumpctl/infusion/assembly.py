@@ -2,24 +2,31 @@
 
 Kept apart from `Supervisor.__init__` so the wiring reads as one line per part, and so each
 part's starting state (what earlier runs carried over, what the pump can resolve) is written
-once.
+once. The segment runner (with its request handlers) and the PK leg share most of the
+supervisor's parts, so they are built from the supervisor itself.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import Plan
 from pumpctl.dosing.rolling import RollingTotals
 from pumpctl.drivers.base import Capabilities
 from pumpctl.infusion.config import SupervisorConfig
+from pumpctl.infusion.handlers import RequestHandlers
 from pumpctl.infusion.ledger import Tolerances
 from pumpctl.infusion.outcome import PhaseResult
 from pumpctl.infusion.resume import Carryover
-from pumpctl.infusion.segment import PollSettings, RunBooks
+from pumpctl.infusion.segment import PollSettings, RunBooks, SegmentRunner
+from pumpctl.infusion.tci_leg import PkLeg
 
-__all__ = ["books_for", "poll_settings", "tolerances_for"]
+if TYPE_CHECKING:
+    from pumpctl.infusion.supervisor import Supervisor
+
+__all__ = ["books_for", "pk_leg_for", "poll_settings", "segment_runner_for", "tolerances_for"]
 
 
 def tolerances_for(caps: Capabilities, config: SupervisorConfig, clock: Clock) -> Tolerances:
@@ -73,4 +80,49 @@ def poll_settings(config: SupervisorConfig) -> PollSettings:
         max_silence_s=config.max_silence_s,
         max_pause_s=config.max_pause_s,
         checkpoint_interval_s=config.checkpoint_interval_s,
+    )
+
+
+def segment_runner_for(sup: Supervisor) -> SegmentRunner:
+    """The segment loop and the operator-request handlers it serves between polls."""
+    runner = SegmentRunner(
+        driver=sup.driver,
+        clock=sup.clock,
+        cmds=sup.cmds,
+        recorder=sup.recorder,
+        machine=sup.machine,
+        legs=sup.legs,
+        books=sup.books,
+        settings=poll_settings(sup.config),
+        requests=sup._requests,
+        emit_progress=sup._emit_progress,
+        log=sup.log,
+    )
+    runner.handlers = RequestHandlers(
+        plan=sup.plan,
+        driver=sup.driver,
+        clock=sup.clock,
+        machine=sup.machine,
+        cmds=sup.cmds,
+        recorder=sup.recorder,
+        legs=sup.legs,
+        start_leg=runner.start_leg,
+        done_ml=lambda: sup.books.done_ml,
+    )
+    return runner
+
+
+def pk_leg_for(sup: Supervisor) -> PkLeg:
+    """Predictions from the volumes the pump reports, TCI, taper and boluses (issue #13)."""
+    return PkLeg(
+        plan=sup.plan,
+        driver=sup.driver,
+        clock=sup.clock,
+        cmds=sup.cmds,
+        recorder=sup.recorder,
+        machine=sup.machine,
+        books=sup.books,
+        carryover=sup.carryover,
+        start_leg=sup._segments.start_leg,
+        log=sup.log,
     )

@@ -29,7 +29,7 @@ from pumpctl.dosing.plan import Plan, SegmentPhase
 from pumpctl.drivers.base import (
     PumpDriver,
 )
-from pumpctl.infusion.assembly import books_for, poll_settings, tolerances_for
+from pumpctl.infusion.assembly import books_for, pk_leg_for, segment_runner_for, tolerances_for
 from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.config import SupervisorConfig
 from pumpctl.infusion.container import ContainerLevel
@@ -42,7 +42,6 @@ from pumpctl.infusion.events import (
     RunEnded,
     TransitionEvent,
 )
-from pumpctl.infusion.handlers import RequestHandlers
 from pumpctl.infusion.journal import Journal, RunStatus
 from pumpctl.infusion.ledger import Alarm, LegState
 from pumpctl.infusion.legs import ContainerLegs
@@ -64,8 +63,7 @@ from pumpctl.infusion.requests import (
 )
 from pumpctl.infusion.resume import Carryover
 from pumpctl.infusion.run_parts import ProgressGate, raise_alarm, run_progress, safe_stop
-from pumpctl.infusion.segment import OperatorStop, SegmentRunner
-from pumpctl.infusion.tci_leg import PkLeg
+from pumpctl.infusion.segment import OperatorStop
 from pumpctl.log import get_logger
 
 __all__ = [
@@ -137,52 +135,9 @@ class Supervisor:
             changes_allowed=plan.container.changes_allowed,
             planned_total_ml=plan.total_volume_ml,
         )
-        self._segments = self._segment_runner()
-        self.pk = self._pk_leg()
+        self._segments = segment_runner_for(self)
+        self.pk = pk_leg_for(self)
         self._segments.pk = self.pk
-
-    def _segment_runner(self) -> SegmentRunner:
-        """The segment loop and the operator-request handlers it serves between polls."""
-        runner = SegmentRunner(
-            driver=self.driver,
-            clock=self.clock,
-            cmds=self.cmds,
-            recorder=self.recorder,
-            machine=self.machine,
-            legs=self.legs,
-            books=self.books,
-            settings=poll_settings(self.config),
-            requests=self._requests,
-            emit_progress=self._emit_progress,
-            log=self.log,
-        )
-        runner.handlers = RequestHandlers(
-            plan=self.plan,
-            driver=self.driver,
-            clock=self.clock,
-            machine=self.machine,
-            cmds=self.cmds,
-            recorder=self.recorder,
-            legs=self.legs,
-            start_leg=runner.start_leg,
-            done_ml=lambda: self.books.done_ml,
-        )
-        return runner
-
-    def _pk_leg(self) -> PkLeg:
-        """Predictions from the volumes the pump reports, TCI, taper and boluses (issue #13)."""
-        return PkLeg(
-            plan=self.plan,
-            driver=self.driver,
-            clock=self.clock,
-            cmds=self.cmds,
-            recorder=self.recorder,
-            machine=self.machine,
-            books=self.books,
-            carryover=self.carryover,
-            start_leg=self._segments.start_leg,
-            log=self.log,
-        )
 
     @property
     def run_id(self) -> str | None:
