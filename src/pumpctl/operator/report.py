@@ -15,7 +15,7 @@ first event. Dose rates are in the program's own unit as written for maintenance
 mcg/kg/min, mg/h), else mg/kg/h with a concentration and a weight, mg/h with a concentration
 only, and absent otherwise: one unit for the whole run, so the loading and maintenance phases
 share an axis (each segment's own unit is kept in the phase table). The data types are in
-`report_data`, the drawing in `report_draw`.
+`report_data`, the tables as text in `report_tables`, the drawing in `report_draw`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from typing import Any
 
 from pumpctl.infusion.journal import EventKind, JournalError, JournalEvent, RunRecord
 from pumpctl.operator.journalfile import open_journal_for_reading
-from pumpctl.operator.numbers import signed
 from pumpctl.operator.report_data import (
     ROLLING_WINDOWS_S,
     Alarm,
@@ -40,6 +39,7 @@ from pumpctl.operator.report_data import (
     Stop,
     Titration,
 )
+from pumpctl.operator.report_tables import PHASE_COLUMNS, ROLLING_COLUMNS, phase_rows, rolling_rows
 from pumpctl.operator.report_walk import EventWalker
 
 __all__ = [
@@ -318,70 +318,6 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-# ----------------------------------------------------------------------------- tables
-
-PHASE_COLUMNS = ("phase", "planned mL", "delivered mL", "diff mL", "rate mL/h", "dose", "ran")
-ROLLING_COLUMNS = ("window", "max mL", "at", "last mL", "limit mL")
-
-
-def phase_rows(data: ReportData) -> list[tuple[str, ...]]:
-    """The per-phase table as text (the same cells in the figure and in HTML), plus a total."""
-    rows: list[tuple[str, ...]] = []
-    for r in data.phases:
-        dose = "-" if r.dose_rate is None else f"{r.dose_rate:.4g} {r.dose_rate_unit or ''}".strip()
-        ran = (
-            "-"
-            if r.started_s is None
-            else f"{_duration(r.started_s)}–" + ("…" if r.ended_s is None else _duration(r.ended_s))
-        )
-        rows.append(
-            (
-                r.phase,
-                _ml(r.planned_ml),
-                f"{r.delivered_ml:.3f}",
-                "-" if r.difference_ml is None else signed(r.difference_ml),
-                f"{r.planned_rate_ml_per_h:.4g}",
-                dose,
-                ran,
-            )
-        )
-    planned = data.planned_ml
-    diff = "-" if planned is None else signed(data.delivered_ml - planned)
-    rows.append(("total", _ml(planned), f"{data.delivered_ml:.3f}", diff, "", "", ""))
-    return rows
-
-
-def rolling_rows(data: ReportData) -> list[tuple[str, ...]]:
-    """Rolling totals (SR08): largest in any window (and its end), last window, library limit."""
-    rows: list[tuple[str, ...]] = []
-    for r in data.rolling:
-        limit = "-" if r.limit_ml is None else f"{r.limit_ml:.3f}"
-        if r.within_limit is False:
-            limit += " EXCEEDED"
-        rows.append(
-            (r.window, f"{r.max_ml:.3f}", _duration(r.max_window_end_s), f"{r.last_ml:.3f}", limit)
-        )
-    return rows
-
-
-def _ml(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def duration(seconds: float) -> str:
-    """`4:05:30`, `2d 01:00:00`: clock time in the tables and event lists."""
-    return _duration(seconds)
-
-
-def _duration(seconds: float) -> str:
-    total = max(0, round(seconds))
-    days, rem = divmod(total, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    text = f"{hours:d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {hours:02d}:{minutes:02d}:{secs:02d}" if days else text
 
 
 # ----------------------------------------------------------------------------- rendering

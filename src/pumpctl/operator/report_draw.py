@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pumpctl.operator.report import (
+from pumpctl.operator.report_data import ReportData
+from pumpctl.operator.report_tables import (
     PHASE_COLUMNS,
     ROLLING_COLUMNS,
     duration,
     phase_rows,
     rolling_rows,
 )
-from pumpctl.operator.report_data import ReportData
 
 __all__ = ["event_rows", "hours_minutes", "render_report", "report_figure", "tick_minutes"]
 
