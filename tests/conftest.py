@@ -15,6 +15,30 @@ from pumpctl.log import configure_logging
 
 T = TypeVar("T")
 
+#: modules whose tests mostly wait on other processes or on wall time (third-party clients,
+#: `pumpctl` subprocesses, scaled real-time runs, ptys): collected first, so on a few cores
+#: their waits overlap the CPU-bound tests instead of being the tail of the run
+WALL_BOUND_MODULES = frozenset(
+    {
+        "test_thirdparty_clients.py",
+        "test_thirdparty_families.py",
+        "test_cli_rerun.py",
+        "test_station_cli.py",
+        "test_sila_cli.py",
+        "test_sim_cli.py",
+        "test_e2e_wire.py",
+        "test_sim_pacing.py",
+        "test_logging.py",
+        "test_public_api.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Wall-bound modules first, in their own order; the rest after, in theirs."""
+    items.sort(key=lambda item: item.path.name not in WALL_BOUND_MODULES)
+
+
 BD60_DIAMETER_MM = 26.7  # BD 60 mL plastic syringe
 
 
