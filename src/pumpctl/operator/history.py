@@ -44,6 +44,7 @@ from pumpctl.infusion.events import (
 )
 from pumpctl.infusion.journal import EventKind, JournalError, JournalEvent, RunRecord
 from pumpctl.operator.journalfile import open_journal_for_reading
+from pumpctl.operator.report_tables import duration
 
 __all__ = ["render_history", "render_run", "render_run_list"]
 
@@ -97,7 +98,7 @@ def render_run(run: RunRecord, events: Sequence[JournalEvent]) -> str:
     t0 = events[0].t_clock_s if events else 0.0
     timeline = [f"{'clock':>10}  {'phase':<11}  event"]
     for t_clock_s, phase, text in _timeline(events, _DoseUnits(plan)):
-        timeline.append(f"{_clock(t_clock_s - t0):>10}  {phase or '':<11}  {text}")
+        timeline.append(f"{duration(t_clock_s - t0):>10}  {phase or '':<11}  {text}")
     if not any(isinstance(_parsed(e), RunEnded) for e in events if e.kind is EventKind.NOTE):
         timeline.append(
             "  (no end recorded: the run is still going, or its controller died; "
@@ -367,16 +368,6 @@ def _ml(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f"{value:.3f} mL"
     return str(value)
-
-
-def _clock(seconds: float) -> str:
-    """`0:05:00`, `27:00:00` -> `1d 03:00:00`."""
-    total = max(0, round(seconds))
-    days, rem = divmod(total, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    text = f"{hours:d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {hours:02d}:{minutes:02d}:{secs:02d}" if days else text
 
 
 def _utc(epoch_s: float) -> str:
