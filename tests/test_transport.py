@@ -278,10 +278,13 @@ def test_socket_on_the_virtual_clock() -> None:
 
 
 @pytest.fixture
-async def raw_pty() -> AsyncIterator[tuple[int, str]]:
-    """A bare pty pair: the test plays the pump on the master side by hand."""
+async def raw_pty() -> AsyncIterator[tuple[int, SerialTransport]]:
+    """A transport open on a bare pty: the test plays the pump on the master side by hand."""
     master, slave = os.openpty()
-    yield master, os.ttyname(slave)
+    t = SerialTransport(os.ttyname(slave), clock=RealClock())
+    await t.open()
+    yield master, t
+    await t.close()
     os.close(slave)
     with contextlib.suppress(OSError):
         os.close(master)
@@ -295,63 +298,50 @@ async def request_seen(master: int) -> None:
 
 
 @posix_only
-async def test_pty_reply_in_pieces_completes_only_when_whole(raw_pty: tuple[int, str]) -> None:
-    master, path = raw_pty
-    t = SerialTransport(path, clock=RealClock())
-    await t.open()
-    try:
-        task = asyncio.create_task(t.exchange(b"0\r", etx_framer, SAFE_S))
-        await request_seen(master)
-        os.write(master, b"\x0200")
-        for _ in range(5):
-            await asyncio.sleep(0)  # the head is delivered; no whole reply yet
-        assert not task.done()
-        os.write(master, b"S\x03")
-        assert await task == b"\x0200S\x03"
-    finally:
-        await t.close()
+async def test_pty_reply_in_pieces_completes_only_when_whole(
+    raw_pty: tuple[int, SerialTransport],
+) -> None:
+    master, t = raw_pty
+    task = asyncio.create_task(t.exchange(b"0\r", etx_framer, SAFE_S))
+    await request_seen(master)
+    os.write(master, b"\x0200")
+    for _ in range(5):
+        await asyncio.sleep(0)  # the head is delivered; no whole reply yet
+    assert not task.done()
+    os.write(master, b"S\x03")
+    assert await task == b"\x0200S\x03"
 
 
 @posix_only
 async def test_pty_bytes_not_yet_delivered_are_drained_before_a_request(
-    raw_pty: tuple[int, str],
+    raw_pty: tuple[int, SerialTransport],
 ) -> None:
     """A late reply still in the OS queue when the next request goes out (the loop has not run
     since) must not pass for that request's reply."""
-    master, path = raw_pty
-    t = SerialTransport(path, clock=RealClock())
-    await t.open()
-    try:
-        os.write(master, b"\x02LATE\x03")
-        # block the loop itself until the port holds the bytes, so the loop never reads them
-        assert select.select([t._fd], [], [], SAFE_S)[0]
+    master, t = raw_pty
+    os.write(master, b"\x02LATE\x03")
+    # block the loop itself until the port holds the bytes, so the loop never reads them
+    assert select.select([t._fd], [], [], SAFE_S)[0]
 
-        async def pump() -> None:
-            await request_seen(master)
-            os.write(master, b"\x02NEW\x03")
+    async def pump() -> None:
+        await request_seen(master)
+        os.write(master, b"\x02NEW\x03")
 
-        with capture_logs() as logs:
-            answered = asyncio.create_task(pump())
-            assert await t.exchange(b"0\r", etx_framer, SAFE_S) == b"\x02NEW\x03"
-            await answered
-    finally:
-        await t.close()
+    with capture_logs() as logs:
+        answered = asyncio.create_task(pump())
+        assert await t.exchange(b"0\r", etx_framer, SAFE_S) == b"\x02NEW\x03"
+        await answered
     stale = [e for e in logs if e["event"] == "transport.stale_bytes"]
     assert [e["rx"] for e in stale] == ["02 4c 41 54 45 03"]
 
 
 @posix_only
 async def test_pty_other_end_closing_mid_wait_is_a_connection_error(
-    raw_pty: tuple[int, str],
+    raw_pty: tuple[int, SerialTransport],
 ) -> None:
-    master, path = raw_pty
-    t = SerialTransport(path, clock=RealClock())
-    await t.open()
-    try:
-        task = asyncio.create_task(t.exchange(b"0\r", never_complete, SAFE_S))
-        await request_seen(master)
-        os.close(master)
-        with pytest.raises(PumpConnectionError):
-            await task
-    finally:
-        await t.close()
+    master, t = raw_pty
+    task = asyncio.create_task(t.exchange(b"0\r", never_complete, SAFE_S))
+    await request_seen(master)
+    os.close(master)
+    with pytest.raises(PumpConnectionError):
+        await task
