@@ -163,6 +163,22 @@ async def test_timeout_names_port_and_baud() -> None:
     assert isinstance(info.value, TimeoutError)
 
 
+async def test_a_scaled_rig_clock_does_not_shorten_the_reply_timeout() -> None:
+    """Bytes on a wire take wall time whatever the clock's scale: at 1000x a 0.05 s reply
+    timeout must still wait 0.05 s of wall time, not 50 µs."""
+    t = SerialTransport("loop://", clock=RealClock(time_scale=1000.0))
+    await t.open()
+    loop = asyncio.get_running_loop()
+    try:
+        t0 = loop.time()
+        with pytest.raises(PumpTimeout, match=r"within 0\.05 s"):
+            await t.exchange(b"0\r", never_complete, 0.05)
+        waited = loop.time() - t0
+    finally:
+        await t.close()
+    assert waited >= 0.05  # a loop timer never fires before its time; no upper bound asserted
+
+
 async def test_peer_hangup_is_a_connection_error(tcp: tuple[Responder, str]) -> None:
     responder, url = tcp
     t = SerialTransport(url, clock=RealClock())
