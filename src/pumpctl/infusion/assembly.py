@@ -112,8 +112,9 @@ def segment_runner_for(sup: Supervisor) -> SegmentRunner:
     return runner
 
 
-def pk_leg_for(sup: Supervisor) -> PkLeg:
-    """Predictions from the volumes the pump reports, TCI, taper and boluses (issue #13)."""
+def pk_leg_for(sup: Supervisor, runner: SegmentRunner) -> PkLeg:
+    """Predictions from the volumes the pump reports, TCI, taper and boluses (issue #13); it
+    starts its legs through the segment `runner`."""
     return PkLeg(
         plan=sup.plan,
         driver=sup.driver,
@@ -123,6 +124,6 @@ def pk_leg_for(sup: Supervisor) -> PkLeg:
         machine=sup.machine,
         books=sup.books,
         carryover=sup.carryover,
-        start_leg=sup._segments.start_leg,
+        start_leg=runner.start_leg,
         log=sup.log,
     )

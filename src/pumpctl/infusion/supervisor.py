@@ -136,7 +136,7 @@ class Supervisor:
             planned_total_ml=plan.total_volume_ml,
         )
         self._segments = segment_runner_for(self)
-        self.pk = pk_leg_for(self)
+        self.pk = pk_leg_for(self, self._segments)
         self._segments.pk = self.pk
 
     @property
