@@ -46,6 +46,9 @@ NOMINAL_ACCURACY_PERCENT = SPEC.nominal_accuracy_percent or 10.0
 #: typical speed range of the 600-rpm L/S computer-compatible drives; the 100-rpm models
 #: (e.g. 07523-90) need `max_rpm=100`
 DEFAULT_MIN_RPM, DEFAULT_MAX_RPM = _MOTOR.rpm
+#: before a calibration: the finest and the coarsest nominal tubing (L/S 13 and 36)
+_FINEST_ML_PER_REV = min(NOMINAL_ML_PER_REV.values())
+_COARSEST_ML_PER_REV = max(NOMINAL_ML_PER_REV.values())
 
 
 def nominal_ml_per_rev(size: int) -> float:
@@ -58,7 +61,7 @@ def nominal_ml_per_rev(size: int) -> float:
 def tubing_quantizer(ml_per_rev: float | None) -> MasterflexQuantizer:
     """The family's rounding for the tubing calibration (before one: the finest nominal
     tubing, so nothing is rounded coarser than the pump can do)."""
-    return MasterflexQuantizer(ml_per_rev or min(NOMINAL_ML_PER_REV.values()))
+    return MasterflexQuantizer(ml_per_rev or _FINEST_ML_PER_REV)
 
 
 def tubing_capabilities(
@@ -66,8 +69,8 @@ def tubing_capabilities(
 ) -> Capabilities:
     """Rates from the rpm range and the calibration (before one: the L/S 13..36 span);
     volume steps of 0.01 rev (`V`, `C`), rate steps of 0.1 rpm (`S`)."""
-    low = ml_per_rev or min(NOMINAL_ML_PER_REV.values())
-    high = ml_per_rev or max(NOMINAL_ML_PER_REV.values())
+    low = ml_per_rev or _FINEST_ML_PER_REV
+    high = ml_per_rev or _COARSEST_ML_PER_REV
     return Capabilities(
         family=family,
         can_withdraw=True,
