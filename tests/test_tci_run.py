@@ -341,6 +341,45 @@ def test_tci_after_a_crash_continues_from_the_delivered_total(tmp_path: Path) ->
     assert all(e.payload["plasma_ug_per_ml"] <= 0.6 + 1e-6 for r in rates for e in r)
 
 
+def test_a_resumed_prediction_does_not_count_the_earlier_runs_prime(tmp_path: Path) -> None:
+    """A 0.5 mL prime, then SIGKILL mid-TCI: the new controller's prediction is fed what reached
+    the patient, the pump's total less the prime (which only filled the line). Counting the
+    prime as drug would predict too high a plasma level and the controller would under-dose."""
+    from pumpctl.simulator.server import build_emulation
+
+    from .crashkit import controller
+
+    prime_ml = 0.5
+    plan = compile_for(
+        tmp_path, "ne1000", phases={"prime": {"volume": f"{prime_ml} mL"}, **BASE["phases"]}
+    )
+    emu = build_emulation("ne1000", [0])
+    path = tmp_path / "j.sqlite"
+    first = controller(emu, plan, path, wall0=0.0, crash_at_s=240.0)
+    assert first.crashed and not first.errors
+    pumped = emu.snapshot()[0].delivered_ml
+    assert pumped > prime_ml + 0.1  # the crash came in the TCI phase, after the prime
+    second = controller(emu, plan, path, wall0=first.end_wall + 30.0)
+    assert second.result is not None, second.notes
+    assert second.result.outcome is Outcome.COMPLETED, second.result.alarm
+    with Journal.open_readonly(path) as j:
+        runs = j.runs()
+        fed = [
+            e.payload["delivered_ml"]
+            for r in runs
+            for e in j.events(r.run_id)
+            if e.payload.get("event") == "tci_rate"
+        ]
+        first_fed = [
+            e.payload["delivered_ml"]
+            for e in j.events(runs[0].run_id)
+            if e.payload.get("event") == "tci_rate"
+        ]
+    resumed = fed[len(first_fed)]
+    assert first_fed[0] == pytest.approx(0.0, abs=0.01)  # the first run: prime not fed either
+    assert pumped - prime_ml - 0.002 <= resumed <= pumped - prime_ml + 0.05
+
+
 def test_bolus_lockout_and_taper_step_survive_a_crash(tmp_path: Path) -> None:
     """A bolus, then SIGKILL in the taper's second step: the new controller refuses a bolus
     inside the lockout (restored from the journal), goes on with the taper step it was in, and

@@ -193,6 +193,8 @@ async def prepare_run(
         update={
             "prior_deliveries": history.prior_deliveries,
             "prior_total_ml": history.prior_total_ml,
+            "prior_doses": history.prior_doses,
+            "prior_dosed_ml": history.prior_dosed_ml,
         }
     )
     return PreparedRun(

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pumpctl.dosing.plan import Plan
+from pumpctl.dosing.plan import Plan, SegmentPhase
 from pumpctl.infusion.events import (
     BolusGiven,
     CheckpointEvent,
@@ -74,6 +74,8 @@ class RunFacts:
     superseded: bool = False
     #: (wall time, mL delivered by this run so far), for rolling-window limits
     deliveries: list[tuple[float, float]] = field(default_factory=list)
+    #: the same samples without the prime (it fills the line, not the patient): the prediction
+    doses: list[tuple[float, float]] = field(default_factory=list)
     scale: float = 1.0
     #: segment key -> when it started (a TCI phase ends at its planned time, crash or not)
     started_wall: dict[str, float] = field(default_factory=dict)
@@ -81,6 +83,15 @@ class RunFacts:
     tci_target_ug_per_ml: float | None = None
     #: accepted clinician boluses (wall time, event): the lockout survives a crash
     boluses: list[tuple[float, BolusGiven]] = field(default_factory=list)
+
+    @property
+    def primed_ml(self) -> float:
+        """What this run's prime delivered so far (ended, or its last checkpoint)."""
+        prime = SegmentPhase.PRIME.value
+        if prime in self.ended:
+            return self.ended[prime]
+        ck = self.checkpoints.get(prime)
+        return ck.delivered_ml if ck is not None else 0.0
 
     @property
     def interrupted(self) -> bool:
@@ -182,3 +193,4 @@ def _delivered(facts: RunFacts, t_wall: float) -> None:
         c.delivered_ml for phase, c in facts.checkpoints.items() if phase not in facts.ended
     )
     facts.deliveries.append((t_wall, total))
+    facts.doses.append((t_wall, total - facts.primed_ml))

@@ -74,8 +74,12 @@ class Carryover(BaseModel):
     #: (seconds ago, mL delivered by earlier runs up to then), oldest first
     prior_deliveries: tuple[tuple[float, float], ...] = ()
     prior_total_ml: float = 0.0
-    #: delivered after the interrupted run's last checkpoint (its pump's counter, or the worst
-    #: case): the prediction counts it, as given just before this run
+    #: the same without the primes (they fill the line, not the patient): for the prediction
+    prior_doses: tuple[tuple[float, float], ...] = ()
+    prior_dosed_ml: float = 0.0
+    #: delivered to the patient after the interrupted run's last checkpoint (its pump's counter,
+    #: or the worst case; nothing when it was priming): the prediction counts it, as given just
+    #: before this run
     unjournaled_ml: float = 0.0
     #: the TCI target last set by `ctl target` (None: the plan's)
     tci_target_ug_per_ml: float | None = None
@@ -104,20 +108,31 @@ def latest_run(journal: Journal) -> RunFacts | None:
 
 
 def rolling_history(journal: Journal, *, now_wall: float, scale: float = 1.0) -> Carryover:
-    """Every run's deliveries of the last 24 h, as (age, cumulative mL), for SR08."""
+    """Every run's deliveries of the last 24 h, as (age, cumulative mL): all of them for the
+    rolling limits (SR08), and without the primes for the prediction."""
+    runs = [replay_run(journal, run) for run in journal.runs()]
+    deliveries, total = _history([f.deliveries for f in runs], now_wall, scale)
+    doses, dosed = _history([f.doses for f in runs], now_wall, scale)
+    return Carryover(
+        prior_deliveries=deliveries, prior_total_ml=total, prior_doses=doses, prior_dosed_ml=dosed
+    )
+
+
+def _history(
+    per_run: list[list[tuple[float, float]]], now_wall: float, scale: float
+) -> tuple[tuple[tuple[float, float], ...], float]:
+    """Runs' (wall time, mL so far) samples -> (age, mL of all runs so far) of the last 24 h,
+    oldest first, and the runs' total."""
     samples: list[tuple[float, float]] = []
     before = 0.0
-    for run in journal.runs():
-        facts = replay_run(journal, run)
-        run_total = 0.0
-        for t_wall, total in facts.deliveries:
-            run_total = total
+    for run in per_run:
+        for t_wall, total in run:
             age = max(0.0, now_wall - t_wall) * scale
             if age <= _HISTORY_S:
                 samples.append((age, before + total))
-        before += run_total
+        before += run[-1][1] if run else 0.0
     samples.sort(key=lambda s: -s[0])
-    return Carryover(prior_deliveries=tuple(samples), prior_total_ml=before)
+    return tuple(samples), before
 
 
 def plan_resume(
@@ -147,6 +162,8 @@ def plan_resume(
             container_left -= measured - (ck.delivered_ml if ck else 0.0)
         notes.append(note)
     remaining = _remaining(facts, delivered, notes, now_wall)
+    if facts.active == SegmentPhase.PRIME.value:
+        unjournaled = 0.0  # the line filled further: nothing more reached the patient
     carry = _carryover(facts, unjournaled, now_wall)
     return ResumeDecision(
         previous_run_id=run.run_id,

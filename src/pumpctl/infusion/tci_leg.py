@@ -64,8 +64,10 @@ class PkLeg:
         self._unfed: tuple[float, float] | None = None
         #: what the prediction was fed beyond the books' totals (the crash gap of a resume)
         self._offset_ml = carryover.unjournaled_ml if carryover is not None else 0.0
+        #: what earlier runs gave the patient (their primes not counted)
+        self._prior_dosed_ml = carryover.prior_dosed_ml if carryover is not None else 0.0
         self._fed_ml = (
-            carryover.prior_total_ml if carryover is not None else 0.0
+            carryover.prior_dosed_ml if carryover is not None else 0.0
         ) + self._offset_ml
         tci = plan.tci
         self.target = tci.target_ug_per_ml if tci is not None else 0.0
@@ -88,14 +90,14 @@ class PkLeg:
         if p.pk_model is None or p.weight_kg is None or p.concentration_mg_per_ml is None:
             return None
         kinetics = get_model(p.pk_model, p.drug or "ketamine").kinetics(p.weight_kg)
-        samples = list(carry.prior_deliveries) if carry is not None else []
+        samples = list(carry.prior_doses) if carry is not None else []
         t0 = now - samples[0][0] if samples else now
         tracker = DeliveryTracker(kinetics, p.concentration_mg_per_ml, t0_s=t0)
         last = samples[0][1] if samples else 0.0
-        for ago_s, total_ml in samples[1:]:  # rebuilt from the journaled delivered volumes
+        for ago_s, total_ml in samples[1:]:  # rebuilt from the journaled doses (no primes)
             tracker.add_delivered(max(now - ago_s, tracker.t_s), max(0.0, total_ml - last))
             last = total_ml
-        extra = (carry.prior_total_ml - last + carry.unjournaled_ml) if carry is not None else 0.0
+        extra = (carry.prior_dosed_ml - last + carry.unjournaled_ml) if carry is not None else 0.0
         if tracker.t_s < now or extra > 0:
             tracker.add_delivered(now, max(0.0, extra))
         return tracker
@@ -132,10 +134,11 @@ class PkLeg:
         """The pump's reported total of this run: what reached the patient since last time."""
         if self.tracker is None:
             return
-        # the prime fills the line: it never reaches the patient
+        # a prime fills the line: it never reaches the patient (earlier runs' primes are not in
+        # `prior_dosed_ml`; this run's, resumed mid-prime or not, is taken off here)
         prime = self.books.results.get(SegmentPhase.PRIME.value)
         primed = prime.delivered_ml if prime is not None else 0.0
-        fed = self.books.prior_ml + self._offset_ml + total_ml - primed
+        fed = self._prior_dosed_ml + self._offset_ml + total_ml - primed
         self._unfed = (self.clock.now(), fed)
         if self._unfed[0] - self.tracker.t_s >= PK_STEP_S:
             self._feed()
