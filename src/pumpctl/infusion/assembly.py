@@ -3,12 +3,15 @@
 Kept apart from `Supervisor.__init__` so the wiring reads as one line per part, and so each
 part's starting state (what earlier runs carried over, what the pump can resolve) is written
 once. The segment runner (with its request handlers) and the PK leg share most of the
-supervisor's parts, so they are built from the supervisor itself.
+supervisor's parts, so they are built from the supervisor's public parts; what is its own (the
+request queue, the progress hook) it hands over itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pumpctl.clock import Clock
@@ -19,6 +22,7 @@ from pumpctl.infusion.config import SupervisorConfig
 from pumpctl.infusion.handlers import RequestHandlers
 from pumpctl.infusion.ledger import Tolerances
 from pumpctl.infusion.outcome import PhaseResult
+from pumpctl.infusion.requests import Queued
 from pumpctl.infusion.resume import Carryover
 from pumpctl.infusion.segment import PollSettings, RunBooks, SegmentRunner
 from pumpctl.infusion.tci_leg import PkLeg
@@ -83,8 +87,14 @@ def poll_settings(config: SupervisorConfig) -> PollSettings:
     )
 
 
-def segment_runner_for(sup: Supervisor) -> SegmentRunner:
-    """The segment loop and the operator-request handlers it serves between polls."""
+def segment_runner_for(
+    sup: Supervisor,
+    *,
+    requests: asyncio.Queue[Queued],
+    emit_progress: Callable[..., None],
+) -> SegmentRunner:
+    """The segment loop and the operator-request handlers it serves between polls; it takes
+    the supervisor's request queue and progress hook, which are the supervisor's own."""
     runner = SegmentRunner(
         driver=sup.driver,
         clock=sup.clock,
@@ -94,8 +104,8 @@ def segment_runner_for(sup: Supervisor) -> SegmentRunner:
         legs=sup.legs,
         books=sup.books,
         settings=poll_settings(sup.config),
-        requests=sup._requests,
-        emit_progress=sup._emit_progress,
+        requests=requests,
+        emit_progress=emit_progress,
         log=sup.log,
     )
     runner.handlers = RequestHandlers(

@@ -64,7 +64,7 @@ def run_progress(sup: Supervisor) -> Progress:
     delivered = sup.books.delivered_ml
     remaining_s: float | None = None
     dose_rate: float | None = None
-    running = sup._started and ledger is not None and ledger.pump_running
+    running = sup.started and ledger is not None and ledger.pump_running
     dose_unit = ledger.segment.dose_rate_unit if ledger else None
     if ledger is not None and ledger.segment.phase is SegmentPhase.TCI:
         # the controller sets the rate; the phase ends at its time, not at its volume ceiling
@@ -111,7 +111,7 @@ def raise_alarm(sup: Supervisor, exc: Alarm) -> None:
         # estimate) and journal it before anything else can fail (SR21, SR29)
         ledger.book_worst_case(sup.clock.now(), for_s=0.0)
         sup.books.booked(ledger)
-        sup._segments.checkpoint(ledger, force=True)
+        sup.segments.checkpoint(ledger, force=True)
     sup.recorder.write(AlarmEvent(reason=exc.reason, detail=exc.detail))
     if sup.machine.may(Trigger.ALARM):
         sup.machine.fire(Trigger.ALARM, reason=exc.reason, detail=exc.detail)
@@ -132,9 +132,9 @@ async def safe_stop(sup: Supervisor, why: str) -> bool:
     elif (ledger := sup.books.ledger) is not None:
         # unreachable and maybe still running: until its own target stops it, or its link
         # watchdog (SR19) a watchdog period after the last packet it heard
-        ledger.book_worst_case(sup.clock.now(), for_s=sup._watchdog_s)
+        ledger.book_worst_case(sup.clock.now(), for_s=sup.link_watchdog_s)
         sup.books.booked(ledger)
-        sup._segments.checkpoint(ledger, force=True)
+        sup.segments.checkpoint(ledger, force=True)
     return confirmed
 
 
@@ -151,4 +151,4 @@ async def _final_reading(sup: Supervisor) -> None:
     ledger.counter_reading(delivered.net_ml, sup.clock.now(), sup.books.tolerances.resolution_ml)
     sup.books.booked(ledger)
     sup.books.results[ledger.segment.key].ended_s = sup.clock.now()
-    sup._segments.checkpoint(ledger, force=True)
+    sup.segments.checkpoint(ledger, force=True)

@@ -123,8 +123,8 @@ class Supervisor:
         self._started = False
         self._ended = False
         #: the pump's link watchdog once enabled (SR19): it stops the pump this long after the
-        #: last packet it heard
-        self._watchdog_s: float | None = None
+        #: last packet it heard (None: no watchdog)
+        self.link_watchdog_s: float | None = None
         self.books = books_for(
             plan, tolerances_for(driver.capabilities, self.config, clock), carryover, clock.now()
         )
@@ -135,13 +135,21 @@ class Supervisor:
             changes_allowed=plan.container.changes_allowed,
             planned_total_ml=plan.total_volume_ml,
         )
-        self._segments = segment_runner_for(self)
-        self.pk = pk_leg_for(self, self._segments)
-        self._segments.pk = self.pk
+        #: the segment loop, with the operator-request handlers it serves between polls
+        self.segments = segment_runner_for(
+            self, requests=self._requests, emit_progress=self._emit_progress
+        )
+        self.pk = pk_leg_for(self, self.segments)
+        self.segments.pk = self.pk
 
     @property
     def run_id(self) -> str | None:
         return self.recorder.run_id
+
+    @property
+    def started(self) -> bool:
+        """The run is under way: requests are taken, progress may show the pump running."""
+        return self._started
 
     def _take_capabilities(self) -> None:
         self.books.tolerances = tolerances_for(self.driver.capabilities, self.config, self.clock)
@@ -195,7 +203,7 @@ class Supervisor:
             raise SupervisorError("the run has ended" if self._ended else "the run has not started")
         queued = Queued(request)
         await self._requests.put(queued)
-        self._segments.wake()
+        self.segments.wake()
         await queued.done
 
     # ------------------------------------------------------------------ the run
@@ -275,7 +283,7 @@ class Supervisor:
         )
 
     async def _run_segments(self) -> None:
-        self._watchdog_s = await prepare_pump(
+        self.link_watchdog_s = await prepare_pump(
             self.driver,
             self.cmds,
             self.plan,
@@ -294,7 +302,7 @@ class Supervisor:
         for index, segment in enumerate(self.plan.segments):
             if segment.phase is SegmentPhase.KVO:
                 self._notify_dosing_complete()
-            await self._segments.run(
+            await self.segments.run(
                 segment,
                 self.carryover if index == 0 else None,
                 following=self.plan.segments[index + 1 :],
