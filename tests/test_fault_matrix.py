@@ -106,8 +106,18 @@ def test_SR17_SR18_SR19_SR20_SR23_SR26_SR28_SR29_fault_in_every_phase(
 #: drive has no pressure or air-in-line sensor, so an occluded line or an empty reservoir goes on
 #: turning (and counting revolutions) with less or no liquid moving
 UNDETECTABLE = {("masterflex-ls", "stall"), ("masterflex-ls", "empty")}
+#: the same phases, shorter and at rates every family's pump can run (a Cavro with its 1 mL
+#: syringe: 3..75 mL/h): 100 cells of this run, each fault in maintenance (the longest, "slow"
+#: for 60 s, ends 130 s before the phase does)
+FAMILY_PLAN = make_plan(
+    segment(SegmentPhase.PRIME, 60.0, 0.5),  # 0-30 s
+    segment(SegmentPhase.LOADING, 30.0, 0.5),  # 30-90 s
+    segment(SegmentPhase.MAINTENANCE, 12.0, 1.0),  # 90-390 s
+)
+FAMILY_PLANNED = {"prime": 0.5, "loading": 0.5, "maintenance": 1.0}
+FAMILY_WHEN = "200s"
 FAMILY_PLANS = {
-    "masterflex-ls": PLAN.model_copy(
+    "masterflex-ls": FAMILY_PLAN.model_copy(
         update={"container": ContainerSpec(ml_per_rev=0.06, capacity_ml=500.0)}
     )
 }
@@ -117,7 +127,9 @@ FAMILY_PLANS = {
 CAVRO = ["tecan-xcalibur", "tecan-xlp6000-oem", "hamilton-psd6"]
 UNDETECTABLE |= {(model, "empty") for model in CAVRO}
 FAMILY_PLANS |= {
-    model: PLAN.model_copy(update={"container": ContainerSpec(ml_per_rev=1.0, capacity_ml=500.0)})
+    model: FAMILY_PLAN.model_copy(
+        update={"container": ContainerSpec(ml_per_rev=1.0, capacity_ml=500.0)}
+    )
     for model in CAVRO
 }
 FAMILIES = ["ne1000", "harvard-legacy", "harvard-elite", "masterflex-ls"]
@@ -133,13 +145,40 @@ def _journal_total(events: list[JournalEvent]) -> tuple[float, float]:
     return sum(delivered_by_phase(events).values()), sum(last.values())
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("model", FAMILIES)
+#: known to fail: Cavro DT replies carry no checksum, and the driver's string bookkeeping keeps
+#: what one reading says (the lowest position seen at the output). With seed 7 the garble turns
+#: a position of 15562 into 05562 on the XCalibur and the PSD/6: the driver then counts the whole
+#: string as dispensed, the supervisor books it and alarms on the deviation (SR20 broken: a
+#: corrupted reply was acted on). Until the driver confirms a reading before it latches it, these
+#: cells fail, strictly (a fix makes them pass and this mark must go).
+CAVRO_DT_GARBLE = {("tecan-xcalibur", "garble"), ("hamilton-psd6", "garble")}
+
+
+def _family_cells() -> list[object]:
+    return [
+        pytest.param(
+            model,
+            fault,
+            marks=[
+                pytest.mark.xfail(
+                    strict=True, reason="Cavro DT: a garbled position is booked (SR20)"
+                )
+            ]
+            if (model, fault) in CAVRO_DT_GARBLE
+            else [],
+            id=f"{model}-{fault}",
+        )
+        for model in FAMILIES
+        for fault in FAULTS
+    ]
+
+
+@pytest.mark.parametrize(("model", "fault"), _family_cells())
 def test_journal_is_the_ground_truth_or_a_marked_estimate_above_it(
     model: str, fault: str, tmp_path: Path
 ) -> None:
-    spec = FAULTS[fault].spec.format(when=WHEN["maintenance"])
-    plan = FAMILY_PLANS.get(model, PLAN)
+    spec = FAULTS[fault].spec.format(when=FAMILY_WHEN)
+    plan = FAMILY_PLANS.get(model, FAMILY_PLAN)
     address = default_address(model)
     emu = build_emulation(model, [address])
     if plan.container.ml_per_rev is not None:
@@ -153,6 +192,10 @@ def test_journal_is_the_ground_truth_or_a_marked_estimate_above_it(
         )
 
     result, _ = run_virtual(main)
+    # the fault landed in maintenance: the run got there (a plan the pump refuses would pass
+    # every check below without a fault ever happening)
+    reached = {ph.phase for ph in result.phases if ph.started_s is not None}
+    assert SegmentPhase.MAINTENANCE in reached, (spec, result.alarm)
     # left alone, every pump stops: at its own target, or by its link watchdog (SR19)
     emu.advance(3600.0)
     truth = emu.snapshot()[address]
@@ -161,7 +204,7 @@ def test_journal_is_the_ground_truth_or_a_marked_estimate_above_it(
     assert run is not None
     booked, estimated = _journal_total(journal.events(run.run_id))
     journal.close()
-    assert truth.delivered_ml <= sum(PLANNED.values()) + 3 * RES, spec
+    assert truth.delivered_ml <= sum(FAMILY_PLANNED.values()) + 3 * RES, spec
     if (model, fault) in UNDETECTABLE:
         assert booked >= truth.delivered_ml - 3 * RES, spec
     elif estimated > 0:
