@@ -8,6 +8,7 @@ import pytest
 
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import SegmentPhase, TitrationLimits
+from pumpctl.drivers.base import DeliveredVolume
 from pumpctl.infusion.machine import Phase
 from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorError
 
@@ -146,4 +147,47 @@ def test_internal_error_ends_in_alarm_and_confirmed_stop() -> None:
     result, pump = run_virtual(main)
     assert result.outcome is Outcome.ALARM
     assert result.alarm == "internal_error"
+    assert pump.state.value == "stopped"
+
+
+class _GarbledCounter(FakePump):
+    """A counter reply garbled in transit on the given `read_delivered` calls: a valid number,
+    1 mL too high (a protocol without a checksum cannot tell)."""
+
+    def __init__(self, clock: Clock, garbled: set[int]) -> None:
+        super().__init__(clock)
+        self.garbled = garbled
+        self.reads = 0
+
+    async def read_delivered(self) -> DeliveredVolume:
+        reading = await super().read_delivered()
+        self.reads += 1
+        if self.reads in self.garbled:
+            return DeliveredVolume(infused_ml=reading.infused_ml + 1.0)
+        return reading
+
+
+def _run_garbled(garbled: set[int]):  # type: ignore[no-untyped-def]
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = _GarbledCounter(clock, garbled)
+        return await Supervisor(pump, PLAN, clock).run(), pump
+
+    return run_virtual(main)
+
+
+def test_SR20_a_garbled_counter_is_read_again_and_not_acted_on() -> None:
+    """One reading 1 mL off is a deviation by its numbers alone; the reading after it is not:
+    the first was corrupted, so it is discarded, and the run goes on (no false alarm)."""
+    result, pump = _run_garbled({200})
+    assert result.outcome is Outcome.COMPLETED, result.alarm
+    assert pump.total_ml == pytest.approx(8.0, abs=0.002)
+    assert sum(p.delivered_ml for p in result.phases) == pytest.approx(8.0, abs=0.002)
+    # the poll that met it read once more: one read more than a run without it
+    _, clean = _run_garbled(set())
+    assert pump.reads == clean.reads + 1
+
+
+def test_SR22_a_deviation_read_twice_is_an_alarm() -> None:
+    result, pump = _run_garbled({200, 201})
+    assert (result.outcome, result.alarm) == (Outcome.ALARM, "volume_deviation")
     assert pump.state.value == "stopped"

@@ -40,6 +40,15 @@ class Alarm(Exception):
         self.detail = detail
 
 
+#: alarms a single reading can raise from its numbers alone (SR22, SR23, SR28): on a protocol
+#: without a checksum one garbled digit raises them too, so they are confirmed by a second
+#: reading first (SR20: a corrupted reply is never acted on)
+READING_ALARMS = frozenset({"volume_deviation", "over_delivery", "reset"})
+
+#: what `take_reading` changes besides the accrual (which follows the clock, not the reading)
+_READING_FIELDS = ("counter_ml", "last_reading_s", "pending_ml", "lost_ml", "carry_ml")
+
+
 class LegState(StrEnum):
     """Where the pump is believed to be within the current leg of a segment."""
 
@@ -209,6 +218,15 @@ class SegmentLedger:
         self.last_reading_s = now_s
         self._book()
         return not lost
+
+    def reading_state(self) -> tuple[float | None, ...]:
+        """The books a reading changes, to put back if the reading proves corrupted."""
+        return tuple(getattr(self, name) for name in _READING_FIELDS)
+
+    def restore_reading(self, saved: tuple[float | None, ...]) -> None:
+        for name, value in zip(_READING_FIELDS, saved, strict=True):
+            setattr(self, name, value)
+        self._book()
 
     # ------------------------------------------------------------------ one poll
 

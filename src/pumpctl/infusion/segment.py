@@ -20,18 +20,21 @@ from pumpctl.clock import Clock
 from pumpctl.dosing.plan import Segment, SegmentPhase
 from pumpctl.drivers.base import (
     Direction,
-    ProtocolError,
-    PumpAlarm,
     PumpDriver,
-    PumpError,
     PumpTimeout,
 )
 from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.events import CheckpointEvent, SegmentEnd, SegmentStart, StopRequested
 from pumpctl.infusion.handlers import RequestHandlers
-from pumpctl.infusion.ledger import Alarm, LegState, RunBooks, SegmentLedger, Verdict
+from pumpctl.infusion.ledger import (
+    LegState,
+    RunBooks,
+    SegmentLedger,
+    Verdict,
+)
 from pumpctl.infusion.legs import ContainerLegs, mean_rate_ahead
 from pumpctl.infusion.machine import InfusionMachine, Trigger
+from pumpctl.infusion.reading import PumpReader
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.infusion.refills import RefillWatch
 from pumpctl.infusion.requests import (
@@ -107,7 +110,8 @@ class SegmentRunner:
         self.handlers: RequestHandlers | None = None  # set by the supervisor (they start legs)
         #: predictions, TCI and boluses (issue #13), set by the supervisor
         self.pk: PkLeg | None = None
-        self._missed_polls = 0
+        #: reads the pump each poll, counting missed polls (SR17, SR20)
+        self.reader = PumpReader(driver, clock, cmds, settings, log)
         self.refills = RefillWatch()
         self.following: tuple[Segment, ...] = ()
         self._waiter: asyncio.Future[None] | None = None
@@ -257,24 +261,11 @@ class SegmentRunner:
 
     async def _poll(self, ledger: SegmentLedger) -> Verdict:
         """One status + volume poll, reconciled."""
-        try:
-            status, delivered = await self.driver.read_poll()
-        except PumpAlarm as exc:
-            raise Alarm(exc.reason.value, str(exc)) from exc
-        except (PumpTimeout, ProtocolError) as exc:
-            # silence is measured when the miss is known (after the driver's retries), not
-            # when the poll began: a poll that retries for 3 s is 3 s more of silence (SR17)
-            self._missed_poll(self.clock.now(), exc)
+        taken = await self.reader.take(ledger, self.books.tolerances)
+        if taken is None:
             return Verdict.CONTINUE
-        except PumpError as exc:
-            raise Alarm("pump_error", str(exc)) from exc
-        self._missed_polls = 0
-        # the counter was read when the reply came back, not when the poll began: on a rig
-        # running 1000x faster than real time a 10 ms reply is 10 s of pumping
-        replied = self.clock.now()
-        self.cmds.last_reply_s = replied
+        status, replied = taken
         books = self.books
-        ledger.take_reading(status, delivered, replied, books.tolerances)
         books.booked(ledger)
         total = books.done_ml + ledger.delivered_ml
         refill = self.refills.observe(status, replied, books.prior_ml + total)
@@ -293,19 +284,6 @@ class SegmentRunner:
             resolution_ml=books.tolerances.resolution_ml,
             max_pause_s=self.settings.max_pause_s,
         )
-
-    def _missed_poll(self, now: float, exc: PumpError) -> None:
-        """SR17/SR20: a lost or garbled reply counts; enough of them is a lost link."""
-        self._missed_polls += 1
-        silence = now - self.cmds.last_reply_s
-        self.log.warning(
-            "poll.missed", missed=self._missed_polls, silence_s=round(silence, 3), error=str(exc)
-        )
-        if self._missed_polls >= self.settings.max_missed or silence >= self.settings.max_silence_s:
-            raise Alarm(
-                "communication_lost",
-                f"{self._missed_polls} missed polls, {silence:.1f} s without a valid reply",
-            ) from exc
 
     # ------------------------------------------------------------------ operator requests
 
