@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_DOWN, Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pumpctl.simulator.devices.base import PumpSnapshot
 from pumpctl.simulator.devices.newera import NE1000Emulation
 from pumpctl.simulator.devices.newera_wire import (
+    _format_float,
+    _nanos,
     crc16_xmodem,
     format_number,
     frame_safe,
@@ -90,6 +93,32 @@ def _decimal_format(value: float) -> str:
 def test_float_counters_format_as_the_decimal_rule_does(value: float) -> None:
     # every poll formats two counters: the float path in integers must be the Decimal rule
     assert format_number(value) == _decimal_format(value)
+
+
+def _ulps_away(value: float, ulps: int) -> float:
+    for _ in range(abs(ulps)):
+        value = math.nextafter(value, math.copysign(math.inf, ulps))
+    return value
+
+
+#: values within a few ulps of a half nanolitre: where `_nanos` leaves its fast path
+_NEAR_HALF_NANOLITRE = st.builds(
+    lambda k, ulps: _ulps_away((k + 0.5) * 1e-9, ulps),
+    st.integers(0, 2 * 10**13),
+    st.integers(-4, 4),
+)
+
+
+@settings(max_examples=3000)
+@given(
+    _NEAR_HALF_NANOLITRE
+    | st.floats(min_value=5e-324, max_value=2e4, allow_nan=False)
+    | st.integers(0, 2 * 10**13).map(lambda n: n * 1e-9)
+)
+def test_the_fast_nanolitre_count_is_the_decimal_rule(value: float) -> None:
+    # below 2**44 nL the counters skip `round(value, 9)` and the exact ratio (see `_nanos`)
+    assert _format_float(value) == _decimal_format(value)
+    assert _nanos(value) == int(Decimal(round(value, 9)).quantize(Decimal("1e-9")).scaleb(9))
 
 
 @pytest.mark.parametrize("text", ["14.567", "12345", "0.0001", "", ".", "1.2.3", "abc"])

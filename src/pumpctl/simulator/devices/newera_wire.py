@@ -94,18 +94,54 @@ def _format_float(value: float) -> str:
 
     The same steps exactly: round to 9 decimals (as `round` does), then the exact binary value
     of that float to a whole number of nanolitres, half to even (`Decimal.quantize`), then
-    truncated to the decimals shown (`ROUND_DOWN`).
+    truncated to the decimals shown (`ROUND_DOWN`). The decimals come from tables: formatting
+    `frac:03d` costs more than the rest of the function.
     """
+    nano = _nanos(value)
+    if nano < 10_000_000_000:  # below 10: three decimals
+        whole, frac = divmod(nano // 1_000_000, 1000)
+        return str(whole) + _POINT_3[frac]
+    if nano < 100_000_000_000:
+        whole, frac = divmod(nano // 10_000_000, 100)
+        return str(whole) + _POINT_2[frac]
+    if nano < 1_000_000_000_000:
+        whole, frac = divmod(nano // 100_000_000, 10)
+        return str(whole) + _POINT_1[frac]
+    return f"{nano // 1_000_000_000}."
+
+
+def _nanos(value: float) -> int:
+    """`round(value, 9)` as a whole number of nanolitres: its exact value, half to even.
+
+    Fast path, for products below `_NANOS_FAST_MAX` = 2**44 nL (values below 17592.19 <
+    2**15), with neither rounding. Let k be the exact value of `value` times 10**9, rounded half
+    to even. (1) The exact path gives k: `round(value, 9)` is the double nearest k / 10**9
+    (CPython rounds in decimal, correctly, half to even, and converts back), below 2**15 within
+    half an ulp, 2**-39, of it; its exact value times 10**9 is within 10**9 * 2**-39 < 0.002
+    of k, so rounds to k. (2) The product y = value * 1e9 in floats (1e9 is exact) is off the
+    real product by at most half its ulp, 2**-10 < 0.001; when y is within 0.498 of the
+    integer `round(y)`, the real product is within 0.499 < 0.5 of it, so that integer is k.
+    Only products within 0.002 of a half nanolitre take the exact path; `test_sim_newera`
+    compares both with the Decimal rule, near half nanolitres too.
+    """
+    y = value * 1e9
+    if y < _NANOS_FAST_MAX:
+        nano = round(y)
+        if abs(y - nano) < 0.498:
+            return nano
     num, den = round(value, 9).as_integer_ratio()
     nano, rest = divmod(num * 1_000_000_000, den)
     if 2 * rest > den or (2 * rest == den and nano & 1):
         nano += 1
-    if nano >= 1_000_000_000_000:
-        return f"{nano // 1_000_000_000}."
-    decimals = 1 if nano >= 100_000_000_000 else 2 if nano >= 10_000_000_000 else 3
-    shown = nano // 10 ** (9 - decimals)
-    whole, frac = divmod(shown, 10**decimals)
-    return f"{whole}.{frac:0{decimals}d}"
+    return nano
+
+
+#: products below this take `_nanos`' fast path (see its proof)
+_NANOS_FAST_MAX = 2.0**44
+#: the decimals shown, by their count: `_POINT_3[8] == ".008"`
+_POINT_3 = tuple(f".{i:03d}" for i in range(1000))
+_POINT_2 = tuple(f".{i:02d}" for i in range(100))
+_POINT_1 = tuple(f".{i}" for i in range(10))
 
 
 def parse_number(text: str) -> Decimal | None:
