@@ -240,16 +240,19 @@ class SyringePhysics:
             return None
         a = self._a
         if self._sign > 0:
-            ends = [(a.contents_ml, StopReason.EMPTY)]
+            travel, reason = a.contents_ml, StopReason.EMPTY
         else:
-            ends = [(self.capacity_ml - a.contents_ml, StopReason.FULL)]
+            travel, reason = self.capacity_ml - a.contents_ml, StopReason.FULL
+        # ties: the first reason found wins (`<`), so a physical one over the caller's limit
         if self.occluded:
             threshold_ml = self.stall_pressure_kpa * self.compliance_ml_per_kpa
-            ends.append((threshold_ml - self._sign * a.line_ml, StopReason.STALL))
-        if self._limit_ml is not None:
-            ends.append((self._limit_ml, StopReason.LIMIT))
-        # ties: the physical reason wins over the caller's limit (listed first)
-        return min(ends, key=lambda e: e[0])
+            stall = threshold_ml - self._sign * a.line_ml
+            if stall < travel:
+                travel, reason = stall, StopReason.STALL
+        limit = self._limit_ml
+        if limit is not None and limit < travel:
+            travel, reason = limit, StopReason.LIMIT
+        return travel, reason
 
     def advance(self, seconds: float) -> StopReason | None:
         """Let `seconds` pass; returns why the plunger stopped during them, if it did."""

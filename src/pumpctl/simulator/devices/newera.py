@@ -160,22 +160,24 @@ class NE1000Emulation(BufferedEmulation):
         y = seconds - self._now_comp
         end = self._now + y
         self._now_comp = (end - self._now) - y
-        while True:
-            deadlines = [
-                p.watchdog_deadline_s
-                for p in self._pumps.values()
-                if p.watchdog_deadline_s is not None and p.watchdog_deadline_s <= end
-            ]
-            step_to = min(deadlines) if deadlines else end
-            self._move(max(0.0, step_to - self._now))
-            self._now = step_to
+        while (due := self._watchdog_due(end)) is not None:
+            self._move(max(0.0, due - self._now))
+            self._now = due
             for pump in self._pumps.values():
-                if pump.watchdog_deadline_s is not None and pump.watchdog_deadline_s <= step_to:
+                if pump.watchdog_deadline_s is not None and pump.watchdog_deadline_s <= due:
                     pump.watchdog_deadline_s = None  # fires once; re-armed by the next packet
                     self._alarm(pump, "T", "link_timeout")
-            if not deadlines:
-                self._now = end
-                return
+        self._move(max(0.0, end - self._now))
+        self._now = end
+
+    def _watchdog_due(self, end: float) -> float | None:
+        """The earliest link-watchdog deadline by `end`, if one falls by then."""
+        due = None
+        for pump in self._pumps.values():
+            deadline = pump.watchdog_deadline_s
+            if deadline is not None and deadline <= end and (due is None or deadline < due):
+                due = deadline
+        return due
 
     def snapshot(self) -> dict[int, PumpSnapshot]:
         return {a: snapshot_of(p) for a, p in sorted(self._pumps.items())}
