@@ -123,6 +123,15 @@ class SyringePhysics:
         """Cumulative backward plunger travel since start, mL (monotone)."""
         return self._a.withdrawn_ml + (self._travel_ml() if self._sign < 0 else 0.0)
 
+    def travel_counters_ml(self) -> tuple[float, float]:
+        """(`infused_ml`, `withdrawn_ml`) at once, the travel worked out once (a pump's `DIS`
+        reads both on every poll)."""
+        a, travel, infusing = self._a, self._travel_ml(), self._sign > 0
+        return (
+            a.infused_ml + (travel if infusing else 0.0),
+            a.withdrawn_ml + (0.0 if infusing else travel),
+        )
+
     @property
     def pushed_net_ml(self) -> float:
         """Net volume the plunger has pushed since start (ground truth of the pump's motion)."""

@@ -35,6 +35,7 @@ from pumpctl.simulator.devices.newera_pump import (
 )
 from pumpctl.simulator.devices.newera_wire import (
     ADDRESS,
+    ADDRESS_TEXT,
     CR,
     ETX,
     STX,
@@ -223,14 +224,15 @@ class NE1000Emulation(BufferedEmulation):
     # -- output --------------------------------------------------------------------------------
 
     def _reply(self, pump: Pump, body: str) -> None:
-        data = f"{pump.address:02d}{body}".encode("latin-1")
-        framed = frame_safe(data) if pump.safe else b"\x02" + data + b"\x03"
-        if self._bad_crc and pump.safe:
+        data = (ADDRESS_TEXT[pump.address] + body).encode("latin-1")
+        safe = pump.safe
+        framed = frame_safe(data) if safe else b"\x02" + data + b"\x03"
+        if self._bad_crc and safe:
             self._bad_crc -= 1
             framed = framed[:-2] + bytes((framed[-2] ^ 0xFF,)) + framed[-1:]  # CRC low byte
         # Emulation choice: a garble flips bit 6 of the first address digit; framing (and LEN)
         # stay intact, so a safe-mode host sees a CRC error and a basic-mode host a bad address.
-        self._queue(self._inject_faults(framed, 2 if pump.safe else 1))
+        self._queue(self._inject_faults(framed, 2 if safe else 1))
 
     def _auto_alarm(self, pump: Pump) -> None:
         """Safe mode announces alarms unsolicited, but never while a reply is outstanding.
@@ -242,7 +244,7 @@ class NE1000Emulation(BufferedEmulation):
             return
         if self._reply_pending():
             return
-        data = f"{pump.address:02d}A?{pump.alarm_pending}".encode("latin-1")
+        data = f"{ADDRESS_TEXT[pump.address]}A?{pump.alarm_pending}".encode("latin-1")
         self._queue(frame_safe(data), reply=False)
 
     # -- input ---------------------------------------------------------------------------------
@@ -300,7 +302,6 @@ class NE1000Emulation(BufferedEmulation):
         return p.status + data
 
     def _execute(self, p: Pump, name: str, args: str, *, safe: bool, several: bool) -> str:
-        moving = p.run in (Run.RUNNING, Run.PURGING)
         if name == "":
             return ""
         if name == "VER":
@@ -316,7 +317,7 @@ class NE1000Emulation(BufferedEmulation):
             self._start(p)
             return ""
         if name == "PUR":
-            if moving:
+            if p.run in (Run.RUNNING, Run.PURGING):
                 raise PumpError("NA")
             self._begin(p, max_rate_ml_per_h(p.diameter_mm), limit_ml=None, run=Run.PURGING)
             return ""

@@ -275,8 +275,9 @@ def clear_volume(p: Pump, args: str) -> str:
 def dispensed(p: Pump) -> str:
     """`DIS`: the counters since `CLD`, in the volume units, as the pump prints them."""
     unit = VOLUME_UNITS_FLOAT[p.volume_units]
-    inf = (p.physics.infused_ml - p.inf_base_ml) / unit
-    wdr = (p.physics.withdrawn_ml - p.wdr_base_ml) / unit
+    infused_ml, withdrawn_ml = p.physics.travel_counters_ml()
+    inf = (infused_ml - p.inf_base_ml) / unit
+    wdr = (withdrawn_ml - p.wdr_base_ml) / unit
     return f"I{format_number(inf)}W{format_number(wdr)}{p.volume_units}"
 
 

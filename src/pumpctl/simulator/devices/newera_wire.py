@@ -14,6 +14,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 __all__ = [
     "ADDRESS",
+    "ADDRESS_TEXT",
     "COMMANDS",
     "CR",
     "ETX",
@@ -62,6 +63,9 @@ COMMANDS = tuple(
 _NUMBER = re.compile(r"(\d*)(?:\.(\d*))?")
 _BURST_SPLIT = re.compile(r"\*(?=\d|$)")
 ADDRESS = re.compile(r"(\d{1,2})?(.*)", re.S)
+#: a pump's address as every reply starts with it: `ADDRESS_TEXT[7] == "07"` (an f-string's
+#: `:02d` costs a poll more than the lookup)
+ADDRESS_TEXT = tuple(f"{a:02d}" for a in range(100))
 
 
 def format_number(value: Decimal | float) -> str:
