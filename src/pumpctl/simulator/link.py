@@ -107,6 +107,10 @@ class Link:
         self.rng = faults.rng if faults is not None else random.Random(0)
         self._offset: float | None = None
         self._lines_fed = 0  # CR-terminated lines, for families that do not count commands
+        self._count_lines = not type(emulation).counts_commands
+        # the last (pump, client) line settings compared, and whether their bauds differ: both
+        # are frozen, and the pump's object only changes with its settings (a `baud` fault)
+        self._compared: tuple[LineSettings, LineSettings | None, bool] | None = None
         if faults is not None:
             faults.check(emulation)
 
@@ -133,15 +137,24 @@ class Link:
                 return
             faults.apply_due(emulation, due, self.commands_seen)
 
+    def _mismatched(self, pump: LineSettings, client: LineSettings | None) -> bool:
+        """`mismatched(pump, client)`, compared again only when either object changes (each
+        exchange asks twice, and a pydantic field read is slow)."""
+        compared = self._compared
+        if compared is None or compared[0] is not pump or compared[1] is not client:
+            compared = self._compared = (pump, client, mismatched(pump, client))
+        return compared[2]
+
     def feed(self, data: bytes, client: LineSettings | None) -> None:
         emulation = self.emulation
         pump = emulation.uart_settings()
-        if mismatched(pump, client):
+        if self._mismatched(pump, client):
             if self.mismatch == "silence":
                 return
             assert client is not None
             data = wrong_baud(data, client, pump, self.rng)
-        self._lines_fed += data.count(b"\r")
+        if self._count_lines:
+            self._lines_fed += data.count(b"\r")
         emulation.feed(data)
 
     def read(self, client: LineSettings | None) -> bytes:
@@ -149,7 +162,7 @@ class Link:
         if not data:
             return data
         pump = self.emulation.uart_settings()
-        if not mismatched(pump, client):
+        if not self._mismatched(pump, client):
             return data
         if self.mismatch == "silence":
             return b""

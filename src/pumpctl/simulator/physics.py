@@ -83,6 +83,10 @@ class SyringePhysics:
         self._moving = False
         self._limit_ml: float | None = None  # travel allowed in this segment (caller's target)
         self.occluded = False
+        # `_segment_end()` of the current segment, worked out at its first advance (every
+        # exchange advances the physics); every change of segment goes through `_freeze`
+        self._end: tuple[float, StopReason] | None = None
+        self._end_known = False
 
     # -- derived geometry --------------------------------------------------------------------
 
@@ -231,7 +235,9 @@ class SyringePhysics:
         return max(0.0, self._limit_ml - self._travel_ml())
 
     def _freeze(self) -> None:
-        """Start a new segment at the current time with the current state as anchor."""
+        """Start a new segment at the current time with the current state as anchor (the
+        caller then sets its motion: its end is worked out again at the next advance)."""
+        self._end_known = False
         self._a = _Anchor(
             self._t,
             self.infused_ml,
@@ -267,7 +273,9 @@ class SyringePhysics:
         """Let `seconds` pass; returns why the plunger stopped during them, if it did."""
         if seconds < 0:
             raise ValueError(f"cannot go back in time ({seconds} s)")
-        end = self._segment_end()
+        if not self._end_known:
+            self._end, self._end_known = self._segment_end(), True
+        end = self._end
         y = seconds - self._t_comp
         t = self._t + y
         self._t_comp = (t - self._t) - y
@@ -293,4 +301,5 @@ class SyringePhysics:
         )
         self._moving = False
         self._limit_ml = None
+        self._end_known = False
         return reason

@@ -256,7 +256,11 @@ class BufferedEmulation(Emulation):
         now = self._now
         if not out or out[0][0] > now:
             return b""
-        chunks = []
+        _, data, _ = out.popleft()
+        self._out_bytes -= len(data)
+        if not out or out[0][0] > now:
+            return data  # the usual: one reply
+        chunks = [data]
         while out and out[0][0] <= now:
             _, data, _ = out.popleft()
             self._out_bytes -= len(data)

@@ -148,9 +148,9 @@ class Pump:
 
     @property
     def status(self) -> str:
-        if self.run is Run.RUNNING:
-            return "I" if self.infuse else "W"
-        return str(self.run.value)
+        """The status character every reply starts with (a table: on Python 3.11 `Run.X` and
+        `.value` are slow lookups through the enum class, and each reply reads this)."""
+        return _STATUS[self.run, self.infuse]
 
     def rate_ml_per_h(self) -> Decimal:
         return self.rate * RATE_UNITS_ML_PER_H[self.rate_units]
@@ -176,6 +176,13 @@ class Pump:
 
 
 # --------------------------------------------------------------------------- settings
+
+#: status character by (run state, infusing): I or W while running, else the state's own
+_STATUS = {
+    (run, infuse): ("I" if infuse else "W") if run is Run.RUNNING else str(run.value)
+    for run in Run
+    for infuse in (True, False)
+}
 
 RATE_ARGS = re.compile(r"([CI]?)([\d.]*)(UM|MM|UH|MH)?")
 
