@@ -16,7 +16,7 @@ manual leaves open is marked "Emulation choice".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from pumpctl.families.cavro import MODELS, CavroModel
@@ -159,13 +159,13 @@ class CavroEmulation(BufferedEmulation):
     def _receive(self, data: bytes) -> None:
         self._buf += data
         while True:
-            starts = [i for i in (self._buf.find(b"/"), self._buf.find(bytes([STX]))) if i >= 0]
-            if not starts:
+            slash, stx = self._buf.find(b"/"), self._buf.find(b"\x02")
+            if slash < 0 and stx < 0:
                 self._buf.clear()
                 return
-            del self._buf[: min(starts)]
+            del self._buf[: slash if stx < 0 or 0 <= slash < stx else stx]
             if self._buf[0] == STX:
-                end = self._buf.find(bytes([ETX]))
+                end = self._buf.find(b"\x03")
                 if end < 0 or end + 1 >= len(self._buf):
                     break
                 frame = bytes(self._buf[: end + 2])
@@ -199,7 +199,7 @@ class CavroEmulation(BufferedEmulation):
         return [], False
 
     def _on_dt(self, frame: bytes) -> None:
-        if not frame or any(b > 0x7E for b in frame):
+        if not frame or max(frame) > 0x7E:
             return
         targets, answered = self._targets(frame[0])
         text = frame[1:].decode("ascii").rstrip("\n")
@@ -290,19 +290,27 @@ class CavroEmulation(BufferedEmulation):
                 "%": self._query(p, 18, address)}.get(head, "")  # fmt: skip
 
     def _query(self, p: CavroPump, n: int, address: int) -> str:
-        s = p.settings
         if n == 18:
             moved = p.counters["valve"] - self._valve_reads.get(address, 0)
             self._valve_reads[address] = p.counters["valve"]
             return str(moved)
-        values = {
-            0: p.reported_position(), 1: s["v"], 2: p.speed, 3: s["c"], 4: p.reported_position(),
-            6: p.valve, 10: int(bool(p.buffer)), 12: s["K"], 13: 0, 14: 0,
-            15: p.counters["init"], 16: p.counters["plunger"], 17: p.counters["valve"],
-            20: "5C3A", 22: 255, 23: self.firmware, 24: s["k"], 25: s["L"], 28: p.mode,
-            29: int(p.busy), 76: f"{self.firmware}, {p.valve_ports or 3}-port valve",
-        }  # fmt: skip
-        return str(values.get(n, ""))
+        query = _QUERIES.get(n)  # only the one asked for is worked out (a poll asks `?`, `?6`)
+        return "" if query is None else str(query(self, p))
+
+
+#: report command `?n` (XC §3.5.8) -> its value, but `?18`, which counts (see `_query`)
+_QUERIES: dict[int, Callable[[CavroEmulation, CavroPump], object]] = {
+    0: lambda e, p: p.reported_position(), 1: lambda e, p: p.settings["v"],
+    2: lambda e, p: p.speed, 3: lambda e, p: p.settings["c"],
+    4: lambda e, p: p.reported_position(), 6: lambda e, p: p.valve,
+    10: lambda e, p: int(bool(p.buffer)), 12: lambda e, p: p.settings["K"],
+    13: lambda e, p: 0, 14: lambda e, p: 0, 15: lambda e, p: p.counters["init"],
+    16: lambda e, p: p.counters["plunger"], 17: lambda e, p: p.counters["valve"],
+    20: lambda e, p: "5C3A", 22: lambda e, p: 255, 23: lambda e, p: e.firmware,
+    24: lambda e, p: p.settings["k"], 25: lambda e, p: p.settings["L"],
+    28: lambda e, p: p.mode, 29: lambda e, p: int(p.busy),
+    76: lambda e, p: f"{e.firmware}, {p.valve_ports or 3}-port valve",
+}  # fmt: skip
 
 
 # Emulation choice: the firmware texts (`&`); the manuals show none verbatim.

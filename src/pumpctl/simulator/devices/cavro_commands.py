@@ -16,6 +16,7 @@ __all__ = ["CONTROL", "PROGRAM", "RANGES", "REPORTS", "immediate_error", "tokeni
 PROGRAM = frozenset("ZYWwzkKNUIOBEAaPpDdvVScCLMgGHJ^")
 REPORTS = frozenset("?QF&#%*")
 CONTROL = frozenset("RXT")
+_LETTERS = PROGRAM | REPORTS | CONTROL
 #: operand ranges that do not depend on the mode or the model (XC App. G)
 RANGES = {
     "v": (50, 1000), "c": (50, 2700), "S": (0, 40), "L": (1, 20), "M": (0, 30000),
@@ -24,12 +25,26 @@ RANGES = {
 
 
 def tokenize(text: str) -> list[Token] | None:
-    """`Z0,1,2R` -> [("Z", (0, 1, 2)), ("R", ())]; None on an unknown command (error 2)."""
+    """`Z0,1,2R` -> [("Z", (0, 1, 2)), ("R", ())]; None on an unknown command (error 2).
+    Pure, so kept per distinct string (a host polls with the same few for days)."""
+    tokens = _TOKENIZED.get(text)
+    if tokens is None:
+        tokens = _tokenize(text)
+        if len(_TOKENIZED) < _MAX_TOKENIZED:
+            _TOKENIZED[text] = tokens
+    return None if tokens is None else list(tokens)  # a copy: callers may keep or change it
+
+
+_TOKENIZED: dict[str, tuple[Token, ...] | None] = {}
+_MAX_TOKENIZED = 1024
+
+
+def _tokenize(text: str) -> tuple[Token, ...] | None:
     tokens: list[Token] = []
     i = 0
     while i < len(text):
         letter = text[i]
-        if letter not in PROGRAM | REPORTS | CONTROL:
+        if letter not in _LETTERS:
             return None
         j = i + 1
         while j < len(text) and ((text[j].isdigit() and text[j].isascii()) or text[j] == ","):
@@ -39,7 +54,7 @@ def tokenize(text: str) -> list[Token] | None:
             return None
         tokens.append((letter, tuple(int(p) for p in parts)))
         i = j
-    return tokens
+    return tuple(tokens)
 
 
 def immediate_error(p: CavroPump, tokens: list[Token]) -> int:
