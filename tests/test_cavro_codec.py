@@ -243,3 +243,54 @@ def test_a_string_stopped_after_its_refill_counts_its_whole_dispense() -> None:
     books.running.terminated = True
     books.finish((24000, True, True))
     assert books.done_steps == 24000
+
+
+def _dispensing() -> PumpString:
+    """`D24000` from 24000 then `P24000`, read at the output while the plunger goes down."""
+    s = PumpString("OV11D24000IV3000P24000OR", 24000, 24000, 24000, True)
+    assert s.delivered_steps(16000, True, False) == 8000
+    assert s.delivered_steps(15562, True, False) == 8438
+    return s
+
+
+def test_SR20_one_garbled_position_costs_one_reading_not_the_strings_books() -> None:
+    """SR20 on a link without checksums: 15562 read as 05562 once. The old books kept 5562 as
+    the lowest position, so the true 15500 that followed looked like the plunger back up after
+    its refill: the whole string counted as out."""
+    s = _dispensing()
+    assert s.delivered_steps(5562, True, False) == 18438  # wrong, once: the supervisor re-reads
+    assert s.delivered_steps(15500, True, False) == 8500
+    assert s.delivered_steps(15400, True, False) == 8600
+    assert not s.dispensed
+    s = _dispensing()
+    assert s.delivered_steps(95562, True, False) == 24000  # read above the low: once only
+    assert s.delivered_steps(15500, True, False) == 8500
+    assert not s.dispensed
+
+
+def test_SR20_one_garbled_valve_letter_latches_nothing() -> None:
+    s = _dispensing()
+    assert s.delivered_steps(15500, False, False) == 24000  # "at the reservoir", once
+    assert s.delivered_steps(15400, True, False) == 8600
+    assert not s.dispensed
+    s = _dispensing()
+    assert s.delivered_steps(15500, False, False) == 24000
+    assert s.delivered_steps(15400, True, False) == 8600
+    assert s.delivered_steps(15300, False, False) == 24000  # twice, but not in a row
+    assert s.delivered_steps(15200, True, False) == 8800
+    assert not s.dispensed
+
+
+def test_the_end_of_a_dispense_read_twice_is_kept() -> None:
+    s = _dispensing()
+    assert s.delivered_steps(2000, False, False) == 24000  # refilling
+    assert s.delivered_steps(9000, False, False) == 24000
+    assert s.dispensed  # kept from here on, whatever one later reading says
+    assert s.delivered_steps(5, True, False) == 24000
+    # the refill seen once at the reservoir between two polls, then back at the output
+    sparse = _dispensing()
+    assert sparse.delivered_steps(14000, True, False) == 10000
+    assert sparse.delivered_steps(3000, False, False) == 24000
+    assert sparse.delivered_steps(14500, True, False) == 24000  # P<m> back above the low
+    assert sparse.delivered_steps(14500, True, False) == 24000
+    assert sparse.dispensed

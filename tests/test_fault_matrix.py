@@ -145,31 +145,9 @@ def _journal_total(events: list[JournalEvent]) -> tuple[float, float]:
     return sum(delivered_by_phase(events).values()), sum(last.values())
 
 
-#: known to fail: Cavro DT replies carry no checksum, and the driver's string bookkeeping keeps
-#: what one reading says (the lowest position seen at the output). With seed 7 the garble turns
-#: a position of 15562 into 05562 on the XCalibur and the PSD/6: the driver then counts the whole
-#: string as dispensed, the supervisor books it and alarms on the deviation (SR20 broken: a
-#: corrupted reply was acted on). Until the driver confirms a reading before it latches it, these
-#: cells fail, strictly (a fix makes them pass and this mark must go).
-CAVRO_DT_GARBLE = {("tecan-xcalibur", "garble"), ("hamilton-psd6", "garble")}
-
-
 def _family_cells() -> list[object]:
     return [
-        pytest.param(
-            model,
-            fault,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True, reason="Cavro DT: a garbled position is booked (SR20)"
-                )
-            ]
-            if (model, fault) in CAVRO_DT_GARBLE
-            else [],
-            id=f"{model}-{fault}",
-        )
-        for model in FAMILIES
-        for fault in FAULTS
+        pytest.param(model, fault, id=f"{model}-{fault}") for model in FAMILIES for fault in FAULTS
     ]
 
 

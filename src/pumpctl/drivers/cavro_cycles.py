@@ -17,6 +17,10 @@ What a string has delivered so far is read from the plunger position `?`, the va
   the dispense started): the refill is done and the valve is back for the string's end (`n`).
   A dispense only moves the plunger down, so this is never a dispense in progress; a string
   terminated there (a `T` during that last valve move) delivered all of its `n`.
+A conclusion the books keep for the rest of the string (the dispense began, it is over, the
+plunger went this low) takes two readings that agree: DT replies carry no checksum, so one
+digit or valve letter changed on the line may make one reading wrong (the supervisor reads
+again when its numbers raise an alarm), but never the string's books.
 Reading `Q` last means a string seen busy was busy at the two reads before it. This relies on
 `?6` reporting the position the valve last reached while it moves (emulation choice, not
 verified on hardware).
@@ -65,28 +69,54 @@ class PumpString:
     low_steps: int | None = None
     #: f: an empty syringe was filled first in this string (`start_steps` = f)
     fill_steps: int = 0
+    #: the low before the last reading lowered it, while no later reading confirmed that one
+    low_unconfirmed: int | None = None
+    #: the previous reading: (at the output, its conclusion was that the dispense is over)
+    previous: tuple[bool, bool] | None = None
 
     def delivered_steps(self, position: int, valve_at_output: bool, ready: bool) -> int:
-        """What this string has dispensed, from one reading (see the module)."""
+        """What this string has dispensed, from one reading (see the module). A conclusion
+        kept for the rest of the string (the dispense began; it is over; the plunger went this
+        low) needs two readings: a DT reply carries no checksum, and a digit or valve letter
+        changed on the line must cost one wrong reading, never the string's books (SR20)."""
         n = self.dispense_steps
         if n == 0:
             return 0
         if (ready and not self.terminated) or self.dispensed:
             return n
+        previous, over = self.previous, True
         if valve_at_output:
-            low = self.start_steps if self.low_steps is None else self.low_steps
-            if position > low:
-                # back at the output above where the dispense went: this is the string's last
-                # valve move, after its refill (read as `start - position` it would be n - m)
-                self.dispensed = True
-                return n
-            self.seen_output = True
-            self.low_steps = position
-            return min(n, max(0, self.start_steps - position))
-        if self.seen_output:
-            self.dispensed = True
+            over = self._over_at_output(position, previous)
+        else:
+            self.low_unconfirmed = None  # the valve moved on: the low read before it stands
+            over = self.seen_output  # else before the first valve move (a fill): nothing out
+        self.previous = (valve_at_output, over)
+        if over:
+            if previous is not None and previous[1]:
+                self.dispensed = True  # read over twice in a row
             return n
-        return 0
+        return min(n, max(0, self.start_steps - position)) if valve_at_output else 0
+
+    def _over_at_output(self, position: int, previous: tuple[bool, bool] | None) -> bool:
+        """At the output: above the lowest position read, the refill is done and the valve is
+        back for the string's end (a dispense never moves the plunger up); else dispensing."""
+        low = self.start_steps if self.low_steps is None else self.low_steps
+        before, self.low_unconfirmed = self.low_unconfirmed, None
+        if position > low and before is not None and position < before:
+            # only the last reading went below this one, and this one is still below the low
+            # before it: the plunger moved on down, and that reading was the wrong one
+            self.low_unconfirmed, self.low_steps = before, position
+            return False
+        if position > low:
+            return True
+        if (previous is not None and previous[0]) or position < low:
+            # at the output twice, or moving down there. Residual: a valve letter changed to
+            # the output's during a fill reads as a dispense begun, and the string's end
+            # then comes too early, which the supervisor's deviation check stops (an alarm)
+            self.seen_output = True
+        if position < low:
+            self.low_unconfirmed, self.low_steps = low, position
+        return False
 
 
 def build_string(
