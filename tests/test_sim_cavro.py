@@ -195,3 +195,20 @@ def test_garbled_answers_keep_their_framing_and_oem_checksums_can_be_wrong() -> 
     emu.corrupt_next_checksums(1)
     emu.feed(bytes.fromhex("02 31 32 51 03 53"))
     assert emu.read() == bytes.fromhex("02 30 67 03") + bytes([0x56 ^ 0xFF])
+
+
+@pytest.mark.parametrize("report", ["Q", "&", "F", "#", "*", "?", "?6", "?17"])
+def test_valve_moves_since_the_last_report_count_until_18_or_percent_asks(report: str) -> None:
+    """`?18` and `%` read the valve moves since the last of them; no other report resets that
+    count (a host polling `Q` between them must not see 0)."""
+    emu = ready(XCaliburEmulation())
+    dt(emu, "?18")
+    dt(emu, "OIOR")  # from the input: three moves
+    emu.advance(5.0)
+    dt(emu, report)
+    assert dt(emu, "?18") == b"/0`3\x03\r\n"
+    assert dt(emu, "?18") == b"/0`0\x03\r\n"
+    dt(emu, "IR")
+    emu.advance(5.0)
+    dt(emu, report)
+    assert dt(emu, "%") == b"/0`1\x03\r\n"

@@ -286,8 +286,10 @@ class CavroEmulation(BufferedEmulation):
         head, number = text[:1], text[1:].rstrip("R")
         if head == "?":
             return self._query(p, int(number) if number.isdigit() else 0, address)
-        return {"&": self.firmware, "F": str(int(bool(p.buffer))), "#": "5C3A", "*": "255",
-                "%": self._query(p, 18, address)}.get(head, "")  # fmt: skip
+        if head == "%":  # counts valve moves since the last `%` or `?18`: only when asked
+            return self._query(p, 18, address)
+        return {"&": self.firmware, "F": str(int(bool(p.buffer))), "#": "5C3A",
+                "*": "255"}.get(head, "")  # fmt: skip
 
     def _query(self, p: CavroPump, n: int, address: int) -> str:
         if n == 18:
