@@ -28,6 +28,7 @@ from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.events import BolusGiven, TargetChanged, TciRateUpdate
 from pumpctl.infusion.ledger import Alarm, LegState, SegmentLedger, Verdict
 from pumpctl.infusion.machine import InfusionMachine, Trigger
+from pumpctl.infusion.pk_refusals import bolus_refusal, target_refusal
 from pumpctl.infusion.recorder import RunRecorder
 from pumpctl.infusion.requests import BolusRequest, SupervisorError, TargetRequest
 from pumpctl.infusion.resume import Carryover
@@ -307,10 +308,11 @@ class PkLeg:
         if tci is None or not self.machine.may(Trigger.RETARGET):
             raise SupervisorError(f"no TCI phase running (phase {self.machine.phase.value})")
         now, old, new = self.clock.now(), self.target, float(req.target_ug_per_ml)
-        error = _target_error(tci, old, new, now, self.last_target_increase_s)
+        refused = target_refusal(tci, old, new, now, self.last_target_increase_s)
+        error = str(refused) if refused is not None else None
         self.recorder.write(
             TargetChanged(
-                accepted=error is None,
+                accepted=refused is None,
                 old_ug_per_ml=old,
                 new_ug_per_ml=new,
                 reason=req.reason,
@@ -318,9 +320,9 @@ class PkLeg:
                 error=error,
             )
         )
-        if error is not None:
+        if refused is not None:
             self.log.warning("tci.target_refused", new_ug_per_ml=new, error=error, who=req.who)
-            raise SupervisorError(error)
+            raise refused
         self.target = new
         if new > old:
             self.last_target_increase_s = now
@@ -350,7 +352,7 @@ class PkLeg:
             self.log.warning(
                 "bolus.refused", limit=decision.limit, who=req.who, dose_mg=req.dose_mg
             )
-            raise SupervisorError(decision.message)
+            raise bolus_refusal(self.lockout, decision, now)
         self.log.info("bolus.given", dose_mg=volume * conc, who=req.who, over_s=round(duration, 1))
         self.machine.fire(Trigger.BOLUS, reason=req.reason, who=req.who, dose_mg=volume * conc)
         await self._bolus_leg(ledger, volume, b.rate_ml_per_h)
@@ -369,18 +371,3 @@ class PkLeg:
         self._base_rate_ml_per_h = ledger.rate_ml_per_h
         ledger.rate_ml_per_h = ledger.rate_ml_per_h + rate
         await self.start_leg(ledger)
-
-
-def _target_error(
-    tci: Any, old: float, new: float, now: float, last_increase_s: float | None
-) -> str | None:
-    """Why a target change is refused (titration's rules, in µg/mL), or None."""
-    if not 0 <= new <= tci.max_target_ug_per_ml + 1e-12:
-        return f"target {new:g} ug/mL outside 0-{tci.max_target_ug_per_ml:g} ug/mL"
-    if new > old:
-        if new - old > tci.max_step_ug_per_ml + 1e-12:
-            return f"step {new - old:g} ug/mL above the largest step {tci.max_step_ug_per_ml:g}"
-        if last_increase_s is not None and now - last_increase_s < tci.min_interval_s - 1e-9:
-            wait = tci.min_interval_s - (now - last_increase_s)
-            return f"last increase {now - last_increase_s:.0f} s ago: wait {wait:.0f} s (SR09)"
-    return None
