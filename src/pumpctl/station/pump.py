@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from pumpctl.log import get_logger
 from pumpctl.runner import supervisor_for
 from pumpctl.station.programs import PLAIN_PREFIX
 from pumpctl.station.spec import PumpSpec
+from pumpctl.station.watch import RunWatch
 
 __all__ = ["NotRunning", "PumpBusy", "PumpFault", "PumpState", "RunWatch", "StationPump"]
 
@@ -68,50 +67,6 @@ class PumpState:
     busy: bool
     alarm: str | None
     fault: str | None
-
-
-class RunWatch:
-    """One run, followed from another thread: progress updates, then the result or the error."""
-
-    def __init__(self, pump: str, plan: Plan | None, notes: list[str]) -> None:
-        self.pump = pump
-        self.plan = plan
-        self.notes = notes
-        self.run_id: str | None = None
-        self.supervisor: Supervisor | None = None
-        self.result: RunResult | None = None
-        self.error: BaseException | None = None
-        self._updates: queue.Queue[Progress | None] = queue.Queue()
-        self._done = threading.Event()
-
-    def push(self, progress: Progress) -> None:
-        self._updates.put(progress)
-
-    def finish(self, result: RunResult | None = None, error: BaseException | None = None) -> None:
-        self.result, self.error = result, error
-        self._done.set()
-        self._updates.put(None)
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout_s: float | None = None) -> bool:
-        return self._done.wait(timeout_s)
-
-    def updates(self, wake_s: float = 1.0) -> Iterator[Progress | None]:
-        """Progress as it comes (None when nothing came for `wake_s`), until the run ends."""
-        while True:
-            try:
-                item = self._updates.get(timeout=wake_s)
-            except queue.Empty:
-                if self.done:
-                    return
-                yield None
-                continue
-            if item is None:
-                return
-            yield item
 
 
 class StationPump:
