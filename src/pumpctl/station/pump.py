@@ -2,7 +2,7 @@
 
 Each run is one `Supervisor` built by `runner.supervisor_for` (resuming an interrupted run, SR30)
 and run in a task of its own: a fault on this pump ends in this supervisor's safe stop and
-touches no other pump. Requests (pause, titrate, ...) go to the supervisor exactly as from
+touches no other pump. Requests (pause, titrate, target, bolus, ...) go to the supervisor exactly as from
 `pumpctl ctl`; nothing here sends a byte to the pump itself.
 
 Other threads (SiLA workers) follow a run through a `RunWatch` and the pump's state through
@@ -22,6 +22,7 @@ from pumpctl.clock import Clock
 from pumpctl.dosing.plan import Plan
 from pumpctl.dosing.program import Pump, Syringe
 from pumpctl.dosing.titration import dose_rate_to_ml_per_h
+from pumpctl.dosing.units import QuantityError
 from pumpctl.drivers.base import PumpDriver
 from pumpctl.infusion.journal import Journal
 from pumpctl.infusion.resume import latest_run
@@ -33,6 +34,8 @@ from pumpctl.infusion.supervisor import (
     SupervisorError,
 )
 from pumpctl.log import get_logger
+from pumpctl.operator.control_pk import bolus_mg, precheck
+from pumpctl.operator.control_pk import target_ug_per_ml as target_ug_per_ml_of
 from pumpctl.runner import supervisor_for
 from pumpctl.station.programs import PLAIN_PREFIX
 from pumpctl.station.spec import PumpSpec
@@ -306,6 +309,28 @@ class StationPump:
         await sup.titrate(ml_per_h, reason=reason, who=who)
         return ml_per_h
 
+    async def set_target(self, target: str, *, reason: str, who: str) -> float:
+        """`target` as `ctl target` takes it ("0.35 ug/mL"); the µg/mL the run accepted.
+
+        SupervisorError when it does not parse or the run is in no TCI phase, TargetRefused
+        (naming the limit) when the range, step or interval refuses it (SR09)."""
+        sup = self._running()
+        _precheck("target", target, reason)
+        target_ug_per_ml = _parsed(lambda: target_ug_per_ml_of(target))
+        await sup.set_target(target_ug_per_ml, reason=reason, who=who)
+        return target_ug_per_ml
+
+    async def bolus(self, dose: str, *, reason: str, who: str) -> float:
+        """`dose` as `ctl bolus` takes it ("0.1 mg/kg": the plan's weight, or "7 mg"); the mg
+        given, to the pump's volume step. SupervisorError when it does not parse or the program
+        allows no bolus now, BolusRefused (naming the limit) when the lockout refuses it."""
+        sup = self._running()
+        _precheck("bolus", dose, reason)
+        dose_mg = _parsed(lambda: bolus_mg(dose, sup.plan.weight_kg))
+        await sup.bolus(dose_mg, reason=reason, who=who)
+        lockout = sup.pk.lockout  # the accepted bolus is its last record, as quantized
+        return lockout.history[-1].dose_mg if lockout is not None and lockout.history else dose_mg
+
     async def container_changed(self, *, volume_ml: float | None, who: str) -> None:
         await self._running().container_changed(volume_ml=volume_ml, who=who)
 
@@ -323,6 +348,21 @@ class StationPump:
             "station.syringe_set", inner_diameter_mm=inner_diameter_mm, capacity_ml=capacity
         )
         self.notify()
+
+
+def _precheck(op: str, value: str, reason: str) -> None:
+    """What `ctl` refuses before the run sees it (no quantity, no reason), refused alike."""
+    error = precheck(op, value, reason)
+    if error is not None:
+        raise SupervisorError(error)
+
+
+def _parsed(parse: Callable[[], float]) -> float:
+    """A quantity of the operator's text; its QuantityError (naming the field) refuses it."""
+    try:
+        return parse()
+    except QuantityError as exc:
+        raise SupervisorError(str(exc)) from exc
 
 
 def _capacity(container: Pump | None) -> float | None:
