@@ -2,8 +2,8 @@
 
 Each run is one `Supervisor` built by `runner.supervisor_for` (resuming an interrupted run, SR30)
 and run in a task of its own: a fault on this pump ends in this supervisor's safe stop and
-touches no other pump. Requests (pause, titrate, target, bolus, ...) go to the supervisor exactly as from
-`pumpctl ctl`; nothing here sends a byte to the pump itself.
+touches no other pump. Requests (pause, titrate, target, bolus, ...) go to the supervisor
+exactly as from `pumpctl ctl`; nothing here sends a byte to the pump itself.
 
 Other threads (SiLA workers) follow a run through a `RunWatch` and the pump's state through
 listeners; both are fed on the event loop and hand data over through thread-safe queues.

@@ -58,6 +58,8 @@ class StationServiceImpl(FeatureImplementationBase):
             "Resume",
             "Stop",
             "Titrate",
+            "SetTarget",
+            "Bolus",
             "ContainerChanged",
         )
         calls: list[Feature | Command | Property] = [infusion[c] for c in pump_calls]  # type: ignore[misc]

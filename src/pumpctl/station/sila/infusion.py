@@ -2,7 +2,8 @@
 
 RunProgram checks in the worker thread (the loop never waits on a parse), then starts the run on
 the loop through `Station.start`, so the plan, the journal and the supervisor are exactly those
-of the command line. Every refusal is a defined error whose message names field, value and limit.
+of the command line. Every refusal is a defined error whose message names field, value and limit;
+SetTarget and Bolus take the quantity as `pumpctl ctl target` / `ctl bolus` do.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sila2.server import (
 )
 
 from pumpctl.dosing.titration import TitrationRefused
+from pumpctl.infusion.pk_refusals import BolusRefused, TargetRefused
 from pumpctl.infusion.requests import SupervisorError
 from pumpctl.infusion.supervisor import Progress
 from pumpctl.station.programs import ProgramRefused, violation_record
@@ -84,6 +86,10 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
                 "message": str(exc),
             }
             return defined_error(F, "TitrationRefused", json.dumps(record))
+        if isinstance(exc, TargetRefused):
+            return defined_error(F, "TargetRefused", json.dumps(exc.record()))
+        if isinstance(exc, BolusRefused):
+            return defined_error(F, "BolusRefused", json.dumps(exc.record()))
         if isinstance(exc, SupervisorError):
             return defined_error(F, "RequestRefused", str(exc))
         return exc
@@ -182,6 +188,28 @@ class InfusionProgramServiceImpl(FeatureImplementationBase):
                 "titrate",
                 lambda p: p.titrate(rate=Rate, reason=Reason, who=WHO),
                 rate=Rate,
+                reason=Reason,
+            )
+        )
+
+    def SetTarget(self, Target: str, Reason: str, *, metadata: MetadataDict) -> float:
+        return float(
+            self._relay(
+                metadata,
+                "set_target",
+                lambda p: p.set_target(Target, reason=Reason, who=WHO),
+                target=Target,
+                reason=Reason,
+            )
+        )
+
+    def Bolus(self, Dose: str, Reason: str, *, metadata: MetadataDict) -> float:
+        return float(
+            self._relay(
+                metadata,
+                "bolus",
+                lambda p: p.bolus(Dose, reason=Reason, who=WHO),
+                dose=Dose,
                 reason=Reason,
             )
         )

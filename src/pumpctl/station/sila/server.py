@@ -46,9 +46,16 @@ VENDOR_URL = "https://example.org/pumpctl"  # SiLA wants a vendor URL; the proje
 def protected_calls() -> list[Feature | Command | Property]:
     """What needs the lock while the station is locked: every command except the stops."""
     infusion, dosing = feature("InfusionProgramService"), feature("PumpFluidDosingService")
-    calls: list[Any] = [
-        infusion[c] for c in ("RunProgram", "Pause", "Resume", "Titrate", "ContainerChanged")
-    ]
+    commands = (
+        "RunProgram",
+        "Pause",
+        "Resume",
+        "Titrate",
+        "SetTarget",
+        "Bolus",
+        "ContainerChanged",
+    )
+    calls: list[Any] = [infusion[c] for c in commands]
     calls += [dosing[c] for c in ("DoseVolume", "GenerateFlow", "SetFillLevel")]
     calls.append(feature("SyringeConfigurationController")["SetSyringeParameters"])
     calls += [feature(f) for f in ("SimulationController", "CancelController", "PauseController")]
