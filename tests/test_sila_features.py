@@ -55,9 +55,10 @@ def test_our_features_carry_the_names_the_issue_promises() -> None:
     assert {"FlowRateOutOfRange", "PumpIsInFaultState"} <= set(dosing.defined_execution_errors)
     infusion = feature("InfusionProgramService")
     assert set(infusion._observable_commands) == {"RunProgram"}
-    assert {"Pause", "Resume", "Stop", "Titrate", "ContainerChanged"} <= set(
+    assert {"Pause", "Resume", "Stop", "Titrate", "SetTarget", "Bolus", "ContainerChanged"} <= set(
         infusion._unobservable_commands
     )
+    assert {"TargetRefused", "BolusRefused"} <= set(infusion.defined_execution_errors)
     # the CETONI feature we ship unchanged keeps CETONI's identifier; the derived one does not
     assert str(feature("SyringeConfigurationController").fully_qualified_identifier).startswith(
         "de.cetoni/"
