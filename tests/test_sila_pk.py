@@ -163,7 +163,9 @@ def test_bolus_is_given_and_a_second_inside_the_lockout_is_refused(
     target = refusal(lambda: service.SetTarget("0.3 ug/mL", "pain", metadata=meta))
     assert host.station is not None
     pump = host.station.pumps["bolus"]
-    wait_for(lambda: pump.state().delivered_ml > 3.5, "the bolus to be in")  # 1 simulated min
+    state = pump.state
+    # 1 simulated minute at basal + bolus rate, then back to the basal 7 mL/h
+    wait_for(lambda: state().delivered_ml > 3.5 and state().rate_ml_per_h < 8, "the bolus to be in")
     result = stop(client, run, meta)
 
     assert given.AcceptedDose == pytest.approx(7.0)  # 0.1 mg/kg of 70 kg
@@ -175,6 +177,7 @@ def test_bolus_is_given_and_a_second_inside_the_lockout_is_refused(
         600.0,
         "s",
     )
+    assert 0.0 <= lockout["value"] < 600.0  # seconds into the lockout, never negative
     assert 600.0 < lockout["next_allowed_in_s"] <= 660.0  # from the bolus's end, 1 min on
     assert "lockout 10 min" in lockout["message"]
     assert target[0] == "RequestRefused" and "no TCI phase" in target[1]
@@ -182,7 +185,8 @@ def test_bolus_is_given_and_a_second_inside_the_lockout_is_refused(
     assert result.Outcome == "stopped" and result.DeliveredVolume > 3.5
     truth = host.station.ground_truth("bolus")
     assert truth is not None and truth.delivered_ml == pytest.approx(
-        result.DeliveredVolume, abs=1e-3
+        result.DeliveredVolume,
+        abs=0.003,  # to the counter's step, as in test_tci_run.py
     )
     boluses = notes(host, "bolus", result.RunId, "bolus")
     assert [(b["accepted"], b["dose_mg"], b["who"]) for b in boluses] == [

@@ -98,7 +98,8 @@ def bolus_refusal(lockout: BolusLockout, decision: BolusDecision, now: float) ->
         limit = limits.max_dose_mg
     elif name == "lockout":
         last_end = max((b.end_s for b in history), default=now)
-        value, limit, unit = now - last_end, limits.lockout_s, "s"
+        # seconds into the lockout (0 while the last bolus is still being given)
+        value, limit, unit = max(0.0, now - last_end), limits.lockout_s, "s"
     elif name == "per_hour":
         recent = sum(1 for b in history if b.t_s > now - HOUR_S)
         value, limit, unit = float(recent + 1), float(limits.max_per_hour), "boluses per hour"
