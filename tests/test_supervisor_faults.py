@@ -154,22 +154,23 @@ class _GarbledCounter(FakePump):
     """A counter reply garbled in transit on the given `read_delivered` calls: a valid number,
     1 mL too high (a protocol without a checksum cannot tell)."""
 
-    def __init__(self, clock: Clock, garbled: set[int]) -> None:
+    def __init__(self, clock: Clock, garbled: set[int], off_ml: float = 1.0) -> None:
         super().__init__(clock)
         self.garbled = garbled
+        self.off_ml = off_ml
         self.reads = 0
 
     async def read_delivered(self) -> DeliveredVolume:
         reading = await super().read_delivered()
         self.reads += 1
         if self.reads in self.garbled:
-            return DeliveredVolume(infused_ml=reading.infused_ml + 1.0)
+            return DeliveredVolume(infused_ml=reading.infused_ml + self.off_ml)
         return reading
 
 
-def _run_garbled(garbled: set[int]):  # type: ignore[no-untyped-def]
+def _run_garbled(garbled: set[int], off_ml: float = 1.0):  # type: ignore[no-untyped-def]
     async def main(clock: Clock):  # type: ignore[no-untyped-def]
-        pump = _GarbledCounter(clock, garbled)
+        pump = _GarbledCounter(clock, garbled, off_ml)
         return await Supervisor(pump, PLAN, clock).run(), pump
 
     return run_virtual(main)
@@ -190,4 +191,36 @@ def test_SR20_a_garbled_counter_is_read_again_and_not_acted_on() -> None:
 def test_SR22_a_deviation_read_twice_is_an_alarm() -> None:
     result, pump = _run_garbled({200, 201})
     assert (result.outcome, result.alarm) == (Outcome.ALARM, "volume_deviation")
+    assert pump.state.value == "stopped"
+
+
+def test_SR20_SR28_a_counter_read_a_little_high_once_is_not_a_reset() -> None:
+    """A changed digit that stays inside the deviation band is booked (nothing tells it from a
+    true reading); the true reading after it then looks like the counter going back, which
+    SR28 reads as a reset. It is not one: that reading carries on from the one before the high
+    one, so the high one is the corrupted reading, and it is replaced (found by the fault
+    matrix's garble on a Cavro pump with other seeds: a 5-day run stopped by one digit)."""
+    result, pump = _run_garbled({200}, off_ml=0.025)
+    assert result.outcome is Outcome.COMPLETED, result.alarm
+    assert pump.total_ml == pytest.approx(8.0, abs=0.002)
+    assert sum(p.delivered_ml for p in result.phases) == pytest.approx(8.0, abs=0.002)
+
+
+def test_SR28_a_counter_that_falls_below_the_reading_before_is_still_a_reset() -> None:
+    """The same high reading, then one below the reading before it: that is no corrupted
+    reading replaced, the counter went back (SR28)."""
+
+    class Reset(_GarbledCounter):
+        async def read_delivered(self) -> DeliveredVolume:
+            reading = await super().read_delivered()
+            if self.reads > 200:
+                return DeliveredVolume(infused_ml=reading.infused_ml - 0.5)
+            return reading
+
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = Reset(clock, {200}, 0.025)
+        return await Supervisor(pump, PLAN, clock).run(), pump
+
+    result, pump = run_virtual(main)
+    assert (result.outcome, result.alarm) == (Outcome.ALARM, "reset")
     assert pump.state.value == "stopped"

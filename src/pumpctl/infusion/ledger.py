@@ -46,7 +46,16 @@ class Alarm(Exception):
 READING_ALARMS = frozenset({"volume_deviation", "over_delivery", "reset"})
 
 #: what `take_reading` changes besides the accrual (which follows the clock, not the reading)
-_READING_FIELDS = ("counter_ml", "last_reading_s", "pending_ml", "lost_ml", "carry_ml")
+_READING_FIELDS = (
+    "counter_ml",
+    "last_reading_s",
+    "pending_ml",
+    "lost_ml",
+    "carry_ml",
+    "counter_before_ml",
+    "counter_read",
+    "replaced_ml",
+)
 
 
 class LegState(StrEnum):
@@ -126,6 +135,12 @@ class SegmentLedger:
     lost_ml: float = 0.0
     #: worst case booked while the pump was unreadable; its next valid reading replaces it
     pending_ml: float = 0.0
+    #: `counter_ml` is a reading of this leg (not the cleared counter it starts from), and the
+    #: reading before it (None: none in this leg), to tell a corrupted reading from a reset
+    counter_read: bool = False
+    counter_before_ml: float | None = None
+    #: the last reading's counter when the reading after it replaced it (SR20), else None
+    replaced_ml: float | None = None
 
     @property
     def planned_ml(self) -> float | None:
@@ -166,6 +181,7 @@ class SegmentLedger:
         """The pump's counter is about to be cleared: what it counted so far becomes carry."""
         self.carry_ml += self.counter_ml
         self.counter_ml = 0.0
+        self.counter_read, self.counter_before_ml = False, None
         self.stop_at_ml = None
 
     @property
@@ -207,14 +223,26 @@ class SegmentLedger:
     def counter_reading(self, counter_ml: float, now_s: float, resolution_ml: float) -> bool:
         """Book a valid counter reading; False when it went backwards (the pump lost its
         counter: power loss, reset): the worst case for the gap is then booked for good, and
-        what the counter says from now on adds to it."""
-        lost = counter_ml + resolution_ml < self.counter_ml
+        what the counter says from now on adds to it.
+
+        Not when only the last reading is above this one and this one carries on from the
+        reading before it: a digit changed in transit inside the deviation band (no checksum
+        tells it) was booked, and this reading replaces it (SR20); `replaced_ml` says so."""
+        went_back = counter_ml + resolution_ml < self.counter_ml
+        before = self.counter_before_ml
+        self.replaced_ml = None
+        lost = went_back and (before is None or counter_ml + resolution_ml < before)
         if lost:
             self.book_worst_case(now_s, for_s=0.0)
             self.lost_ml += self.pending_ml
             self.carry_ml += self.counter_ml
+            self.counter_before_ml = None
+        elif went_back:
+            self.replaced_ml = self.counter_ml  # the reading before it stays the one before
+        else:
+            self.counter_before_ml = self.counter_ml if self.counter_read else None
         self.pending_ml = 0.0  # readable again: the counter is the record (SR22)
-        self.counter_ml = counter_ml
+        self.counter_ml, self.counter_read = counter_ml, True
         self.last_reading_s = now_s
         self._book()
         return not lost

@@ -3,7 +3,9 @@
 A lost or garbled reply counts as a missed poll, and enough of them is a lost link (SR17,
 SR20). On a protocol without a checksum a garbled digit parses as a valid number: an alarm that
 a reading's numbers alone raise (deviation, over-delivery, a counter gone back) is confirmed by
-a second reading before it is acted on; the first is then discarded, and logged.
+a second reading before it is acted on; the first is then discarded, and logged. A changed
+digit small enough to pass is booked; the reading after it, carrying on from the one before,
+replaces it (`SegmentLedger.counter_reading`), and that is logged too.
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ class PumpReader:
             ledger.take_reading(status, delivered, replied, tolerances)  # raises if confirmed
             # SR20: the first reading was corrupted in transit; it is not acted on
             self.log.warning("poll.reading_discarded", reason=first.reason, detail=first.detail)
+        if ledger.replaced_ml is not None:  # SR20: the reading before this one was corrupted
+            self.log.warning(
+                "poll.reading_replaced", was_ml=ledger.replaced_ml, now_ml=ledger.counter_ml
+            )
         return status, replied
 
     async def read(self) -> tuple[PumpStatus, DeliveredVolume, float] | None:
