@@ -80,6 +80,11 @@ class Clock(ABC):
                 handle.cancel()
         return not waiter.cancelled() and waiter.result() is not _EXPIRED
 
+    def skip_ahead(self, seconds: float) -> bool:
+        """Jump `seconds` ahead at once when nothing else could run first (a virtual clock's
+        idle wait); True if it did, and the caller goes on as after a wait that expired."""
+        return False
+
     def _loop_delay(self, seconds: float) -> float:
         """Event-loop seconds for `seconds` of clock time."""
         return max(0.0, seconds)
@@ -146,15 +151,18 @@ class VirtualClock(Clock):
         loop = self._loop
         return loop.time() if loop is not None else self._current_loop().time()
 
+    def skip_ahead(self, seconds: float) -> bool:
+        loop = self._loop or self._current_loop()
+        return seconds > 0 and loop.skip_ahead(seconds)
+
     async def sleep(self, seconds: float) -> None:
-        loop = self._current_loop()
-        if seconds > 0 and loop.skip_ahead(seconds):
+        if self.skip_ahead(seconds):
             return
         await asyncio.sleep(max(0.0, seconds))
 
     async def wait(self, waiter: asyncio.Future[Any], seconds: float) -> bool:
         # nothing can complete a pending waiter while no other callback may run first
-        if not waiter.done() and seconds > 0 and self._current_loop().skip_ahead(seconds):
+        if not waiter.done() and self.skip_ahead(seconds):
             return False
         return await super().wait(waiter, seconds)
 
