@@ -26,10 +26,11 @@ class RollingTotals:
         for window_s, max_ml in self.limits.items():
             samples = self._samples[window_s]
             samples.append((now_s, total_ml))
-            while len(samples) > 1 and samples[1][0] <= now_s - window_s:
+            start_s = now_s - window_s
+            while len(samples) > 1 and samples[1][0] <= start_s:
                 samples.popleft()
             first_t, first_total = samples[0]
-            in_window = total_ml - (first_total if first_t <= now_s - window_s else 0.0)
+            in_window = total_ml - (first_total if first_t <= start_s else 0.0)
             if in_window > max_ml + self.tolerance_ml:
                 return window_s, in_window, max_ml
         return None

@@ -81,6 +81,12 @@ class Verdict(Enum):
     RESTART = "restart"  # the RUN provably did not execute: send it again
 
 
+# read on every poll: on 3.11 `Enum.MEMBER` goes through a slow path, a module name does not
+_STARTING, _RUNNING, _OFF = LegState.STARTING, LegState.RUNNING, LegState.OFF
+_PUMP_RUNNING, _PUMP_ALARM = PumpState.RUNNING, PumpState.ALARM
+_CONTINUE = Verdict.CONTINUE
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """How far the counter may differ from rate × time before it is an alarm (SR22)."""
@@ -248,8 +254,9 @@ class SegmentLedger:
         return not lost
 
     def reading_state(self) -> tuple[float | None, ...]:
-        """The books a reading changes, to put back if the reading proves corrupted."""
-        return tuple(getattr(self, name) for name in _READING_FIELDS)
+        """The books a reading changes, to put back if the reading proves corrupted (taken
+        every poll: spelled out, in the order of `_READING_FIELDS`)."""
+        return (self.counter_ml, self.last_reading_s, self.pending_ml, self.lost_ml, self.carry_ml)
 
     def restore_reading(self, saved: tuple[float | None, ...]) -> None:
         for name, value in zip(_READING_FIELDS, saved, strict=True):
@@ -262,31 +269,31 @@ class SegmentLedger:
         self, status: PumpStatus, counter: DeliveredVolume, now_s: float, tol: Tolerances
     ) -> None:
         """Book a poll's reading; raises `Alarm` for a pump alarm, over-delivery or deviation."""
-        if status.state is PumpState.ALARM:
+        if status.state is _PUMP_ALARM:
             reason = status.alarm.value if status.alarm else AlarmReason.OTHER.value
             raise Alarm(reason, f"pump reports alarm ({status.raw})")
         self.accrue(now_s)
-        phase = self.segment.phase.value
         previous = self.counter_ml
         if not self.counter_reading(counter.net_ml, now_s, tol.resolution_ml):
             raise Alarm(  # SR28
                 "reset",
-                f"{phase}: the pump's counter went back from {previous:.4f} to "
-                f"{counter.net_ml:.4f} mL (power loss or reset); booked the worst case, "
+                f"{self.segment.phase.value}: the pump's counter went back from {previous:.4f} "
+                f"to {counter.net_ml:.4f} mL (power loss or reset); booked the worst case, "
                 f"{self.estimated_ml:.4f} mL estimated",
             )
-        planned = self.planned_ml
+        planned = self.segment.volume_ml
         if planned is not None and self.delivered_ml > planned + tol.resolution_ml:
             raise Alarm(  # SR23
                 "over_delivery",
-                f"{phase}: pump counter {self.delivered_ml} mL > planned {planned} mL",
+                f"{self.segment.phase.value}: pump counter {self.delivered_ml} mL > planned "
+                f"{planned} mL",
             )
         expected = self.expected_now()
         tolerance = tol.deviation_ml(expected, self.rate_ml_per_h)
         if abs(self.delivered_ml - expected) > tolerance:
             raise Alarm(
                 "volume_deviation",
-                f"{phase}: pump counted {self.delivered_ml:.4f} mL, "
+                f"{self.segment.phase.value}: pump counted {self.delivered_ml:.4f} mL, "
                 f"expected {expected:.4f} ± {tolerance:.4f} mL",
             )
 
@@ -306,13 +313,14 @@ class SegmentLedger:
                 raise Alarm("paused_too_long", f"paused for {held:.0f} s")
             if self.state is LegState.AWAITING_CHANGE and held >= max_pause_s:
                 raise Alarm("paused_too_long", f"waiting for a container change for {held:.0f} s")
-            return Verdict.CONTINUE
-        if self.state is LegState.OFF and status.state is not PumpState.RUNNING:
-            return Verdict.CONTINUE
-        if status.state is PumpState.RUNNING:
-            if self.state is LegState.STARTING:
-                self.state = LegState.RUNNING
-            return Verdict.CONTINUE
+            return _CONTINUE
+        pump_running = status.state is _PUMP_RUNNING
+        if self.state is _OFF and not pump_running:
+            return _CONTINUE
+        if pump_running:
+            if self.state is _STARTING:
+                self.state = _RUNNING
+            return _CONTINUE
         stop_at = self.stop_at_ml
         if stop_at is not None and self.delivered_ml >= stop_at - resolution_ml:
             self.enter(LegState.STOPPED, now_s)  # the pump reached its own target by itself

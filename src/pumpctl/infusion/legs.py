@@ -40,17 +40,20 @@ def mean_rate_ahead(
     ledger: SegmentLedger, following: Sequence[Segment], within_s: float = WARN_AHEAD_S
 ) -> float:
     """The plan's mean rate, mL/h, over the next `within_s`: the rest of this segment at its
-    rate, then the segments after it at theirs."""
+    rate, then the segments after it at theirs (read only as far as `within_s` reaches: on
+    every poll it is nearly always the current segment alone)."""
     left_s, ml = within_s, 0.0
-    pieces = [(ledger.rate_ml_per_h, _left_ml(ledger))]
-    pieces += [(s.rate_ml_per_h, s.volume_ml) for s in following]
-    for rate, volume_ml in pieces:
-        if left_s <= 0 or rate <= 0:
-            break
+    rate, volume_ml = ledger.rate_ml_per_h, _left_ml(ledger)
+    after = iter(following)
+    while left_s > 0 and rate > 0:
         takes_s = math.inf if volume_ml is None else volume_ml / rate * 3600.0
         run_s = min(left_s, takes_s)
         ml += rate * run_s / 3600.0
         left_s -= run_s
+        segment = next(after, None)
+        if segment is None:
+            break
+        rate, volume_ml = segment.rate_ml_per_h, segment.volume_ml
     return ml * 3600.0 / within_s
 
 
@@ -143,4 +146,6 @@ class ContainerLegs:
         self.notices = [n for n in self.notices if "change needed" not in n and "nearly" not in n]
 
     def _set_notice(self, key: str, text: str) -> None:
+        if self.notices and self.notices[-1] == text:
+            return  # already the newest, and the only one with its key (set every poll)
         self.notices = [n for n in self.notices if key not in n] + [text]

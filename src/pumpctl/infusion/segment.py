@@ -62,6 +62,9 @@ _START = {
     SegmentPhase.KVO: Trigger.START_KVO,
 }
 
+#: every poll's verdict (a module name is cheaper than `Enum.MEMBER` on 3.11)
+_CONTINUE = Verdict.CONTINUE
+
 
 class OperatorStop(Exception):
     def __init__(self, req: StopRequest) -> None:
@@ -149,8 +152,10 @@ class SegmentRunner:
                 continue
             next_poll = self.clock.now() + self.settings.interval_s
             verdict = await self._poll(ledger)
-            if self.pk is not None and verdict is Verdict.CONTINUE:
+            if self.pk is not None and verdict is _CONTINUE:
                 verdict = await self.pk.after_poll(ledger)
+            if verdict is _CONTINUE:
+                continue
             if verdict is Verdict.DONE:
                 break
             if verdict is Verdict.CONTAINER_EMPTY:

@@ -40,6 +40,10 @@ __all__ = ["PK_STEP_S", "PkLeg"]
 #: model's fastest time constant, so spreading a 10-s delta evenly changes nothing shown
 PK_STEP_S = 10.0
 
+# read on every poll (a module name is cheaper than `Enum.MEMBER` on 3.11)
+_PRIME_KEY, _TCI = SegmentPhase.PRIME.value, SegmentPhase.TCI
+_CONTINUE = Verdict.CONTINUE
+
 
 class PkLeg:
     def __init__(
@@ -137,11 +141,12 @@ class PkLeg:
             return
         # a prime fills the line: it never reaches the patient (earlier runs' primes are not in
         # `prior_dosed_ml`; this run's, resumed mid-prime or not, is taken off here)
-        prime = self.books.results.get(SegmentPhase.PRIME.value)
+        prime = self.books.results.get(_PRIME_KEY)
         primed = prime.delivered_ml if prime is not None else 0.0
         fed = self._prior_dosed_ml + self._offset_ml + total_ml - primed
-        self._unfed = (self.clock.now(), fed)
-        if self._unfed[0] - self.tracker.t_s >= PK_STEP_S:
+        now = self.clock.now()
+        self._unfed = (now, fed)
+        if now - self.tracker.t_s >= PK_STEP_S:
             self._feed()
 
     def _feed(self) -> None:
@@ -201,8 +206,8 @@ class PkLeg:
         if self.bolus_until_s is not None and now >= self.bolus_until_s:
             await self._set_rate(ledger, self._base_rate_ml_per_h)
             self.bolus_until_s = None
-        if seg.phase is not SegmentPhase.TCI or self.controller is None:
-            return Verdict.CONTINUE
+        if seg.phase is not _TCI or self.controller is None:
+            return _CONTINUE
         if seg.duration_s is not None and now >= ledger.started_s + seg.duration_s:
             await self._end_phase(ledger)
             return Verdict.DONE
