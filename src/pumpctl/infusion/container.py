@@ -40,8 +40,10 @@ class ContainerLevel:
     ) -> float | None:
         """The volume left, once, when it falls to 10 % of the capacity or 10 minutes at the
         current rate and the program still needs more than that; else None."""
+        if self.warned or self.capacity_ml is None:
+            return None  # (checked first: once warned, most polls stop here)
         left = self.left_ml(total_ml)
-        if left is None or self.warned or self.capacity_ml is None:
+        if left is None:
             return None
         threshold = max(0.1 * self.capacity_ml, rate_ml_per_h * 600.0 / 3600.0)
         if left > threshold or (still_needed_ml is not None and still_needed_ml <= left):

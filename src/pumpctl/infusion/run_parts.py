@@ -80,6 +80,7 @@ def run_progress(sup: Supervisor) -> Progress:
             remaining_s = left / ledger.rate_ml_per_h * 3600.0
         if seg.dose_rate is not None:
             dose_rate = seg.dose_rate * ledger.rate_ml_per_h / seg.rate_ml_per_h
+    plasma, effect = sup.pk.concentrations()
     # built on every poll; plain validated construction measured cheaper than model_construct
     return Progress(
         clock_s=sup.clock.now(),
@@ -95,8 +96,8 @@ def run_progress(sup: Supervisor) -> Progress:
         segment_remaining_s=remaining_s,
         alarms=list(sup.books.alarms),
         notices=list(sup.legs.notices),
-        plasma_ug_per_ml=sup.pk.plasma_ug_per_ml,
-        effect_ug_per_ml=sup.pk.effect_ug_per_ml,
+        plasma_ug_per_ml=plasma,
+        effect_ug_per_ml=effect,
         tci_target_ug_per_ml=sup.pk.target if sup.plan.tci is not None else None,
         segment_key=ledger.segment.key if ledger else None,
     )

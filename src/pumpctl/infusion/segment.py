@@ -336,6 +336,7 @@ class SegmentRunner:
         if not force and now - books.last_checkpoint_s < self.settings.checkpoint_interval_s:
             return
         books.last_checkpoint_s = now
+        plasma, effect = self.pk.concentrations() if self.pk else (None, None)
         self.recorder.write(
             CheckpointEvent(
                 phase=ledger.segment.key,
@@ -346,7 +347,7 @@ class SegmentRunner:
                 container_left_ml=self.legs.left_ml(books.done_ml + ledger.delivered_ml),
                 expected_ml=ledger.expected_ml,
                 rate_ml_per_h=ledger.rate_ml_per_h,
-                plasma_ug_per_ml=self.pk.plasma_ug_per_ml if self.pk else None,
-                effect_ug_per_ml=self.pk.effect_ug_per_ml if self.pk else None,
+                plasma_ug_per_ml=plasma,
+                effect_ug_per_ml=effect,
             )
         )

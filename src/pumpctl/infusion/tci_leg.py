@@ -174,17 +174,19 @@ class PkLeg:
 
     @property
     def plasma_ug_per_ml(self) -> float | None:
-        state = self._state()
-        return (
-            None
-            if state is None or self.tracker is None
-            else state.plasma_ug_per_ml(self.tracker.kinetics)
-        )
+        return self.concentrations()[0]
 
     @property
     def effect_ug_per_ml(self) -> float | None:
+        return self.concentrations()[1]
+
+    def concentrations(self) -> tuple[float | None, float | None]:
+        """Predicted (plasma, effect-site) µg/mL, from one advance of the prediction (a
+        checkpoint or a progress shows both)."""
         state = self._state()
-        return None if state is None else state.ce_ug_per_ml
+        if state is None or self.tracker is None:
+            return None, None
+        return state.plasma_ug_per_ml(self.tracker.kinetics), state.ce_ug_per_ml
 
     def before_start(self, ledger: SegmentLedger) -> bool:
         """A TCI phase starts at the controller's first rate, never its ceiling; False: the

@@ -111,7 +111,8 @@ class PkState:
 
     @classmethod
     def from_array(cls, x: Matrix) -> PkState:
-        return cls(float(x[0]), float(x[1]), float(x[2]), float(x[3]))
+        a1, a2, a3, ce = x.tolist()  # the same floats as float(x[i]), in one call
+        return cls(a1, a2, a3, ce)
 
     def with_bolus(self, dose_mg: float) -> PkState:
         """An instantaneous dose into the central compartment (Ce is continuous)."""
