@@ -146,7 +146,7 @@ class SegmentRunner:
         await self._begin(ledger, carry)
         next_poll = self.clock.now() + self.settings.interval_s
         while True:
-            queued = await self._next_request(next_poll)
+            queued = None if self._idle_until(next_poll) else await self._next_request(next_poll)
             if queued is not None:
                 await self._handle(queued, ledger)
                 continue
@@ -244,13 +244,20 @@ class SegmentRunner:
             return
         ledger.enter(LegState.RUNNING, self.clock.now())
 
+    def _idle_until(self, deadline_s: float) -> bool:
+        """No request is queued and the clock is at `deadline_s` (the next poll) at once: past
+        it, or skipped ahead to it (a virtual clock skips nearly every poll's wait). A skip runs
+        nothing else, so no request can have come meanwhile, and no waiter is needed."""
+        if not self.requests.empty():
+            return False
+        wait = deadline_s - self.clock.now()
+        return wait <= 0 or self.clock.skip_ahead(wait)
+
     async def _next_request(self, deadline_s: float) -> Queued | None:
         """The next operator request, or None at `deadline_s` (the next poll)."""
         if self.requests.empty():
             wait = deadline_s - self.clock.now()
-            # a skip runs nothing else, so no request came: no waiter needed (a virtual clock
-            # skips nearly every poll's wait)
-            if wait <= 0 or self.clock.skip_ahead(wait):
+            if wait <= 0:
                 return None
             self._waiter = asyncio.get_running_loop().create_future()
             try:

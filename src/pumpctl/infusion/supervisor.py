@@ -107,6 +107,10 @@ class Supervisor:
             if on_progress is not None
             else None
         )
+        #: called after every poll: the gate itself, or nothing when nobody watches
+        self._emit_progress: Callable[..., None] = (
+            self._progress if self._progress is not None else _no_progress
+        )
         self.log = get_logger(
             "pumpctl.infusion.supervisor",
             pump_id=driver.pump_id,
@@ -379,6 +383,6 @@ class Supervisor:
             )
         )
 
-    def _emit_progress(self, *, force: bool = False) -> None:
-        if self._progress is not None:
-            self._progress(force=force)
+
+def _no_progress(*, force: bool = False) -> None:
+    """No watcher: nothing to hand a progress to."""
