@@ -16,7 +16,7 @@ def test_skips_an_idle_wait_but_not_past_a_timer_or_a_ready_callback() -> None:
     loop = VirtualTimeEventLoop()
     clock = VirtualClock(loop)
     try:
-        assert clock.skip_ahead(5.0) and loop.time() == 5.0
+        assert clock.skip_ahead(5.0) and loop.time() == 5.0 == clock.now()
         assert not clock.skip_ahead(0.0)
         handle = loop.call_later(2.0, lambda: None)
         assert not clock.skip_ahead(3.0) and loop.time() == 5.0  # the timer is due first

@@ -139,6 +139,9 @@ class VirtualClock(Clock):
 
     def __init__(self, loop: VirtualTimeEventLoop | None = None) -> None:
         self._loop = loop
+        if loop is not None:
+            # read several times a poll: the trusted loop's own `time`, one call instead of two
+            self.now = loop.time  # type: ignore[method-assign]
 
     def _current_loop(self) -> VirtualTimeEventLoop:
         loop = self._loop or asyncio.get_running_loop()
@@ -147,9 +150,8 @@ class VirtualClock(Clock):
         return loop
 
     def now(self) -> float:
-        # the hot path of every poll: the loop given at construction is trusted as is
-        loop = self._loop
-        return loop.time() if loop is not None else self._current_loop().time()
+        # (replaced by the loop's `time` when a loop was given at construction)
+        return self._current_loop().time()
 
     def skip_ahead(self, seconds: float) -> bool:
         loop = self._loop or self._current_loop()
