@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from pumpctl.dosing.plan import SegmentPhase
 from pumpctl.drivers.base import AlarmReason, DeliveredVolume, PumpState, PumpStatus
+from pumpctl.infusion.ledger import _READING_FIELDS as READING_FIELDS
 from pumpctl.infusion.ledger import Alarm, LegState, SegmentLedger, Tolerances, Verdict
 
 from .conftest import segment
@@ -146,3 +147,18 @@ def test_a_pump_alarm_is_never_booked_as_a_reading() -> None:
     with pytest.raises(Alarm, match="stall"):
         led.take_reading(stall, DeliveredVolume(infused_ml=0.9), 10.0, TOL)
     assert led.delivered_ml == 0.0
+
+
+def test_a_suspect_reading_is_undone_in_every_field_it_changed() -> None:
+    """`reading_state` is spelled out for speed: it must save every field a reading changes,
+    or the re-read after a suspect reading starts from the wrong books."""
+    led = ledger()
+    reading(led, 0.010, 1.0)
+    reading(led, 0.020, 2.0)
+    saved = led.reading_state()
+    before = {name: getattr(led, name) for name in READING_FIELDS}
+    led.counter_reading(0.015, 3.0, TOL.resolution_ml)  # replaces the 0.020 reading
+    assert led.replaced_ml == 0.020
+    led.counter_reading(0.0, 4.0, TOL.resolution_ml)  # and a reset after it
+    led.restore_reading(saved)
+    assert {name: getattr(led, name) for name in READING_FIELDS} == before

@@ -8,7 +8,7 @@ import pytest
 
 from pumpctl.clock import Clock
 from pumpctl.dosing.plan import SegmentPhase, TitrationLimits
-from pumpctl.drivers.base import DeliveredVolume
+from pumpctl.drivers.base import DeliveredVolume, PumpState, PumpStatus
 from pumpctl.infusion.machine import Phase
 from pumpctl.infusion.supervisor import Outcome, Supervisor, SupervisorError
 
@@ -223,4 +223,44 @@ def test_SR28_a_counter_that_falls_below_the_reading_before_is_still_a_reset() -
 
     result, pump = run_virtual(main)
     assert (result.outcome, result.alarm) == (Outcome.ALARM, "reset")
+    assert pump.state.value == "stopped"
+
+
+class _GarbledStatus(FakePump):
+    """The status reply of the given `read_status` calls garbled into a valid "stopped" (a
+    Masterflex `I1003` read as `I1001` parses: no checksum tells)."""
+
+    def __init__(self, clock: Clock, garbled: set[int]) -> None:
+        super().__init__(clock)
+        self.garbled = garbled
+        self.status_reads = 0
+
+    async def read_status(self) -> PumpStatus:
+        status = await super().read_status()
+        self.status_reads += 1
+        if self.status_reads in self.garbled and status.state is PumpState.RUNNING:
+            return PumpStatus(state=PumpState.STOPPED)
+        return status
+
+
+def _run_garbled_status(garbled: set[int]):  # type: ignore[no-untyped-def]
+    async def main(clock: Clock):  # type: ignore[no-untyped-def]
+        pump = _GarbledStatus(clock, garbled)
+        return await Supervisor(pump, PLAN, clock).run(), pump
+
+    return run_virtual(main)
+
+
+def test_SR20_a_stop_read_once_while_running_is_read_again_and_not_acted_on() -> None:
+    """An unexpected stop is an alarm, but one status reading alone does not make it: found by
+    the fault matrix's garble on a Masterflex (seed 31), where a status digit changed in
+    transit stopped the run."""
+    result, pump = _run_garbled_status({200})
+    assert result.outcome is Outcome.COMPLETED, result.alarm
+    assert pump.total_ml == pytest.approx(8.0, abs=0.002)
+
+
+def test_a_stop_read_twice_while_running_is_an_unexpected_stop() -> None:
+    result, pump = _run_garbled_status({200, 201})
+    assert (result.outcome, result.alarm) == (Outcome.ALARM, "unexpected_stop")
     assert pump.state.value == "stopped"

@@ -256,7 +256,16 @@ class SegmentLedger:
     def reading_state(self) -> tuple[float | None, ...]:
         """The books a reading changes, to put back if the reading proves corrupted (taken
         every poll: spelled out, in the order of `_READING_FIELDS`)."""
-        return (self.counter_ml, self.last_reading_s, self.pending_ml, self.lost_ml, self.carry_ml)
+        return (
+            self.counter_ml,
+            self.last_reading_s,
+            self.pending_ml,
+            self.lost_ml,
+            self.carry_ml,
+            self.counter_before_ml,
+            self.counter_read,
+            self.replaced_ml,
+        )
 
     def restore_reading(self, saved: tuple[float | None, ...]) -> None:
         for name, value in zip(_READING_FIELDS, saved, strict=True):

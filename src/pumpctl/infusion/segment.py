@@ -27,6 +27,7 @@ from pumpctl.infusion.commands import PumpCommands
 from pumpctl.infusion.events import CheckpointEvent, SegmentEnd, SegmentStart, StopRequested
 from pumpctl.infusion.handlers import RequestHandlers
 from pumpctl.infusion.ledger import (
+    Alarm,
     LegState,
     RunBooks,
     SegmentLedger,
@@ -273,8 +274,10 @@ class SegmentRunner:
 
     # ------------------------------------------------------------------ polling
 
-    async def _poll(self, ledger: SegmentLedger) -> Verdict:
-        """One status + volume poll, reconciled."""
+    async def _poll(self, ledger: SegmentLedger, *, again: bool = False) -> Verdict:
+        """One status + volume poll, reconciled. A stop read while the pump should run is read
+        once more at once before it is an alarm: on a link without a checksum a status
+        character changed in transit parses too (SR20)."""
         taken = await self.reader.take(ledger, self.books.tolerances)
         if taken is None:
             return Verdict.CONTINUE
@@ -292,12 +295,19 @@ class SegmentRunner:
         self.legs.check_level(total, mean_rate_ahead(ledger, self.following))
         self.checkpoint(ledger)
         self.emit_progress()
-        return ledger.verdict(
-            status,
-            replied,
-            resolution_ml=books.tolerances.resolution_ml,
-            max_pause_s=self.settings.max_pause_s,
-        )
+        try:
+            return ledger.verdict(
+                status,
+                replied,
+                resolution_ml=books.tolerances.resolution_ml,
+                max_pause_s=self.settings.max_pause_s,
+            )
+        except Alarm as first:
+            if again or first.reason != "unexpected_stop":
+                raise
+            verdict = await self._poll(ledger, again=True)  # raises if the stop is confirmed
+            self.log.warning("poll.reading_discarded", reason=first.reason, detail=first.detail)
+            return verdict
 
     # ------------------------------------------------------------------ operator requests
 
