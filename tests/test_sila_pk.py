@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,15 +24,14 @@ import pytest
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import pumpctl.station.sila  # noqa: F401  (sila2 first: it picks the protobuf runtime)
-from pumpctl.clock import wall_monotonic
 from pumpctl.infusion.journal import Journal
 from pumpctl.station.service import SilaOptions, StationHost
 from pumpctl.station.spec import load_station_text
 from pumpctl.station.station import station_config
 
+from .test_sila import wait_for
 from .test_station_pk import BOLUS_PROGRAM, TCI_PROGRAM
 
-SAFETY_S = 20.0  # a deadline for conditions; reaching it fails the test
 TIME_SCALE = 60.0  # simulated seconds per wall second
 ROOT = Path(__file__).resolve().parents[1]
 SYRINGE = "container: {syringe: {inner_diameter: 26.7 mm, volume: 60 mL}}"
@@ -44,16 +42,6 @@ pumps:
   bolus: {{model: ne1000, port: sim://ne1000, address: 1, journal: bolus.sqlite, {SYRINGE}}}
 """
 WHO = "SiLA client"
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    deadline = wall_monotonic() + SAFETY_S
-    while wall_monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        threading.Event().wait(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
