@@ -19,19 +19,24 @@ class RollingTotals:
         self.limits = dict(max_ml_by_window_s)
         self.tolerance_ml = tolerance_ml
         self._samples: dict[float, deque[tuple[float, float]]] = {w: deque() for w in self.limits}
+        #: (window s, max mL, the mL that exceeds it, its samples): what `add` reads every poll
+        self._windows = [
+            (w, max_ml, max_ml + tolerance_ml, self._samples[w])
+            for w, max_ml in self.limits.items()
+        ]
 
     def add(self, now_s: float, total_ml: float) -> tuple[float, float, float] | None:
         """Record the cumulative total at `now_s`; returns (window s, mL in it, max mL) for the
         first window whose maximum is exceeded (beyond the tolerance), else None."""
-        for window_s, max_ml in self.limits.items():
-            samples = self._samples[window_s]
-            samples.append((now_s, total_ml))
+        sample = (now_s, total_ml)
+        for window_s, max_ml, over_ml, samples in self._windows:
+            samples.append(sample)
             start_s = now_s - window_s
             while len(samples) > 1 and samples[1][0] <= start_s:
                 samples.popleft()
             first_t, first_total = samples[0]
             in_window = total_ml - (first_total if first_t <= start_s else 0.0)
-            if in_window > max_ml + self.tolerance_ml:
+            if in_window > over_ml:
                 return window_s, in_window, max_ml
         return None
 

@@ -41,9 +41,11 @@ def mean_rate_ahead(
 ) -> float:
     """The plan's mean rate, mL/h, over the next `within_s`: the rest of this segment at its
     rate, then the segments after it at theirs (read only as far as `within_s` reaches: on
-    every poll it is nearly always the current segment alone)."""
-    left_s, ml = within_s, 0.0
+    nearly every poll the current segment alone, answered without the loop)."""
     rate, volume_ml = ledger.rate_ml_per_h, _left_ml(ledger)
+    if rate > 0 and (volume_ml is None or volume_ml * 3600.0 >= rate * within_s):
+        return rate  # this segment alone fills the window (the loop's answer, to an ulp)
+    left_s, ml = within_s, 0.0
     after = iter(following)
     while left_s > 0 and rate > 0:
         takes_s = math.inf if volume_ml is None else volume_ml / rate * 3600.0
