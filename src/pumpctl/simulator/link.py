@@ -108,9 +108,9 @@ class Link:
         self._offset: float | None = None
         self._lines_fed = 0  # CR-terminated lines, for families that do not count commands
         self._count_lines = not type(emulation).counts_commands
-        # the last (pump, client) line settings compared, and whether their bauds differ: both
-        # are frozen, and the pump's object only changes with its settings (a `baud` fault)
-        self._compared: tuple[LineSettings, LineSettings | None, bool] | None = None
+        # the last (pump's `uart`, client) line settings compared, and whether their bauds
+        # differ: both are frozen, and `uart` only changes with the pump's (a `baud` fault)
+        self._compared: tuple[LineSettings | None, LineSettings | None, bool] | None = None
         if faults is not None:
             faults.check(emulation)
 
@@ -123,36 +123,48 @@ class Link:
         """Advance the emulation to the clock's now, starting and ending faults on the way."""
         emulation, faults = self.emulation, self.faults
         now = self.clock.now()
-        if self._offset is None:
-            self._offset = now - emulation.now_s
-        target = now - self._offset
+        offset = self._offset
+        if offset is None:
+            offset = self._offset = now - emulation.now_s
         if faults is not None:
-            faults.apply_due(emulation, emulation.now_s, self.commands_seen)
+            self._sync_faults(faults, now - offset)
+            return
+        # no faults (every exchange of a plain run): one advance, `now_s` read once
+        target, current = now - offset, emulation.now_s
+        if target > current:
+            emulation.advance(target - current)
+
+    def _sync_faults(self, faults: FaultSchedule, target: float) -> None:
+        """`sync` with a fault schedule: advances split at each fault's time."""
+        emulation = self.emulation
+        faults.apply_due(emulation, emulation.now_s, self.commands_seen)
         while True:
-            due = faults.next_due_s() if faults is not None else None
+            due = faults.next_due_s()
             step_to = target if due is None or due > target else due
             if step_to > emulation.now_s:
                 emulation.advance(step_to - emulation.now_s)
-            if faults is None or due is None or due > target:
+            if due is None or due > target:
                 return
             faults.apply_due(emulation, due, self.commands_seen)
 
-    def _mismatched(self, pump: LineSettings, client: LineSettings | None) -> bool:
-        """`mismatched(pump, client)`, compared again only when either object changes (each
-        exchange asks twice, and a pydantic field read is slow)."""
+    def _mismatched(self, client: LineSettings | None) -> bool:
+        """`mismatched(pump, client)`, compared again only when either changes (each exchange
+        asks twice, and a pydantic field read is slow). The pump's settings are a function of
+        its `uart` (None: the factory ones, fixed), so the object in `uart` stands for them."""
+        uart = self.emulation.uart
         compared = self._compared
-        if compared is None or compared[0] is not pump or compared[1] is not client:
-            compared = self._compared = (pump, client, mismatched(pump, client))
+        if compared is None or compared[0] is not uart or compared[1] is not client:
+            pump = self.emulation.uart_settings()
+            compared = self._compared = (uart, client, mismatched(pump, client))
         return compared[2]
 
     def feed(self, data: bytes, client: LineSettings | None) -> None:
         emulation = self.emulation
-        pump = emulation.uart_settings()
-        if self._mismatched(pump, client):
+        if self._mismatched(client):
             if self.mismatch == "silence":
                 return
             assert client is not None
-            data = wrong_baud(data, client, pump, self.rng)
+            data = wrong_baud(data, client, emulation.uart_settings(), self.rng)
         if self._count_lines:
             self._lines_fed += data.count(b"\r")
         emulation.feed(data)
@@ -161,10 +173,9 @@ class Link:
         data = self.emulation.read()
         if not data:
             return data
-        pump = self.emulation.uart_settings()
-        if not self._mismatched(pump, client):
+        if not self._mismatched(client):
             return data
         if self.mismatch == "silence":
             return b""
         assert client is not None
-        return wrong_baud(data, pump, client, self.rng)
+        return wrong_baud(data, self.emulation.uart_settings(), client, self.rng)

@@ -139,11 +139,12 @@ class Emulation(ABC):
         """The pump's current line settings: `uart` if set (a `baud` fault sets it), else the
         factory settings: the class's `line_settings` when it declares them whole, else the
         model's family spec (9600 8N1 without one) with the fields the class declares
-        (`baud_rate`, `data_bits`, `parity`, `stop_bits`)."""
+        (`baud_rate`, `data_bits`, `parity`, `stop_bits`). Endpoints ask again only when the
+        object in `uart` changes: an override must depend on nothing else that changes."""
         if self.uart is not None:
             return self.uart
         # the factory settings only depend on class-level declarations: work them out once
-        # (this is called on every exchange; `set_baud_rate` changes `uart`, not these)
+        # (`set_baud_rate` changes `uart`, not these)
         cached: LineSettings | None = self.__dict__.get("_factory_uart")
         if cached is None:
             cached = self._factory_uart = self._factory_uart_settings()
