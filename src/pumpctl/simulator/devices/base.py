@@ -219,7 +219,8 @@ class BufferedEmulation(Emulation):
     queue of (due time, bytes, is-reply) that `read` drains, the link state and the reply
     faults (garble, mangle, delay). A family implements `_receive` (bytes from the host, link
     up), `_drop_partial_input` (a pulled cable loses the half-received frame) and its codec;
-    it passes each whole reply through `_inject_faults` and queues it with `_queue`.
+    it passes each whole reply through `_inject_faults` and queues it with `_queue` (both at
+    once: `_queue_reply`).
     """
 
     def __init__(self, *, max_outbound_bytes: int = 4096) -> None:
@@ -289,9 +290,24 @@ class BufferedEmulation(Emulation):
     def _queue(self, data: bytes, *, reply: bool = True) -> None:
         """Queue pump->host bytes: a reply is due after the reply delay, an unsolicited
         message at once. A host that never reads: the oldest entries are dropped."""
-        out = self._out
-        out.append((self._now + self._delay_s if reply else self._now, data, reply))
+        self._out.append((self._now + self._delay_s if reply else self._now, data, reply))
         self._out_bytes += len(data)
+        if self._out_bytes > self.max_outbound_bytes:
+            self._drop_oldest()
+
+    def _queue_reply(self, data: bytes, garble_at: int) -> None:
+        """`_queue(_inject_faults(data, garble_at))` in one call: every reply comes this way,
+        and with no reply fault pending (the usual) the faults are not called at all."""
+        if self._garble or self._mangle is not None:
+            data = self._inject_faults(data, garble_at)
+        self._out.append((self._now + self._delay_s, data, True))
+        self._out_bytes += len(data)
+        if self._out_bytes > self.max_outbound_bytes:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Over `max_outbound_bytes`: drop the oldest entries (the newest is always kept)."""
+        out = self._out
         while self._out_bytes > self.max_outbound_bytes and len(out) > 1:
             _, old, _ = out.popleft()
             self._out_bytes -= len(old)

@@ -37,13 +37,12 @@ from pumpctl.simulator.devices.newera_wire import (
     ADDRESS,
     ADDRESS_TEXT,
     CR,
-    ETX,
     STX,
-    crc16_xmodem,
     format_number,
     frame_safe,
     normalise,
     parse_line,
+    parse_packet,
 )
 from pumpctl.simulator.physics import StopReason, SyringePhysics
 
@@ -78,12 +77,13 @@ class NE1000Emulation(BufferedEmulation):
             pump = Pump(a, physics, safe_timeout_s=safe_mode_timeout_s)
             pump.reset_program()
             self._pumps[a] = pump
+        self._each = tuple(self._pumps.values())
         self._now_comp = 0.0
         self._line = bytearray()
         self._packet: bytearray | None = None
         self._last_byte_s = 0.0
         self._bad_crc = 0
-        for pump in self._pumps.values():
+        for pump in self._each:
             self._auto_alarm(pump)
 
     # -- Emulation API -----------------------------------------------------------------------
@@ -110,11 +110,18 @@ class NE1000Emulation(BufferedEmulation):
         starts at STX and ends after LEN bytes, a basic line ends at CR, an STX drops a partly
         received line. Whole packets and runs of line bytes are taken in one piece (the
         outcome is the byte-by-byte one); only a packet split across reads goes byte by byte."""
-        gap_s = SAFE_INTER_BYTE_GAP_S * self.wire_time_scale
-        if self._packet is not None and self._now - self._last_byte_s > gap_s:
-            self._packet = None
-        self._last_byte_s = self._now
-        i, n = 0, len(data)
+        now, n = self._now, len(data)
+        if self._packet is not None:
+            if now - self._last_byte_s > SAFE_INTER_BYTE_GAP_S * self.wire_time_scale:
+                self._packet = None
+        elif n > 4 and data[0] == STX and data[1] == n - 1:  # one whole packet: every poll
+            self._last_byte_s = now
+            self._line.clear()
+            self.commands_seen += 1
+            self._on_packet(bytes(data))
+            return
+        self._last_byte_s = now
+        i = 0
         line = self._line
         while i < n:
             pkt = self._packet
@@ -164,17 +171,18 @@ class NE1000Emulation(BufferedEmulation):
         while (due := self._watchdog_due(end)) is not None:
             self._move(max(0.0, due - self._now))
             self._now = due
-            for pump in self._pumps.values():
+            for pump in self._each:
                 if pump.watchdog_deadline_s is not None and pump.watchdog_deadline_s <= due:
                     pump.watchdog_deadline_s = None  # fires once; re-armed by the next packet
                     self._alarm(pump, "T", "link_timeout")
-        self._move(max(0.0, end - self._now))
+        dt = end - self._now
+        self._move(dt if dt > 0.0 else 0.0)  # max(0.0, dt), without the call
         self._now = end
 
     def _watchdog_due(self, end: float) -> float | None:
         """The earliest link-watchdog deadline by `end`, if one falls by then."""
         due = None
-        for pump in self._pumps.values():
+        for pump in self._each:
             deadline = pump.watchdog_deadline_s
             if deadline is not None and deadline <= end and (due is None or deadline < due):
                 due = deadline
@@ -212,7 +220,7 @@ class NE1000Emulation(BufferedEmulation):
     # -- time ----------------------------------------------------------------------------------
 
     def _move(self, dt: float) -> None:
-        for pump in self._pumps.values():
+        for pump in self._each:
             reason = pump.physics.advance(dt)
             if reason is None:
                 continue
@@ -225,14 +233,14 @@ class NE1000Emulation(BufferedEmulation):
 
     def _reply(self, pump: Pump, body: str) -> None:
         data = (ADDRESS_TEXT[pump.address] + body).encode("latin-1")
-        safe = pump.safe
+        safe = pump.safe_timeout_s > 0  # `pump.safe`, without a property call per reply
         framed = frame_safe(data) if safe else b"\x02" + data + b"\x03"
         if self._bad_crc and safe:
             self._bad_crc -= 1
             framed = framed[:-2] + bytes((framed[-2] ^ 0xFF,)) + framed[-1:]  # CRC low byte
         # Emulation choice: a garble flips bit 6 of the first address digit; framing (and LEN)
         # stay intact, so a safe-mode host sees a CRC error and a basic-mode host a bad address.
-        self._queue(self._inject_faults(framed, 2 if safe else 1))
+        self._queue_reply(framed, 2 if safe else 1)
 
     def _auto_alarm(self, pump: Pump) -> None:
         """Safe mode announces alarms unsolicited, but never while a reply is outstanding.
@@ -250,19 +258,23 @@ class NE1000Emulation(BufferedEmulation):
     # -- input ---------------------------------------------------------------------------------
 
     def _on_packet(self, pkt: bytes) -> None:
-        data = pkt[2:-3]
-        ok = pkt[-1] == ETX and int.from_bytes(pkt[-3:-1], "big") == crc16_xmodem(data)
-        if not ok:
-            text = normalise(data.decode("latin-1"))
-            m = ADDRESS.match(text)
-            addr = int(m.group(1)) if m and m.group(1) else None
-            targets = [self._pumps[addr]] if addr in self._pumps else []
-            if addr is None and len(self._pumps) == 1:
-                targets = list(self._pumps.values())
-            for pump in targets:
-                self._reply(pump, pump.status + "?COM")
+        parts = parse_packet(pkt)
+        if parts is None:
+            self._on_bad_packet(pkt[2:-3])
             return
-        self._on_text(data.decode("latin-1"), safe=True)
+        for address, rest, name, args in parts:
+            self._dispatch(address, rest, name, args, safe=True)
+
+    def _on_bad_packet(self, data: bytes) -> None:
+        """A packet with a wrong CRC or ETX: `?COM` from the pump its data seems to address."""
+        text = normalise(data.decode("latin-1"))
+        m = ADDRESS.match(text)
+        addr = int(m.group(1)) if m and m.group(1) else None
+        targets = [self._pumps[addr]] if addr in self._pumps else []
+        if addr is None and len(self._pumps) == 1:
+            targets = list(self._pumps.values())
+        for pump in targets:
+            self._reply(pump, pump.status + "?COM")
 
     def _on_text(self, raw: str, *, safe: bool) -> None:
         for address, rest, name, args in parse_line(raw):
@@ -272,16 +284,19 @@ class NE1000Emulation(BufferedEmulation):
         self, address: int | None, rest: str, name: str | None, args: str, *, safe: bool
     ) -> None:
         if address is None or rest.startswith("*"):  # *system commands: whatever the address
-            targets = list(self._pumps.values())
+            targets = self._each  # a tuple: *ADR re-keying `_pumps` does not change it
         else:
             pump = self._pumps.get(address)
-            targets = [pump] if pump is not None else []
+            if pump is None:
+                return
+            targets = (pump,)
+        several = len(targets) > 1
         for pump in targets:
             if not safe and pump.safe:
                 continue  # Emulation choice: in safe mode, basic lines are ignored
             if safe and pump.safe_timeout_s:
                 pump.watchdog_deadline_s = self._now + pump.safe_timeout_s
-            body = self._command(pump, rest, name, args, safe=safe, several=len(targets) > 1)
+            body = self._command(pump, rest, name, args, safe=safe, several=several)
             self._reply(pump, body)
 
     # -- commands ------------------------------------------------------------------------------
@@ -352,6 +367,7 @@ class NE1000Emulation(BufferedEmulation):
         del self._pumps[p.address]
         p.address = new
         self._pumps[new] = p
+        self._each = tuple(self._pumps.values())  # the order of `_pumps`, as before
         return ""
 
     # -- motion --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
+import struct
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "normalise",
     "parse_line",
     "parse_number",
+    "parse_packet",
 ]
 
 STX, ETX, CR = 0x02, 0x03, 0x0D
@@ -168,7 +170,16 @@ def crc16_xmodem(data: bytes) -> int:
 
 
 def frame_safe(data: bytes) -> bytes:
-    return bytes((STX, len(data) + 4)) + data + crc16_xmodem(data).to_bytes(2, "big") + b"\x03"
+    """STX LEN data CRC ETX: a header and a packed CRC + ETX around `data` (every reply)."""
+    n = len(data)
+    head = _SAFE_HEADS[n] if n < len(_SAFE_HEADS) else bytes((STX, n + 4))  # ValueError past it
+    return head + data + _CRC_ETX(binascii.crc_hqx(data, 0), ETX)
+
+
+#: STX LEN of a packet by the length of its data: `_SAFE_HEADS[3] == b"\x02\x07"`
+_SAFE_HEADS = tuple(bytes((STX, n + 4)) for n in range(0x100 - 4))
+#: the CRC (big-endian) and ETX that end a packet, packed in one call
+_CRC_ETX = struct.Struct(">HB").pack
 
 
 def normalise(text: str) -> str:
@@ -215,4 +226,24 @@ def parse_line(raw: str) -> tuple[_Part, ...]:
     parts = tuple(found)
     if len(_PARSED) < _MAX_PARSED:
         _PARSED[raw] = parts
+    return parts
+
+
+#: valid safe packets, whole, with their parse (as many as `_PARSED` keeps)
+_PACKETS: dict[bytes, tuple[_Part, ...]] = {}
+
+
+def parse_packet(pkt: bytes) -> tuple[_Part, ...] | None:
+    """A whole safe packet (STX LEN data CRC ETX) parsed as `parse_line` parses its data; None
+    when its ETX or CRC is wrong. A valid packet is kept as it is (a host polls with the same
+    few): its CRC is checked once."""
+    parts = _PACKETS.get(pkt)
+    if parts is not None:
+        return parts
+    data = pkt[2:-3]
+    if pkt[-1] != ETX or int.from_bytes(pkt[-3:-1], "big") != crc16_xmodem(data):
+        return None
+    parts = parse_line(data.decode("latin-1"))
+    if len(_PACKETS) < _MAX_PARSED:
+        _PACKETS[pkt] = parts
     return parts
