@@ -129,8 +129,9 @@ class SyringePhysics:
 
     def travel_counters_ml(self) -> tuple[float, float]:
         """(`infused_ml`, `withdrawn_ml`) at once, the travel worked out once (a pump's `DIS`
-        reads both on every poll)."""
-        a, travel, infusing = self._a, self._travel_ml(), self._sign > 0
+        reads both on every poll); `_travel_ml` inlined."""
+        a, infusing = self._a, self._sign > 0
+        travel = self._rate_ml_per_s * (self._t - a.t_s) if self._moving else 0.0
         return (
             a.infused_ml + (travel if infusing else 0.0),
             a.withdrawn_ml + (0.0 if infusing else travel),
@@ -276,14 +277,15 @@ class SyringePhysics:
         if not self._end_known:
             self._end, self._end_known = self._segment_end(), True
         end = self._end
+        t0 = self._t
         y = seconds - self._t_comp
-        t = self._t + y
-        self._t_comp = (t - self._t) - y
+        t = t0 + y
+        self._t_comp = (t - t0) - y
         self._t = t
         if end is None:
             return None
         travel_limit_ml, reason = end
-        if self._rate_ml_per_s * (self._t - self._a.t_s) < travel_limit_ml:
+        if self._rate_ml_per_s * (t - self._a.t_s) < travel_limit_ml:
             return None
         # Stop exactly at the limit: place the state there, then freeze at the current time.
         travel = max(0.0, travel_limit_ml)

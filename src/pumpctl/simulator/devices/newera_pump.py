@@ -149,8 +149,9 @@ class Pump:
     @property
     def status(self) -> str:
         """The status character every reply starts with (a table: on Python 3.11 `Run.X` and
-        `.value` are slow lookups through the enum class, and each reply reads this)."""
-        return _STATUS[self.run, self.infuse]
+        `.value` are slow lookups through the enum class, and each reply reads this; keyed by
+        the run state, then indexed by `infuse`, so no tuple is built and hashed)."""
+        return _STATUS[self.run][self.infuse]
 
     def rate_ml_per_h(self) -> Decimal:
         return self.rate * RATE_UNITS_ML_PER_H[self.rate_units]
@@ -177,11 +178,10 @@ class Pump:
 
 # --------------------------------------------------------------------------- settings
 
-#: status character by (run state, infusing): I or W while running, else the state's own
+#: status character by run state, then by infusing (False, True): I or W while running, else
+#: the state's own
 _STATUS = {
-    (run, infuse): ("I" if infuse else "W") if run is Run.RUNNING else str(run.value)
-    for run in Run
-    for infuse in (True, False)
+    run: ("W", "I") if run is Run.RUNNING else (str(run.value), str(run.value)) for run in Run
 }
 
 RATE_ARGS = re.compile(r"([CI]?)([\d.]*)(UM|MM|UH|MH)?")
@@ -281,11 +281,17 @@ def clear_volume(p: Pump, args: str) -> str:
 
 def dispensed(p: Pump) -> str:
     """`DIS`: the counters since `CLD`, in the volume units, as the pump prints them."""
-    unit = VOLUME_UNITS_FLOAT[p.volume_units]
+    units = p.volume_units
+    unit = VOLUME_UNITS_FLOAT[units]
     infused_ml, withdrawn_ml = p.physics.travel_counters_ml()
     inf = (infused_ml - p.inf_base_ml) / unit
     wdr = (withdrawn_ml - p.wdr_base_ml) / unit
-    return f"I{format_number(inf)}W{format_number(wdr)}{p.volume_units}"
+    # a counter that has not moved since CLD (one of the two, on every poll) is +0.0, never
+    # -0.0 (the travel counters are sums of non-negative floats, so never -0.0 themselves, and
+    # x - x is +0.0), so its text is format_number's for 0.0 without the call
+    inf_text = format_number(inf) if inf else "0.000"
+    wdr_text = format_number(wdr) if wdr else "0.000"
+    return f"I{inf_text}W{wdr_text}{units}"
 
 
 def set_safe_timeout(p: Pump, args: str, *, now_s: float, safe: bool) -> str:

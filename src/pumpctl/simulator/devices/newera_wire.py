@@ -7,10 +7,10 @@ on the wire). Pure and cached where a host repeats itself: a poll line is parsed
 
 from __future__ import annotations
 
-import binascii
 import math
 import re
 import struct
+from binascii import crc_hqx
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 __all__ = [
@@ -166,18 +166,20 @@ def parse_number(text: str) -> Decimal | None:
 
 def crc16_xmodem(data: bytes) -> int:
     """CRC-16, polynomial 0x1021, initial value 0, no reflection (the notes' "CCITT")."""
-    return binascii.crc_hqx(data, 0)
+    return crc_hqx(data, 0)
 
 
 def frame_safe(data: bytes) -> bytes:
     """STX LEN data CRC ETX: a header and a packed CRC + ETX around `data` (every reply)."""
     n = len(data)
-    head = _SAFE_HEADS[n] if n < len(_SAFE_HEADS) else bytes((STX, n + 4))  # ValueError past it
-    return head + data + _CRC_ETX(binascii.crc_hqx(data, 0), ETX)
+    head = _SAFE_HEADS[n] if n <= _MAX_SAFE_DATA else bytes((STX, n + 4))  # ValueError past it
+    return head + data + _CRC_ETX(crc_hqx(data, 0), ETX)
 
 
+#: data bytes a safe packet can carry (LEN, one byte, counts them + 4)
+_MAX_SAFE_DATA = 0xFF - 4
 #: STX LEN of a packet by the length of its data: `_SAFE_HEADS[3] == b"\x02\x07"`
-_SAFE_HEADS = tuple(bytes((STX, n + 4)) for n in range(0x100 - 4))
+_SAFE_HEADS = tuple(bytes((STX, n + 4)) for n in range(_MAX_SAFE_DATA + 1))
 #: the CRC (big-endian) and ETX that end a packet, packed in one call
 _CRC_ETX = struct.Struct(">HB").pack
 
