@@ -104,15 +104,15 @@ def _format_float(value: float) -> str:
     `frac:03d` costs more than the rest of the function.
     """
     nano = _nanos(value)
-    if nano < 10_000_000_000:  # below 10: three decimals
-        whole, frac = divmod(nano // 1_000_000, 1000)
-        return str(whole) + _POINT_3[frac]
+    if nano < 10_000_000_000:  # below 10: three decimals (`//` and `%`: no divmod call)
+        shown = nano // 1_000_000
+        return str(shown // 1000) + _POINT_3[shown % 1000]
     if nano < 100_000_000_000:
-        whole, frac = divmod(nano // 10_000_000, 100)
-        return str(whole) + _POINT_2[frac]
+        shown = nano // 10_000_000
+        return str(shown // 100) + _POINT_2[shown % 100]
     if nano < 1_000_000_000_000:
-        whole, frac = divmod(nano // 100_000_000, 10)
-        return str(whole) + _POINT_1[frac]
+        shown = nano // 100_000_000
+        return str(shown // 10) + _POINT_1[shown % 10]
     return f"{nano // 1_000_000_000}."
 
 
