@@ -317,12 +317,12 @@ class NE1000Emulation(BufferedEmulation):
         return p.status + data
 
     def _execute(self, p: Pump, name: str, args: str, *, safe: bool, several: bool) -> str:
+        if name == "DIS":  # the poll, first
+            return dispensed(p)
         if name == "":
             return ""
         if name == "VER":
             return VERSION
-        if name == "DIS":
-            return dispensed(p)
         setting = SETTINGS.get(name)
         if setting is not None:  # DIA, RAT, VOL, DIR
             return setting(p, args)
