@@ -34,13 +34,12 @@ from pumpctl.simulator.devices.newera_pump import (
     syringe_capacity_ml,
 )
 from pumpctl.simulator.devices.newera_wire import (
-    ADDRESS,
     ADDRESS_TEXT,
     CR,
     STX,
     format_number,
     frame_safe,
-    normalise,
+    packet_address,
     parse_line,
     parse_packet,
 )
@@ -259,22 +258,16 @@ class NE1000Emulation(BufferedEmulation):
 
     def _on_packet(self, pkt: bytes) -> None:
         parts = parse_packet(pkt)
-        if parts is None:
-            self._on_bad_packet(pkt[2:-3])
+        if parts is None:  # wrong CRC or ETX: ?COM from the pump it seems to address
+            addr = packet_address(pkt[2:-3])
+            if addr is None and len(self._pumps) == 1:
+                addr = next(iter(self._pumps))  # no address: the only pump
+            if addr in self._pumps:
+                pump = self._pumps[addr]
+                self._reply(pump, pump.status + "?COM")
             return
         for address, rest, name, args in parts:
             self._dispatch(address, rest, name, args, safe=True)
-
-    def _on_bad_packet(self, data: bytes) -> None:
-        """A packet with a wrong CRC or ETX: `?COM` from the pump its data seems to address."""
-        text = normalise(data.decode("latin-1"))
-        m = ADDRESS.match(text)
-        addr = int(m.group(1)) if m and m.group(1) else None
-        targets = [self._pumps[addr]] if addr in self._pumps else []
-        if addr is None and len(self._pumps) == 1:
-            targets = list(self._pumps.values())
-        for pump in targets:
-            self._reply(pump, pump.status + "?COM")
 
     def _on_text(self, raw: str, *, safe: bool) -> None:
         for address, rest, name, args in parse_line(raw):

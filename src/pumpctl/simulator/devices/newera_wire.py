@@ -24,6 +24,7 @@ __all__ = [
     "format_number",
     "frame_safe",
     "normalise",
+    "packet_address",
     "parse_line",
     "parse_number",
     "parse_packet",
@@ -249,3 +250,9 @@ def parse_packet(pkt: bytes) -> tuple[_Part, ...] | None:
     if len(_PACKETS) < _MAX_PARSED:
         _PACKETS[pkt] = parts
     return parts
+
+
+def packet_address(data: bytes) -> int | None:
+    """The address a packet's data starts with (None: none), read even when its CRC is wrong."""
+    m = ADDRESS.match(normalise(data.decode("latin-1")))
+    return int(m.group(1)) if m and m.group(1) else None
