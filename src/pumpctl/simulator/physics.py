@@ -129,9 +129,8 @@ class SyringePhysics:
 
     def travel_counters_ml(self) -> tuple[float, float]:
         """(`infused_ml`, `withdrawn_ml`) at once, the travel worked out once (a pump's `DIS`
-        reads both on every poll); `_travel_ml` inlined."""
-        a, infusing = self._a, self._sign > 0
-        travel = self._rate_ml_per_s * (self._t - a.t_s) if self._moving else 0.0
+        reads both on every poll)."""
+        a, travel, infusing = self._a, self._travel_ml(), self._sign > 0
         return (
             a.infused_ml + (travel if infusing else 0.0),
             a.withdrawn_ml + (0.0 if infusing else travel),

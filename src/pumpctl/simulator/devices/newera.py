@@ -26,7 +26,6 @@ from pumpctl.simulator.devices.newera_pump import (
     clear_volume,
     dispensed,
     max_rate_ml_per_h,
-    min_rate_ml_per_h,
     misc_setting,
     reload_syringe,
     set_safe_timeout,
@@ -100,7 +99,7 @@ class NE1000Emulation(BufferedEmulation):
     ) -> None:
         """Put a syringe on a pump (rig setup); also sets the pump's DIA to match."""
         pump = self._pumps[address]
-        self._stop(pump, Run.STOPPED)
+        pump.stop(Run.STOPPED)
         pump.diameter_mm = Decimal(str(inner_diameter_mm))
         pump.physics.load(inner_diameter_mm, capacity_ml, contents_ml)
 
@@ -174,8 +173,7 @@ class NE1000Emulation(BufferedEmulation):
                 if pump.watchdog_deadline_s is not None and pump.watchdog_deadline_s <= due:
                     pump.watchdog_deadline_s = None  # fires once; re-armed by the next packet
                     self._alarm(pump, "T", "link_timeout")
-        dt = end - self._now
-        self._move(dt if dt > 0.0 else 0.0)  # max(0.0, dt), without the call
+        self._move(max(0.0, end - self._now))
         self._now = end
 
     def _watchdog_due(self, end: float) -> float | None:
@@ -200,7 +198,7 @@ class NE1000Emulation(BufferedEmulation):
     def power_cycle(self, address: int) -> None:
         """Counters and program are lost; DIA, address and SAF (non-volatile) are kept."""
         pump = self._pumps[address]
-        self._stop(pump, Run.STOPPED)
+        pump.stop(Run.STOPPED)
         pump.reset_program()
         pump.watchdog_deadline_s = None
         pump.alarm_pending, pump.alarm_reason = "R", "reset"
@@ -232,7 +230,7 @@ class NE1000Emulation(BufferedEmulation):
 
     def _reply(self, pump: Pump, body: str) -> None:
         data = (ADDRESS_TEXT[pump.address] + body).encode("latin-1")
-        safe = pump.safe_timeout_s > 0  # `pump.safe`, without a property call per reply
+        safe = pump.safe
         framed = frame_safe(data) if safe else b"\x02" + data + b"\x03"
         if self._bad_crc and safe:
             self._bad_crc -= 1
@@ -322,16 +320,16 @@ class NE1000Emulation(BufferedEmulation):
         if name == "RUN":
             if args not in ("", "1"):
                 raise PumpError("OOR")  # Emulation choice: a single-phase program only
-            self._start(p)
+            p.start()
             return ""
         if name == "PUR":
             if p.run in (Run.RUNNING, Run.PURGING):
                 raise PumpError("NA")
-            self._begin(p, max_rate_ml_per_h(p.diameter_mm), limit_ml=None, run=Run.PURGING)
+            p.begin(max_rate_ml_per_h(p.diameter_mm), limit_ml=None, run=Run.PURGING)
             return ""
         if name == "STP":
             paused = p.run is Run.RUNNING
-            self._stop(p, Run.PAUSED if paused else Run.STOPPED)
+            p.stop(Run.PAUSED if paused else Run.STOPPED)
             return ""
         if name == "CLD":
             return clear_volume(p, args)
@@ -340,7 +338,7 @@ class NE1000Emulation(BufferedEmulation):
         if name == "*ADR":
             return self._adr(p, args, several=several)
         if name == "*RESET":
-            self._stop(p, Run.STOPPED)
+            p.stop(Run.STOPPED)
             p.factory_reset()
             return ""
         if name in MISC_SETTINGS:
@@ -363,40 +361,14 @@ class NE1000Emulation(BufferedEmulation):
         self._each = tuple(self._pumps.values())  # the order of `_pumps`, as before
         return ""
 
-    # -- motion --------------------------------------------------------------------------------
-
-    def _start(self, p: Pump) -> None:
-        if p.run in (Run.RUNNING, Run.PURGING):
-            return  # Emulation choice: RUN while running is a no-op that reports the status
-        rate = p.rate_ml_per_h()
-        if not min_rate_ml_per_h(p.diameter_mm) <= rate <= max_rate_ml_per_h(p.diameter_mm):
-            raise PumpError("OOR")
-        if p.run is Run.STOPPED:
-            p.phase_start_travel_ml = p.travel_ml()
-        target = float(p.target_ml())
-        limit = None
-        if target:
-            limit = max(0.0, target - (p.travel_ml() - p.phase_start_travel_ml))
-        self._begin(p, rate, limit_ml=limit, run=Run.RUNNING)
-
-    def _begin(self, p: Pump, rate: Decimal, *, limit_ml: float | None, run: Run) -> None:
-        if limit_ml == 0.0:
-            p.run = Run.STOPPED
-            return
-        p.physics.start(float(rate), infuse=p.infuse, limit_ml=limit_ml)
-        p.run = run
-        p.alarm_reason = None
-
-    def _stop(self, p: Pump, run: Run) -> None:
-        p.physics.stop()
-        p.run = run
+    # -- alarms (starting and stopping one pump: `Pump.start`, `Pump.stop`) -------------------
 
     def _alarm(self, p: Pump, code: str, reason: str) -> None:
         """A pump in alarm keeps its first alarm until it is cleared: the code until the host
         has it reported (acknowledged), the ground-truth reason until the pump next starts
         (power loss aside, which forgets everything). So a link watchdog that fires after a
         stall neither hides the unreported `A?S` nor turns the stall into `link_timeout`."""
-        self._stop(p, Run.STOPPED)
+        p.stop(Run.STOPPED)
         if p.alarm_reason is None:
             p.alarm_reason = reason
         if p.alarm_pending is None:

@@ -1,7 +1,8 @@
 """NE-1000 emulation: one pump's settings and the model facts behind them (bores, rate
 limits, volume units), and the commands that only read or change one pump's settings and
-counters (`DIA`, `RAT`, `VOL`, `DIR`, `SAF`, `CLD`, `DIS`, `*RESET`). Kept apart from the link
-(`newera`), which frames, addresses, moves and alarms.
+counters (`DIA`, `RAT`, `VOL`, `DIR`, `SAF`, `CLD`, `DIS`, `*RESET`), and what starting and
+stopping does to it. Kept apart from the link (`newera`), which frames, addresses, advances
+time and alarms.
 """
 
 from __future__ import annotations
@@ -167,6 +168,35 @@ class Pump:
         self.volume, self.infuse = Decimal(0), True
         self.volume_units = "UL" if self.diameter_mm <= UL_MAX_DIAMETER_MM else "ML"
         self.inf_base_ml, self.wdr_base_ml = self.physics.infused_ml, self.physics.withdrawn_ml
+
+    # -- motion: what RUN, PUR and STP do to this pump alone (the link alarms and replies)
+
+    def start(self) -> None:
+        """`RUN`: towards the target (the rest of it after a pause), at the programmed rate."""
+        if self.run in (Run.RUNNING, Run.PURGING):
+            return  # Emulation choice: RUN while running is a no-op that reports the status
+        rate = self.rate_ml_per_h()
+        if not min_rate_ml_per_h(self.diameter_mm) <= rate <= max_rate_ml_per_h(self.diameter_mm):
+            raise PumpError("OOR")
+        if self.run is Run.STOPPED:
+            self.phase_start_travel_ml = self.travel_ml()
+        target = float(self.target_ml())
+        limit = None
+        if target:
+            limit = max(0.0, target - (self.travel_ml() - self.phase_start_travel_ml))
+        self.begin(rate, limit_ml=limit, run=Run.RUNNING)
+
+    def begin(self, rate: Decimal, *, limit_ml: float | None, run: Run) -> None:
+        if limit_ml == 0.0:
+            self.run = Run.STOPPED
+            return
+        self.physics.start(float(rate), infuse=self.infuse, limit_ml=limit_ml)
+        self.run = run
+        self.alarm_reason = None
+
+    def stop(self, run: Run) -> None:
+        self.physics.stop()
+        self.run = run
 
     def factory_reset(self) -> None:
         """`*RESET` (the motor already stopped): DIA, the program and the simple settings go
