@@ -453,3 +453,23 @@ async def test_read_poll_is_one_dis_exchange_with_status_and_volumes() -> None:
     status, _ = await driver.read_poll()
     assert status.state is PumpState.ALARM and status.alarm is AlarmReason.STALL
     t.done()
+
+
+async def test_a_polls_status_is_its_prompt_one_object_per_prompt() -> None:
+    """`raw` is the prompt (the volumes are decoded apart); the frozen status is shared by every
+    reply with that prompt, and an alarm keeps its whole text."""
+    driver, t = await opened(
+        (b"0DIS\r", basic("00II3.500W0.000ML")),
+        (b"0DIS\r", basic("00II3.503W0.000ML")),
+        (b"0DIS\r", basic("00SI3.600W0.000ML")),
+        (b"0DIS\r", basic("00A?S")),
+    )
+    first, v1 = await driver.read_poll()
+    second, v2 = await driver.read_poll()
+    stopped, _ = await driver.read_poll()
+    alarm, _ = await driver.read_poll()
+    assert (first.raw, v1.infused_ml, v2.infused_ml) == ("00I", 3.5, 3.503)
+    assert second is first and first.direction is Direction.INFUSE
+    assert (stopped.state, stopped.raw) == (PumpState.STOPPED, "00S")
+    assert (alarm.state, alarm.raw) == (PumpState.ALARM, "00A?S")
+    t.done()

@@ -268,9 +268,24 @@ _STATES: dict[str, tuple[PumpState, Direction | None]] = {
 
 
 def status_for_reply(reply: NEReply) -> PumpStatus:
-    """Status characters T (timed pause), U (trigger wait), X (purge) are states pumpctl does not
-    drive: `OTHER`, with the character in `raw`."""
+    """The pump's state from a reply's status character. Status characters T (timed pause), U
+    (trigger wait), X (purge) are states pumpctl does not drive: `OTHER`. `raw` is the reply's
+    prompt (address and status character, `00I`), or the whole alarm reply (`00A?S`); a query's
+    data (the volumes of `DIS`) is decoded on its own.
+
+    One status per prompt is kept and shared (it is frozen; at most 100 addresses times the
+    status characters): every poll's reply starts with one of a few prompts, and building the
+    model costs as much as decoding the reply."""
     if reply.alarm is not None:
         return PumpStatus(state=PumpState.ALARM, alarm=reply.alarm, raw=reply.text)
-    state, direction = _STATES.get(reply.status, (PumpState.OTHER, None))
-    return PumpStatus(state=state, direction=direction, raw=reply.text)
+    prompt = reply.text[:3]
+    status = _STATUS_BY_PROMPT.get(prompt)
+    if status is None:
+        state, direction = _STATES.get(reply.status, (PumpState.OTHER, None))
+        status = _STATUS_BY_PROMPT[prompt] = PumpStatus(
+            state=state, direction=direction, raw=prompt
+        )
+    return status
+
+
+_STATUS_BY_PROMPT: dict[str, PumpStatus] = {}
