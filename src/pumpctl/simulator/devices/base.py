@@ -287,27 +287,20 @@ class BufferedEmulation(Emulation):
 
     # -- for the family's codec ----------------------------------------------------------------
 
+    def _queue_reply(self, data: bytes, garble_at: int) -> None:
+        """`_queue(_inject_faults(data, garble_at))`, the faults only called when one is
+        pending: every reply comes this way, and with none pending (the usual) that call is
+        a poll's cost for nothing."""
+        if self._garble or self._mangle is not None:
+            data = self._inject_faults(data, garble_at)
+        self._queue(data)
+
     def _queue(self, data: bytes, *, reply: bool = True) -> None:
         """Queue pump->host bytes: a reply is due after the reply delay, an unsolicited
         message at once. A host that never reads: the oldest entries are dropped."""
-        self._out.append((self._now + self._delay_s if reply else self._now, data, reply))
-        self._out_bytes += len(data)
-        if self._out_bytes > self.max_outbound_bytes:
-            self._drop_oldest()
-
-    def _queue_reply(self, data: bytes, garble_at: int) -> None:
-        """`_queue(_inject_faults(data, garble_at))` in one call: every reply comes this way,
-        and with no reply fault pending (the usual) the faults are not called at all."""
-        if self._garble or self._mangle is not None:
-            data = self._inject_faults(data, garble_at)
-        self._out.append((self._now + self._delay_s, data, True))
-        self._out_bytes += len(data)
-        if self._out_bytes > self.max_outbound_bytes:
-            self._drop_oldest()
-
-    def _drop_oldest(self) -> None:
-        """Over `max_outbound_bytes`: drop the oldest entries (the newest is always kept)."""
         out = self._out
+        out.append((self._now + self._delay_s if reply else self._now, data, reply))
+        self._out_bytes += len(data)
         while self._out_bytes > self.max_outbound_bytes and len(out) > 1:
             _, old, _ = out.popleft()
             self._out_bytes -= len(old)

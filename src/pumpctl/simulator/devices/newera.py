@@ -75,13 +75,12 @@ class NE1000Emulation(BufferedEmulation):
             pump = Pump(a, physics, safe_timeout_s=safe_mode_timeout_s)
             pump.reset_program()
             self._pumps[a] = pump
-        self._each = tuple(self._pumps.values())
         self._now_comp = 0.0
         self._line = bytearray()
         self._packet: bytearray | None = None
         self._last_byte_s = 0.0
         self._bad_crc = 0
-        for pump in self._each:
+        for pump in self._pumps.values():
             self._auto_alarm(pump)
 
     # -- Emulation API -----------------------------------------------------------------------
@@ -169,7 +168,7 @@ class NE1000Emulation(BufferedEmulation):
         while (due := self._watchdog_due(end)) is not None:
             self._move(max(0.0, due - self._now))
             self._now = due
-            for pump in self._each:
+            for pump in self._pumps.values():
                 if pump.watchdog_deadline_s is not None and pump.watchdog_deadline_s <= due:
                     pump.watchdog_deadline_s = None  # fires once; re-armed by the next packet
                     self._alarm(pump, "T", "link_timeout")
@@ -179,7 +178,7 @@ class NE1000Emulation(BufferedEmulation):
     def _watchdog_due(self, end: float) -> float | None:
         """The earliest link-watchdog deadline by `end`, if one falls by then."""
         due = None
-        for pump in self._each:
+        for pump in self._pumps.values():
             deadline = pump.watchdog_deadline_s
             if deadline is not None and deadline <= end and (due is None or deadline < due):
                 due = deadline
@@ -217,7 +216,7 @@ class NE1000Emulation(BufferedEmulation):
     # -- time ----------------------------------------------------------------------------------
 
     def _move(self, dt: float) -> None:
-        for pump in self._each:
+        for pump in self._pumps.values():
             reason = pump.physics.advance(dt)
             if reason is None:
                 continue
@@ -275,7 +274,7 @@ class NE1000Emulation(BufferedEmulation):
         self, address: int | None, rest: str, name: str | None, args: str, *, safe: bool
     ) -> None:
         if address is None or rest.startswith("*"):  # *system commands: whatever the address
-            targets = self._each  # a tuple: *ADR re-keying `_pumps` does not change it
+            targets = tuple(self._pumps.values())  # a copy: *ADR re-keys `_pumps`
         else:
             pump = self._pumps.get(address)
             if pump is None:
@@ -358,7 +357,6 @@ class NE1000Emulation(BufferedEmulation):
         del self._pumps[p.address]
         p.address = new
         self._pumps[new] = p
-        self._each = tuple(self._pumps.values())  # the order of `_pumps`, as before
         return ""
 
     # -- alarms (starting and stopping one pump: `Pump.start`, `Pump.stop`) -------------------

@@ -316,12 +316,7 @@ def dispensed(p: Pump) -> str:
     infused_ml, withdrawn_ml = p.physics.travel_counters_ml()
     inf = (infused_ml - p.inf_base_ml) / unit
     wdr = (withdrawn_ml - p.wdr_base_ml) / unit
-    # a counter that has not moved since CLD (one of the two, on every poll) is +0.0, never
-    # -0.0 (the travel counters are sums of non-negative floats, so never -0.0 themselves, and
-    # x - x is +0.0), so its text is format_number's for 0.0 without the call
-    inf_text = format_number(inf) if inf else "0.000"
-    wdr_text = format_number(wdr) if wdr else "0.000"
-    return f"I{inf_text}W{wdr_text}{units}"
+    return f"I{format_number(inf)}W{format_number(wdr)}{units}"
 
 
 def set_safe_timeout(p: Pump, args: str, *, now_s: float, safe: bool) -> str:

@@ -174,7 +174,7 @@ def frame_safe(data: bytes) -> bytes:
     """STX LEN data CRC ETX: a header and a packed CRC + ETX around `data` (every reply)."""
     n = len(data)
     head = _SAFE_HEADS[n] if n <= _MAX_SAFE_DATA else bytes((STX, n + 4))  # ValueError past it
-    return head + data + _CRC_ETX(crc_hqx(data, 0), ETX)
+    return head + data + _CRC_ETX(crc16_xmodem(data), ETX)
 
 
 #: data bytes a safe packet can carry (LEN, one byte, counts them + 4)
