@@ -350,3 +350,21 @@ def test_any_float_formats_or_raises_value_error(value: float) -> None:
         assert 0 <= float(text) <= 9999
     with contextlib.suppress(ValueError):
         choose_rate_unit(value, max_rate_ml_per_h=abs(value) * 10 if value == value else None)
+
+
+def test_a_repeated_reply_is_decoded_once_and_a_bad_one_every_time() -> None:
+    """`parse_reply` and `parse_dispensed` keep what they decoded (a slow drip's polls repeat
+    the same bytes): the same object again, from a bytearray too; a corrupted reply is never
+    kept, it raises each time."""
+    raw = safe("00II12.34W0.000ML")
+    first = parse_reply(raw, True, address=0)
+    assert parse_reply(bytearray(raw), True, address=0) is first
+    assert first == NEReply(0, "I", data="I12.34W0.000ML", safe=True, text="00II12.34W0.000ML")
+    assert parse_dispensed(first.data) is parse_dispensed("I12.34W0.000ML")
+    with pytest.raises(ProtocolError, match="address 0, expected 1"):
+        parse_reply(raw, True, address=1)  # the address is part of what is kept
+    bad = raw[:-3] + bytes((raw[-3] ^ 0xFF,)) + raw[-2:]
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="CRC"):
+            parse_reply(bad, True, address=0)
+    assert parse_dispensed("I12.5W0.25UL").infused_ml == pytest.approx(0.0125)

@@ -9,6 +9,7 @@ The wire format is described there.
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 from typing import NamedTuple
 
@@ -172,7 +173,21 @@ def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NERepl
 
     With `address`, a reply from another pump is malformed too. Alarms and error codes are decoded
     into the result; `check_reply` turns them into exceptions.
+
+    A pure function of its arguments with an immutable result, so the last few are kept: a
+    pump's counters move by a display step every few polls at a low rate, and the replies in
+    between are the same bytes (six polls in ten of a 20 mg/h ketamine run). A malformed reply
+    raises each time; nothing is kept for it.
     """
+    return _decode_reply(bytes(raw), safe, address)
+
+
+#: replies kept by `parse_reply`: a few per pump for a station of many in one process
+_MAX_KEPT_REPLIES = 256
+
+
+@functools.lru_cache(maxsize=_MAX_KEPT_REPLIES)
+def _decode_reply(raw: bytes, safe: bool, address: int | None) -> NEReply:
     if len(raw) < 2 or raw[0] != STX or raw[-1] != ETX:
         raise ProtocolError("reply not framed by STX ... ETX", raw)
     if safe:
@@ -181,7 +196,7 @@ def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NERepl
         if len(raw) < 6:
             raise ProtocolError("safe reply too short", raw)
         body = raw[2:-3]
-        if crc16_xmodem(body) != int.from_bytes(raw[-3:-1], "big"):
+        if crc16_xmodem(body) != raw[-3] << 8 | raw[-2]:  # the CRC, big-endian
             raise ProtocolError("safe reply CRC mismatch", raw)
     else:
         body = raw[1:-1]
@@ -203,7 +218,8 @@ def parse_reply(raw: bytes, safe: bool, *, address: int | None = None) -> NERepl
         if rest not in ERRORS:
             raise ProtocolError(f"unknown error reply {rest!r}", raw)
         return NEReply(reply_address, status, error=rest, safe=safe, text=text)
-    return NEReply(reply_address, status, data=rest, safe=safe, text=text)
+    # positional (address, status, alarm, error, data, safe, text): every poll's reply
+    return NEReply(reply_address, status, None, None, rest, safe, text)
 
 
 def check_reply(
@@ -229,13 +245,19 @@ RATE = re.compile(rf"{NUMBER}(UM|MM|UH|MH)")
 VERSION = re.compile(r"([A-Z]+\d+(?:X\d*)?)V(\d+\.\d+)")
 
 
+@functools.lru_cache(maxsize=_MAX_KEPT_REPLIES)
 def parse_dispensed(data: str) -> DeliveredVolume:
-    """`DIS` reply data `I<infused>W<withdrawn><UL|ML>` -> mL."""
+    """`DIS` reply data `I<infused>W<withdrawn><UL|ML>` -> mL. Kept like `parse_reply`'s
+    replies (the volume is frozen): a poll repeats the last poll's text more often than not."""
     m = _DISPENSED.fullmatch(data)
     if m is None:
         raise ProtocolError(f"unexpected DIS reply {data!r}")
-    scale = 1e-3 if m[3] == "UL" else 1.0
-    return DeliveredVolume(infused_ml=float(m[1]) * scale, withdrawn_ml=float(m[2]) * scale)
+    infused, withdrawn, unit = m.groups()
+    if unit == "UL":
+        return DeliveredVolume(
+            infused_ml=float(infused) * 1e-3, withdrawn_ml=float(withdrawn) * 1e-3
+        )
+    return DeliveredVolume(infused_ml=float(infused), withdrawn_ml=float(withdrawn))
 
 
 def parse_version(data: str) -> tuple[str, str]:
