@@ -12,6 +12,7 @@ from pumpctl.simulator.devices.newera_wire import (
     crc16_xmodem,
     format_number,
     frame_safe,
+    framed_reply,
     parse_line,
     parse_packet,
 )
@@ -74,3 +75,11 @@ def test_dis_prints_unmoved_counters_as_format_number_does() -> None:
     talk(emu, b"0\r")
     assert talk(emu, b"0DIS\r") == b"\x0200SI0.000W0.000ML\x03"
     assert format_number(0.0) == "0.000"
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_a_reply_is_framed_the_long_way_and_kept(safe: bool) -> None:
+    data = b"07II1.234W0.000ML"
+    expected = frame_safe(data) if safe else bytes((STX,)) + data + bytes((ETX,))
+    assert framed_reply(7, "II1.234W0.000ML", safe) == expected
+    assert framed_reply(7, "II1.234W0.000ML", safe) is framed_reply(7, "II1.234W0.000ML", safe)

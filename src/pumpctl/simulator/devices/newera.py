@@ -38,6 +38,7 @@ from pumpctl.simulator.devices.newera_wire import (
     STX,
     format_number,
     frame_safe,
+    framed_reply,
     packet_address,
     parse_line,
     parse_packet,
@@ -228,9 +229,8 @@ class NE1000Emulation(BufferedEmulation):
     # -- output --------------------------------------------------------------------------------
 
     def _reply(self, pump: Pump, body: str) -> None:
-        data = (ADDRESS_TEXT[pump.address] + body).encode("latin-1")
         safe = pump.safe
-        framed = frame_safe(data) if safe else b"\x02" + data + b"\x03"
+        framed = framed_reply(pump.address, body, safe)
         if self._bad_crc and safe:
             self._bad_crc -= 1
             framed = framed[:-2] + bytes((framed[-2] ^ 0xFF,)) + framed[-1:]  # CRC low byte

@@ -7,6 +7,7 @@ on the wire). Pure and cached where a host repeats itself: a poll line is parsed
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import struct
@@ -23,6 +24,7 @@ __all__ = [
     "crc16_xmodem",
     "format_number",
     "frame_safe",
+    "framed_reply",
     "normalise",
     "packet_address",
     "parse_line",
@@ -175,6 +177,15 @@ def frame_safe(data: bytes) -> bytes:
     n = len(data)
     head = _SAFE_HEADS[n] if n <= _MAX_SAFE_DATA else bytes((STX, n + 4))  # ValueError past it
     return head + data + _CRC_ETX(crc16_xmodem(data), ETX)
+
+
+@functools.lru_cache(maxsize=256)
+def framed_reply(address: int, body: str, safe: bool) -> bytes:
+    """A reply as the pump sends it: address, `body`, framed for the mode (`frame_safe`, or STX
+    ... ETX). Kept, as `parse_packet` keeps packets: a poll's reply repeats the last one until
+    a counter moves a display step, every few polls at a low rate."""
+    data = (ADDRESS_TEXT[address] + body).encode("latin-1")
+    return frame_safe(data) if safe else b"\x02" + data + b"\x03"
 
 
 #: data bytes a safe packet can carry (LEN, one byte, counts them + 4)
