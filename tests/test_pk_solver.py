@@ -189,6 +189,20 @@ def test_superposition_and_linearity() -> None:
     assert split.as_array() == pytest.approx(infusion.as_array(), rel=1e-11)
 
 
+def test_advance_in_floats_is_the_matrix_step() -> None:
+    """`advance` sums in floats, in a fixed order, what `step` multiplies with numpy: the
+    same state to rounding, and it refuses an interval that goes back as `step` does."""
+    k = domino()
+    prop = Propagator(k)
+    state = PkState(3.0, 1.5, 0.25, 0.01)
+    for rate, dt in ((30.0, 10.0), (0.0, 10.0), (120.0, 0.5), (30.0, 10.0)):
+        expected = prop.step(state.as_array(), rate, dt)
+        state = prop.advance(state, rate, dt)
+        assert state.as_array() == pytest.approx(expected, rel=1e-14, abs=1e-300)
+    with pytest.raises(ValueError, match="interval"):
+        prop.advance(state, 30.0, -1.0)
+
+
 def test_after_an_infusion_stops() -> None:
     k = domino()
     prop = Propagator(k)
