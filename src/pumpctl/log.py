@@ -104,10 +104,16 @@ def debug_enabled(bound: Any) -> bool:
     chain = getattr(bound, "_processors", None)
     if not chain:
         return True
-    if chain[0] is structlog.stdlib.filter_by_level:
+    if chain[0] is _FILTER_BY_LEVEL:
         logger = getattr(bound, "_logger", None)
-        return not isinstance(logger, logging.Logger) or logger.isEnabledFor(logging.DEBUG)
+        return not isinstance(logger, _StdlibLogger) or logger.isEnabledFor(_DEBUG)
     return chain[-1] is not _drop
+
+
+# what `debug_enabled` compares with, looked up once (it runs on every poll)
+_FILTER_BY_LEVEL = structlog.stdlib.filter_by_level
+_StdlibLogger = logging.Logger
+_DEBUG = logging.DEBUG
 
 
 def level_number(level: int | str) -> int:

@@ -368,8 +368,12 @@ class RunBooks:
         return sum(r.delivered_ml for r in self.results.values())
 
     def booked(self, ledger: SegmentLedger) -> None:
-        """The segment's latest delivered volume into its phase result."""
-        self.results[ledger.segment.key].delivered_ml = ledger.delivered_ml
+        """The segment's latest delivered volume into its phase result (written only when it
+        moved: a slow drip's counter stays put for most polls, and a pydantic assignment is not
+        free)."""
+        result = self.results[ledger.segment.key]
+        if result.delivered_ml != ledger.delivered_ml:
+            result.delivered_ml = ledger.delivered_ml
 
     def check_rolling(self, now_s: float, total_ml: float) -> None:
         """SR08: drug delivered in any 1 h / 4 h / 24 h window stays under the library max."""
