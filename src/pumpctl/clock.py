@@ -255,11 +255,13 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         now = self._virtual_now
         when = now + delay
         scheduled: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]
-        while scheduled and scheduled[0].cancelled():  # as the loop drops them, from the head
+        # the handles' own fields, as the base loop reads them (`cancelled()` and `when()`
+        # are two calls a poll for a timer that stays scheduled, a watcher's or a test's)
+        while scheduled and scheduled[0]._cancelled:
             self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
             heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
         end = now + (when - now)
-        if scheduled and scheduled[0].when() < end + self._clock_resolution:  # type: ignore[attr-defined]
+        if scheduled and scheduled[0]._when < end + self._clock_resolution:  # type: ignore[attr-defined]
             return False
         # the loop's self-pipe alone needs no poll: a thread's call_soon_threadsafe lands in
         # the ready queue first; other descriptors (and signal wake-ups) are polled

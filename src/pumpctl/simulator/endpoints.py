@@ -118,7 +118,7 @@ class InMemoryTransport(Transport):
         if not self._open:
             raise PumpConnectionError(f"{self.name} is not open")
         lock = self._lock
-        if lock.locked() or lock._waiters:
+        if lock._locked or lock._waiters:  # type: ignore[attr-defined]  # (`locked()`, inline)
             async with lock:
                 return await self._exchange(request, frame_length, timeout_s)
         # the line is free and nothing below awaits until the reply is known to be late: the
