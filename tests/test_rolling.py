@@ -70,7 +70,7 @@ def _naive(limits: dict[float, float], tol: float, samples: list[tuple[float, fl
         max_size=300,
     )
 )
-def test_repeated_totals_are_not_stored_and_change_no_answer(
+def test_SR08_repeated_totals_are_not_stored_and_change_no_answer(
     steps: list[tuple[float, float]],
 ) -> None:
     """A drip's counter stays put for most polls; those samples are not stored (`add`), and
@@ -88,7 +88,7 @@ def test_repeated_totals_are_not_stored_and_change_no_answer(
         assert [totals.in_window_ml(w) for w in limits] == in_windows
 
 
-def test_a_tolerance_set_later_is_the_one_judged() -> None:
+def test_SR08_a_tolerance_set_later_is_the_one_judged() -> None:
     """The supervisor sets the tolerance again once the pump's container is set up."""
     totals = RollingTotals({3600.0: 5.0}, tolerance_ml=0.0)
     totals.tolerance_ml = 0.01
