@@ -153,8 +153,9 @@ class SegmentRunner:
                 continue
             next_poll = self.clock.now() + self.settings.interval_s
             verdict = await self._poll(ledger)
-            if self.pk is not None and verdict is _CONTINUE:
-                verdict = await self.pk.after_poll(ledger)
+            pk = self.pk
+            if pk is not None and verdict is _CONTINUE and pk.acts_after_polls:
+                verdict = await pk.after_poll(ledger)
             if verdict is _CONTINUE:
                 continue
             if verdict is Verdict.DONE:

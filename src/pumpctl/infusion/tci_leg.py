@@ -200,6 +200,13 @@ class PkLeg:
         ledger.rate_ml_per_h = cmd.rate_ml_per_h
         return True
 
+    @property
+    def acts_after_polls(self) -> bool:
+        """`after_poll` has work: a TCI controller, or a bolus (ending, or left over from the
+        segment before). Asked first on every poll: most runs have neither, and a coroutine
+        that only finds that out costs a poll's worth of calls."""
+        return self.controller is not None or self.bolus_until_s is not None
+
     async def after_poll(self, ledger: SegmentLedger) -> Verdict:
         now = self.clock.now()
         seg = ledger.segment
