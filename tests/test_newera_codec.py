@@ -368,3 +368,10 @@ def test_a_repeated_reply_is_decoded_once_and_a_bad_one_every_time() -> None:
         with pytest.raises(ProtocolError, match="CRC"):
             parse_reply(bad, True, address=0)
     assert parse_dispensed("I12.5W0.25UL").infused_ml == pytest.approx(0.0125)
+
+
+@pytest.mark.parametrize("byte", [0x00, 0x09, 0x1F, 0x7F, 0x80, 0xFF])
+def test_a_reply_with_any_byte_outside_printable_ascii_is_malformed(byte: int) -> None:
+    with pytest.raises(ProtocolError, match="non-printable"):
+        parse_reply(basic("00S")[:-1] + bytes((byte,)) + ETX, False)
+    assert parse_reply(basic("00S ~"), False).data == " ~"  # the two ends of the range

@@ -66,7 +66,6 @@ ALARMS: dict[str, AlarmReason] = {
 ERRORS = frozenset({"?", "?NA", "?OOR", "?COM", "?IGN"})
 #: a basic reply longer than this without ETX is garbage, not a slow reply
 _MAX_BASIC_REPLY = 128
-_PRINTABLE = bytes(range(0x20, 0x7F))
 
 # --------------------------------------------------------------------------- framing
 
@@ -200,9 +199,9 @@ def _decode_reply(raw: bytes, safe: bool, address: int | None) -> NEReply:
             raise ProtocolError("safe reply CRC mismatch", raw)
     else:
         body = raw[1:-1]
-    if body.translate(None, _PRINTABLE):  # anything left is not printable ASCII
+    # printable ASCII only (for ASCII text, `isprintable` is exactly 0x20..0x7E)
+    if not body.isascii() or not (text := body.decode("ascii")).isprintable():
         raise ProtocolError("reply holds non-printable bytes", raw)
-    text = body.decode("ascii")
     if len(text) < 3 or not text[:2].isdigit():
         raise ProtocolError("reply lacks a 2-digit address and a status", raw)
     reply_address, status, rest = int(text[:2]), text[2], text[3:]
