@@ -8,6 +8,7 @@ agreement checks both.
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -201,6 +202,19 @@ def test_advance_in_floats_is_the_matrix_step() -> None:
         assert state.as_array() == pytest.approx(expected, rel=1e-14, abs=1e-300)
     with pytest.raises(ValueError, match="interval"):
         prop.advance(state, 30.0, -1.0)
+
+
+def test_kept_intervals_are_nothing_the_collector_walks() -> None:
+    """A real-time run advances over a new interval length nearly every time, and keeps up to
+    4096 of them per propagator: as lists they made each full collection of a 50-pump
+    station walk millions of objects (poll lateness p99 2 -> 400 ms)."""
+    prop = Propagator(domino())
+    state = PkState()
+    for i in range(300):
+        state = prop.advance(state, 30.0, 10.0 + i * 1e-3)
+    gc.collect()
+    gc.collect()  # a tuple of tuples is let go one level a collection
+    assert not any(gc.is_tracked(rows) for rows in prop._rows.values())
 
 
 def test_after_an_infusion_stops() -> None:

@@ -150,7 +150,7 @@ class Propagator:
         self._m = kinetics.matrix_per_s()
         self._cache: dict[float, tuple[Matrix, Matrix]] = {}
         #: (Φ row, Γ entry) pairs as floats per interval, for `advance`
-        self._rows: dict[float, tuple[tuple[list[float], float], ...]] = {}
+        self._rows: dict[float, tuple[tuple[float, ...], ...]] = {}
 
     def transition(self, dt_s: float) -> tuple[Matrix, Matrix]:
         """(Φ, Γ) for an interval of `dt_s` seconds; Γ is per mg/s of infusion."""
@@ -182,12 +182,16 @@ class Propagator:
         rows = self._rows.get(key)
         if rows is None:
             phi, gamma = self.transition(duration_s)
-            rows = tuple(zip(phi.tolist(), gamma.tolist(), strict=True))
+            # tuples of floats only: the collector stops tracking them (lists it would walk at
+            # every full collection, and a real-time run keeps thousands of intervals)
+            rows = tuple((*r, g) for r, g in zip(phi.tolist(), gamma.tolist(), strict=True))
             if len(self._rows) < 4096:
                 self._rows[key] = rows
         u = rate_mg_per_h / 3600.0
         x0, x1, x2, x3 = state.a1_mg, state.a2_mg, state.a3_mg, state.ce_ug_per_ml
-        a1, a2, a3, ce = [r[0] * x0 + r[1] * x1 + r[2] * x2 + r[3] * x3 + g * u for r, g in rows]
+        a1, a2, a3, ce = [
+            p0 * x0 + p1 * x1 + p2 * x2 + p3 * x3 + g * u for p0, p1, p2, p3, g in rows
+        ]
         return PkState(a1, a2, a3, ce)
 
     def plasma(self, x: Matrix) -> float:
