@@ -152,8 +152,6 @@ class NE1000Driver(PumpDriver):
         self._status: str | None = None
         #: encoded requests by (address, safe, command): a poll sends the same bytes each time
         self._frames: dict[tuple[int, bool, str], bytes] = {}
-        #: the last `read_poll`'s reply (one object per reply bytes, `parse_reply`) and reading
-        self._last_poll: tuple[NEReply, tuple[PumpStatus, DeliveredVolume]] | None = None
 
     # -- wire ----------------------------------------------------------------------------------
 
@@ -362,16 +360,10 @@ class NE1000Driver(PumpDriver):
         (an alarm reply carries no volumes: the status says alarm and the counters read 0,
         which the supervisor never reaches because it acts on the alarm first)."""
         reply = await self._send("DIS", query=True, alarms=False)
-        last = self._last_poll
-        if last is not None and last[0] is reply:  # the same bytes as the poll before (kept)
-            return last[1]
         status = status_for_reply(reply)
         if status.alarm is not None:
-            read = status, DeliveredVolume(infused_ml=0.0)
-        else:
-            read = status, parse_dispensed(reply.data)
-        self._last_poll = reply, read
-        return read
+            return status, DeliveredVolume(infused_ml=0.0)
+        return status, parse_dispensed(reply.data)
 
     async def clear_counters(self) -> None:
         await self._send("CLDINF")
