@@ -11,6 +11,7 @@ import errno
 import math
 import os
 import termios
+import time
 import tty
 
 from pumpctl.clock import Clock
@@ -19,6 +20,7 @@ from pumpctl.log import get_logger
 from pumpctl.simulator.devices.base import Emulation, LineSettings
 from pumpctl.simulator.faults import FaultSchedule
 from pumpctl.simulator.link import Link, Mismatch, pty_line_settings, set_pty_line_settings
+from pumpctl.simulator.wake import Waker
 
 __all__ = ["MAX_CLIENT_BACKLOG_BYTES", "TICK_WALL_S", "PtyEndpoint", "TcpEndpoint"]
 
@@ -35,10 +37,20 @@ class _Pacer:
         self._pending = bytearray()
         self._busy_until_w = -math.inf
 
-    def push(self, data: bytes, now_w: float) -> None:
-        if not self._pending and self._busy_until_w < now_w:
-            self._busy_until_w = now_w  # idle line: the first byte starts now
+    @property
+    def released_w(self) -> float:
+        """When the last byte released so far finished arriving (wall seconds)."""
+        return self._busy_until_w
+
+    def push(self, data: bytes, start_w: float) -> None:
+        """Queue `data`; on an idle line its first byte starts at `start_w`."""
+        if not self._pending and self._busy_until_w < start_w:
+            self._busy_until_w = start_w
         self._pending += data
+
+    def last_due_w(self, byte_s: float) -> float:
+        """When the last queued byte will have arrived (wall seconds)."""
+        return self._busy_until_w + len(self._pending) * byte_s
 
     def pop(self, now_w: float, byte_s: float) -> bytes:
         """Bytes whose last bit has arrived by `now_w`."""
@@ -75,6 +87,7 @@ class _RealTimeEndpoint:
         self.pace = pace and math.isfinite(clock.time_scale)
         self._pace_in = _Pacer()
         self._pace_out = _Pacer()
+        self._waker: Waker | None = None
         self.log = get_logger("pumpctl.simulator.endpoint", model=emulation.model)
 
     @property
@@ -101,24 +114,43 @@ class _RealTimeEndpoint:
         self._sync()
         if self.pace:
             self._pace_in.push(data, self._wall_now())
-            data = self._pace_in.pop(self._wall_now(), self._byte_s())
-        if data:
+            self._wake_at(self._pace_in.last_due_w(self._byte_s()))
+        else:
             self._link.feed(data, self._client_line())
         self._flush()
 
     def _flush(self) -> None:
         client = self._client_line()
-        if self.pace:
-            now_w, byte_s = self._wall_now(), self._byte_s()
-            arrived = self._pace_in.pop(now_w, byte_s)
-            if arrived:
-                self._link.feed(arrived, client)
-            self._pace_out.push(self._link.read(client), now_w)
-            out = self._pace_out.pop(now_w, byte_s)
-        else:
+        if not self.pace:
             out = self._link.read(client)
+            if out:
+                self._write(out)
+            return
+        now_w, byte_s = self._wall_now(), self._byte_s()
+        arrived = self._pace_in.pop(now_w, byte_s)
+        if arrived:
+            self._link.feed(arrived, client)
+        reply = self._link.read(client)
+        if reply:
+            # A pump starts answering when the last byte it heard has arrived, not when this
+            # flush noticed: a tick late here would be a tick lost on every exchange.
+            start_w = self._pace_in.released_w if arrived else now_w
+            self._pace_out.push(reply, start_w)
+            self._wake_at(self._pace_out.last_due_w(byte_s))
+        out = self._pace_out.pop(now_w, byte_s)
         if out:
             self._write(out)
+
+    def _wake_at(self, due_w: float) -> None:
+        """Flush again when the byte due at `due_w` has arrived, not at the next tick: the last
+        byte of a frame is what a client waits for. A microsecond more covers the float sum of
+        byte times, so the byte is surely due when the flush looks."""
+        if self._waker is not None:
+            self._waker.at(time.monotonic() + (due_w - self._wall_now()) + 1e-6)
+
+    def _on_due(self) -> None:
+        self._sync()
+        self._flush()
 
     async def _tick(self) -> None:
         while True:
@@ -128,9 +160,14 @@ class _RealTimeEndpoint:
 
     def _start_ticking(self) -> None:
         self._sync()
+        if self.pace:
+            self._waker = Waker(self._on_due)
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
     async def _stop_ticking(self) -> None:
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
