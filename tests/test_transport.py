@@ -361,3 +361,30 @@ async def test_pty_other_end_closing_mid_wait_is_a_connection_error(
     os.close(master)
     with pytest.raises(PumpConnectionError):
         await task
+
+
+def test_a_timeout_after_quick_replies_waits_its_whole_time() -> None:
+    """The transport keeps one reply timer across exchanges: a silent reply after a run of quick
+    ones still waits its own timeout from its own request, no less and no more."""
+
+    async def main(clock: Clock) -> list[float]:
+        responder = Responder()
+        server = await asyncio.start_server(responder.handle, "127.0.0.1", 0)
+        t = SerialTransport(f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}", clock=clock)
+        await t.open()
+        waits = []
+        try:
+            for _ in range(3):
+                for _ in range(20):  # quick replies 0.35 s apart: one armed timer outlives them
+                    assert await t.exchange(b"0\r", etx_framer, 1.0) == b"\x020\x03"
+                    await clock.sleep(0.35)
+                t0 = clock.now()
+                with pytest.raises(PumpTimeout):
+                    await t.exchange(b"0\r", never_complete, 1.0)
+                waits.append(clock.now() - t0)
+        finally:
+            await t.close()
+            server.close()
+        return waits
+
+    assert run_with_clock(main, virtual=True) == [pytest.approx(1.0)] * 3
