@@ -16,6 +16,7 @@ trigger, X purging; `A?x` alarms replace the status; `?`, `?NA`, `?OOR`, `?COM`,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from pumpctl.drivers.base import (
@@ -150,8 +151,12 @@ class NE1000Driver(PumpDriver):
         self._rate_unit: RateUnit | None = None
         self._direction: Direction | None = None
         self._status: str | None = None
-        #: encoded requests by (address, safe, command): a poll sends the same bytes each time
-        self._frames: dict[tuple[int, bool, str], bytes] = {}
+        #: requests as sent (bytes, reply framer, reply parser) by everything that shapes them:
+        #: a poll sends the same bytes and reads its reply the same way each time
+        self._requests: dict[
+            tuple[int, bool, bool, str, _Framing | None, bool, bool],
+            tuple[bytes, FrameLength, Callable[[bytes], NEReply]],
+        ] = {}
 
     # -- wire ----------------------------------------------------------------------------------
 
@@ -167,14 +172,20 @@ class NE1000Driver(PumpDriver):
     ) -> NEReply:
         """One exchange in the framing in force (or the one given); returns the checked reply."""
         safe = self.safe_mode if send_safe is None else send_safe
-        key = (self.address, safe, command)
-        frame = self._frames.get(key)
-        if frame is None:
-            frame = (
-                encode_safe(self.address, command) if safe else encode_basic(self.address, command)
-            )
-            if len(self._frames) < _MAX_CACHED_FRAMES:
-                self._frames[key] = frame
+        key = (self.address, safe, self.safe_mode, command, framing, alarms, errors)
+        request = self._requests.get(key)
+        if request is None:
+            request = self._request(command, safe, framing, alarms, errors)
+            if len(self._requests) < _MAX_CACHED_FRAMES:
+                self._requests[key] = request
+        frame, framer, parse = request
+        return await self._exchange(frame, framer, parse, idempotent=query, command=command)
+
+    def _request(
+        self, command: str, safe: bool, framing: _Framing | None, alarms: bool, errors: bool
+    ) -> tuple[bytes, FrameLength, Callable[[bytes], NEReply]]:
+        """The encoded request, the reply's framer and its parser, for `_send` to keep."""
+        frame = encode_safe(self.address, command) if safe else encode_basic(self.address, command)
         framing = framing or ("safe" if self.safe_mode else "basic")
         framer = _FRAMERS.get(framing, any_frame_length)
 
@@ -189,7 +200,7 @@ class NE1000Driver(PumpDriver):
                 log("pump.alarm", alarm=reply.alarm.value, command=command)
             return check_reply(reply, command=command, alarms=alarms, errors=errors)
 
-        return await self._exchange(frame, framer, parse, idempotent=query, command=command)
+        return frame, framer, parse
 
     async def open(self) -> None:
         """Open the port and find the pump: basic framing first, then safe (a previous controller
