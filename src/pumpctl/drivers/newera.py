@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pumpctl.drivers.base import (
     AlarmReason,
@@ -121,6 +121,8 @@ _Framing = Literal["basic", "safe", "auto"]
 _FRAMERS: dict[str, FrameLength] = {"basic": basic_frame_length, "safe": safe_frame_length}
 #: distinct requests a driver keeps encoded (rates and volumes vary; polls do not)
 _MAX_CACHED_FRAMES = 64
+#: a request as `_send` keeps it: its bytes, the reply's framer and the reply's parser
+_Request = tuple[bytes, FrameLength, Callable[[bytes], NEReply]]
 
 
 class NE1000Driver(PumpDriver):
@@ -153,10 +155,7 @@ class NE1000Driver(PumpDriver):
         self._status: str | None = None
         #: requests as sent (bytes, reply framer, reply parser) by everything that shapes them:
         #: a poll sends the same bytes and reads its reply the same way each time
-        self._requests: dict[
-            tuple[int, bool, bool, str, _Framing | None, bool, bool],
-            tuple[bytes, FrameLength, Callable[[bytes], NEReply]],
-        ] = {}
+        self._requests: dict[tuple[Any, ...], _Request] = {}
 
     # -- wire ----------------------------------------------------------------------------------
 
@@ -183,7 +182,7 @@ class NE1000Driver(PumpDriver):
 
     def _request(
         self, command: str, safe: bool, framing: _Framing | None, alarms: bool, errors: bool
-    ) -> tuple[bytes, FrameLength, Callable[[bytes], NEReply]]:
+    ) -> _Request:
         """The encoded request, the reply's framer and its parser, for `_send` to keep."""
         frame = encode_safe(self.address, command) if safe else encode_basic(self.address, command)
         framing = framing or ("safe" if self.safe_mode else "basic")

@@ -213,12 +213,9 @@ class SerialTransport(Transport):
             lock.release()
 
     async def _await_reply(self, frame_length: FrameLength, timeout_s: float) -> int:
-        """Wait until the buffer holds a whole reply; its length by `frame_length`.
-
-        `_feed` resolves the waiter only when the framer finds a whole reply, so partial
-        chunks wake nobody; the reply timeout is the transport's one `ReplyTimer`, not a cancel
-        scope or a timer per wait. On a poll path taken hundreds of thousands of times this is
-        the cheapest wait asyncio has."""
+        """Wait until the buffer holds a whole reply; its length by `frame_length`. `_feed`
+        resolves the waiter only when the framer finds a whole reply (partial chunks wake
+        nobody); the timeout is the transport's one `ReplyTimer`, not a timer per wait."""
         timer = self._reply_timer
         assert timer is not None  # set at open, and `_require_open` came first
         waiter: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
@@ -257,9 +254,8 @@ class SerialTransport(Transport):
             raise PumpConnectionError(f"{self.name} failed: {self._error}") from self._error
 
     async def _discard_stale(self, frame_length: FrameLength) -> None:
-        """Drop late replies and unsolicited packets (the buffer holds some, the OS's bytes
-        drained into it) so they cannot pass for this reply. Called only then: a coroutine
-        for the empty buffer of nearly every exchange costs a poll more than the check.
+        """Drop late replies and unsolicited packets so they cannot pass for this reply (called
+        only when the buffer holds some: most exchanges need no coroutine for it).
 
         A packet still arriving (an NE auto-alarm announced while we were busy) is waited for,
         a few character times at most, and dropped whole: dropping only the bytes already here
