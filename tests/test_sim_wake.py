@@ -73,14 +73,14 @@ def test_a_reply_starts_when_the_request_arrived_not_when_the_flush_noticed() ->
     endpoint._on_input(b"0\r")  # at t=0; its last byte has arrived at 2 * byte_s
     assert endpoint.out() == b""
     clock.t = 2 * byte_s + 0.012  # a flush 12 ms after the request was in (a tick late)
-    endpoint._on_due()
+    endpoint._catch_up()
     assert endpoint.out() == REPLY[:1]  # the reply began at 2 * byte_s: one byte is through
     done_s = (2 + len(REPLY)) * byte_s
     clock.t = done_s - 1e-4
-    endpoint._on_due()
+    endpoint._catch_up()
     assert endpoint.out() == REPLY[:-1]  # the last byte is still on the wire...
     clock.t = done_s + 1e-6
-    endpoint._on_due()
+    endpoint._catch_up()
     assert endpoint.out() == REPLY  # ...and through at request + reply wire time, not later
     assert all(t >= 3 * byte_s for t, _ in endpoint.written)  # never before the first byte
 
@@ -95,15 +95,15 @@ def test_a_reply_to_a_request_heard_long_ago_still_takes_its_wire_time() -> None
     emulation.set_reply_delay_s(1.0)
     endpoint._on_input(b"0\r")
     clock.t = 0.5
-    endpoint._on_due()  # the request is in; the pump has not answered
+    endpoint._catch_up()  # the request is in; the pump has not answered
     clock.t = 1.6
-    endpoint._on_due()  # the answer is ready now: its first byte starts now
+    endpoint._catch_up()  # the answer is ready now: its first byte starts now
     assert endpoint.out() == b""
     clock.t = 1.6 + len(REPLY) * byte_s - 1e-4
-    endpoint._on_due()
+    endpoint._catch_up()
     assert endpoint.out() == REPLY[:-1]
     clock.t = 1.6 + len(REPLY) * byte_s + 1e-6
-    endpoint._on_due()
+    endpoint._catch_up()
     assert endpoint.out() == REPLY
 
 

@@ -148,20 +148,20 @@ class _RealTimeEndpoint:
         if self._waker is not None:
             self._waker.at(time.monotonic() + (due_w - self._wall_now()) + 1e-6)
 
-    def _on_due(self) -> None:
+    def _catch_up(self) -> None:
+        """Bring the emulation to now and move what is due both ways: each tick, each wake."""
         self._sync()
         self._flush()
 
     async def _tick(self) -> None:
         while True:
-            self._sync()
-            self._flush()
+            self._catch_up()
             await self.clock.sleep(self._tick_clock_s)
 
     def _start_ticking(self) -> None:
         self._sync()
         if self.pace:
-            self._waker = Waker(self._on_due)
+            self._waker = Waker(self._catch_up)
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
     async def _stop_ticking(self) -> None:
